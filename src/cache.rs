@@ -1,0 +1,139 @@
+//! The in-process tile cache: moka, weighted by bytes, one render per key at a time.
+//!
+//! Entries hold the tile exactly as it goes on the wire, both plain and gzip-compressed
+//! (compressed once, at render time), with its ETag, so a hit costs a hash lookup and a
+//! reference-count increment: never a compression. Keys carry the layer's data version;
+//! when the version changes, the layer's old entries are invalidated.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use moka::future::Cache;
+
+use crate::source::SourceError;
+use crate::tile::{TileFormat, TileId};
+
+/// Bytes of bookkeeping charged per entry on top of the tile bytes.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// What identifies a cached tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileKey {
+    /// Layer index in the catalog.
+    pub layer: usize,
+    /// The layer's data version when the tile was requested.
+    pub version: u64,
+    /// The tile.
+    pub tile: TileId,
+    /// Format.
+    pub format: TileFormat,
+    /// Pixel ratio.
+    pub scale: u8,
+}
+
+/// A rendered tile, ready to send.
+#[derive(Debug)]
+pub struct EncodedTile {
+    /// The tile bytes; empty for an empty tile.
+    pub raw: Bytes,
+    /// gzip of `raw`, for compressible non-empty formats.
+    pub gzip: Option<Bytes>,
+    /// Content hash (hex), the base of the strong ETags.
+    pub hash: String,
+}
+
+impl EncodedTile {
+    /// Wraps rendered bytes, compressing them when the format benefits (CPU: call off
+    /// the async runtime for large tiles).
+    pub fn new(raw: Vec<u8>, format: TileFormat) -> Self {
+        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
+        let gzip = (format.compressible() && !raw.is_empty()).then(|| Bytes::from(gzip(&raw)));
+        Self {
+            raw: Bytes::from(raw),
+            gzip,
+            hash,
+        }
+    }
+
+    /// Whether the tile has no content (served as 204).
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    fn weight(&self) -> u32 {
+        let bytes = self.raw.len() + self.gzip.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD;
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 2),
+        flate2::Compression::default(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
+/// The tile cache (or a pass-through when sized 0).
+#[derive(Clone)]
+pub struct TileCache {
+    inner: Option<Cache<TileKey, Arc<EncodedTile>>>,
+}
+
+impl TileCache {
+    /// A cache holding at most `max_bytes` of tiles; 0 disables caching.
+    pub fn new(max_bytes: u64) -> Self {
+        let inner = (max_bytes > 0).then(|| {
+            Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_k: &TileKey, v: &Arc<EncodedTile>| v.weight())
+                .support_invalidation_closures()
+                .build()
+        });
+        Self { inner }
+    }
+
+    /// Returns the cached tile, or runs `render` once for all concurrent callers of the
+    /// same key and caches its result. Errors are shared by the waiting callers and not
+    /// cached.
+    pub async fn get_or_render<F>(
+        &self,
+        key: TileKey,
+        render: F,
+    ) -> Result<Arc<EncodedTile>, Arc<SourceError>>
+    where
+        F: Future<Output = Result<EncodedTile, SourceError>>,
+    {
+        match &self.inner {
+            Some(cache) => {
+                cache
+                    .try_get_with(key, async { render.await.map(Arc::new) })
+                    .await
+            }
+            None => render.await.map(Arc::new).map_err(Arc::new),
+        }
+    }
+
+    /// Whether `key` is cached (for tests and diagnostics).
+    pub fn contains(&self, key: &TileKey) -> bool {
+        self.inner.as_ref().is_some_and(|c| c.contains_key(key))
+    }
+
+    /// Drops every entry of layer `layer` older than `version`.
+    pub fn invalidate_layer(&self, layer: usize, version: u64) {
+        if let Some(cache) = &self.inner
+            && let Err(e) =
+                cache.invalidate_entries_if(move |k, _| k.layer == layer && k.version < version)
+        {
+            tracing::warn!(error = %e, "cache invalidation failed");
+        }
+    }
+
+    /// Approximate bytes held.
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.as_ref().map_or(0, Cache::weighted_size)
+    }
+}

@@ -1,0 +1,53 @@
+//! `/health` (the process is alive) and `/ready` (the database answers; broken layers listed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+/// Always 200 while the process serves requests.
+pub async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when the database answers within two seconds, 503 otherwise. Layers that failed
+/// to open are listed either way (they do not make the server unready: every replica
+/// would share the problem).
+pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let database = tokio::time::timeout(Duration::from_secs(2), async {
+        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    })
+    .await
+    .unwrap_or_else(|_| Err("timed out".to_owned()));
+    let broken: Vec<Value> = state
+        .catalog
+        .iter()
+        .filter_map(|(_, l)| {
+            l.source
+                .as_ref()
+                .err()
+                .map(|e| json!({ "layer": l.name, "error": e }))
+        })
+        .collect();
+    let status = if database.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if database.is_ok() { "ready" } else { "unavailable" },
+        "database": match &database { Ok(()) => json!("ok"), Err(e) => json!({ "error": e }) },
+        "broken_layers": broken,
+    });
+    (status, Json(body))
+}

@@ -1,0 +1,83 @@
+//! The HTTP server: shared state, routes, middleware.
+
+pub mod error;
+mod health;
+mod tilejson;
+pub mod tiles;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::get;
+use deadpool_postgres::Pool;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::cache::TileCache;
+use crate::config::Config;
+use crate::source::Catalog;
+use error::ApiError;
+
+/// Everything request handlers share.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// Layers.
+    pub catalog: Catalog,
+    /// Tile query pool.
+    pub pool: Pool,
+    /// Tile cache.
+    pub cache: TileCache,
+    /// The `Cache-Control` header value of tiles.
+    pub cache_control: HeaderValue,
+}
+
+impl AppState {
+    /// A table changed: bump the versions of the layers reading it.
+    pub fn table_changed(&self, table: &str) {
+        for index in self.catalog.layers_of_table(table) {
+            if let Some(layer) = self.catalog.layer(index) {
+                let version = layer.bump();
+                self.cache.invalidate_layer(index, version);
+                tracing::info!(layer = %layer.name, version, "data changed");
+            }
+        }
+    }
+
+    /// Changes may have been missed: bump every layer.
+    pub fn all_changed(&self) {
+        for (index, layer) in self.catalog.iter() {
+            let version = layer.bump();
+            self.cache.invalidate_layer(index, version);
+        }
+        tracing::info!("all layer versions bumped after reconnecting");
+    }
+}
+
+/// Builds the router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let cors = cors_layer(&state.config.http.cors_origins);
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/tiles", get(tilejson::catalog))
+        .route("/tiles/{layer}", get(tilejson::tilejson))
+        .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::get_tile))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .expose_headers([header::ETAG, header::CONTENT_ENCODING])
+}

@@ -1,0 +1,138 @@
+//! TileJSON 3.0.0 per layer (`/tiles/{layer}`) and the catalog of layers (`/tiles`).
+//!
+//! Tile URLs are absolute: built from the configured `public_url`, or else from the
+//! `X-Forwarded-Proto`/`-Host`/`-Prefix` and `Host` headers a reverse proxy sends.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::source::{Layer, Source};
+
+/// The layer catalog.
+pub async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&state, &headers);
+    let layers: Vec<Value> = state
+        .catalog
+        .iter()
+        .map(|(_, layer)| {
+            let mut entry =
+                json!({ "id": layer.name, "tilejson": format!("{base}/tiles/{}", layer.name) });
+            match &layer.source {
+                Ok(source) => {
+                    entry["type"] = json!(kind(source));
+                    entry["format"] = json!(source.format().extension());
+                    entry["minzoom"] = json!(source.minzoom());
+                    entry["maxzoom"] = json!(source.maxzoom());
+                }
+                Err(e) => entry["error"] = json!(e),
+            }
+            entry
+        })
+        .collect();
+    Json(json!({ "layers": layers }))
+}
+
+/// TileJSON of one layer.
+pub async fn tilejson(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let (_, layer) = state.catalog.get(&name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown layer `{}`",
+            name.chars().take(64).collect::<String>()
+        ))
+    })?;
+    let source = layer.source.as_ref().map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "layer_unavailable",
+            e.clone(),
+        )
+    })?;
+    Ok(Json(document(layer, source, &base_url(&state, &headers))))
+}
+
+fn kind(source: &Source) -> &'static str {
+    match source {
+        Source::Vector(_) => "vector",
+    }
+}
+
+fn document(layer: &Layer, source: &Source, base: &str) -> Value {
+    let Source::Vector(v) = source;
+    let bounds = v
+        .bounds
+        .unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
+    let center_zoom = v.minzoom.max(v.maxzoom.min(v.minzoom + 2));
+    let fields: Map<String, Value> = v
+        .properties
+        .iter()
+        .map(|(name, kind)| (name.clone(), json!(kind.tilejson_type())))
+        .collect();
+    let mut doc = json!({
+        "tilejson": "3.0.0",
+        "name": layer.name,
+        "scheme": "xyz",
+        "format": "pbf",
+        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.{}", layer.name, source.format().extension())],
+        "minzoom": v.minzoom,
+        "maxzoom": v.maxzoom,
+        "bounds": bounds,
+        "center": [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom],
+        "vector_layers": [{
+            "id": layer.name,
+            "fields": fields,
+            "minzoom": v.minzoom,
+            "maxzoom": v.maxzoom,
+            "geometry_type": v.geometry_type,
+        }],
+    });
+    if let Some(d) = &v.description {
+        doc["description"] = json!(d);
+    }
+    if let Some(a) = &v.attribution {
+        doc["attribution"] = json!(a);
+    }
+    doc
+}
+
+/// The public base URL (no trailing slash).
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let proto = header("x-forwarded-proto")
+        .filter(|p| p == "http" || p == "https")
+        .unwrap_or_else(|| "http".to_owned());
+    let host = header("x-forwarded-host")
+        .or_else(|| header("host"))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or_else(|| state.config.listen.to_string());
+    let prefix = header("x-forwarded-prefix")
+        .filter(|p| {
+            p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c))
+        })
+        .map(|p| format!("/{}", p.trim_matches('/')))
+        .filter(|p| p != "/")
+        .unwrap_or_default();
+    format!("{proto}://{host}{prefix}")
+}

@@ -1,0 +1,206 @@
+//! `GET /tiles/{layer}/{z}/{x}/{y}.{ext}`: validate, look up the cache, render, and
+//! answer with the HTTP conventions clients expect (ETag/304, gzip negotiation, 204).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::cache::{EncodedTile, TileKey};
+use crate::tile::{TileId, parse_y_segment};
+
+/// The tile endpoint.
+pub async fn get_tile(
+    State(state): State<Arc<AppState>>,
+    Path((layer_name, z, x, y_segment)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let segment = parse_y_segment(&y_segment)?;
+    let tile = TileId::parse(&z, &x, segment.y)?;
+    let (index, layer) = state
+        .catalog
+        .get(&layer_name)
+        .ok_or_else(|| ApiError::not_found(format!("unknown layer `{}`", truncate(&layer_name))))?;
+    let source = layer.source.as_ref().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "layer_unavailable",
+            format!("layer `{layer_name}` failed to open; see /ready"),
+        )
+    })?;
+    if !source.supports(segment.format, segment.scale) {
+        return Err(ApiError::not_found(format!(
+            "layer `{layer_name}` is not available as {}{}",
+            if segment.scale == 2 { "@2x " } else { "" },
+            segment.format.extension()
+        )));
+    }
+    if tile.z < source.minzoom() || tile.z > source.maxzoom() {
+        return Err(ApiError::not_found(format!(
+            "zoom {} is outside layer `{layer_name}`'s range {}..={}",
+            tile.z,
+            source.minzoom(),
+            source.maxzoom()
+        )));
+    }
+    let key = TileKey {
+        layer: index,
+        version: layer.version(),
+        tile,
+        format: segment.format,
+        scale: segment.scale,
+    };
+    let format = segment.format;
+    let encoded = state
+        .cache
+        .get_or_render(key, async {
+            let raw = source.render(&state.pool, tile).await?;
+            if raw.len() < 2048 {
+                return Ok(EncodedTile::new(raw, format));
+            }
+            tokio::task::spawn_blocking(move || EncodedTile::new(raw, format))
+                .await
+                .map_err(|e| crate::source::SourceError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| ApiError::from(e.as_ref()))?;
+    Ok(respond(
+        &state,
+        &encoded,
+        format.content_type(),
+        format.compressible(),
+        &headers,
+    ))
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Builds the response for a rendered tile.
+fn respond(
+    state: &AppState,
+    tile: &EncodedTile,
+    content_type: &'static str,
+    compressible: bool,
+    request: &HeaderMap,
+) -> Response {
+    let gzip = match &tile.gzip {
+        Some(gz) if accepts_gzip(request) => Some(gz.clone()),
+        _ => None,
+    };
+    let etag = if gzip.is_some() {
+        format!("\"{}-gz\"", tile.hash)
+    } else {
+        format!("\"{}\"", tile.hash)
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, state.cache_control.clone());
+    if compressible {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if if_none_match(request, &etag) {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    if tile.is_empty() {
+        return (StatusCode::NO_CONTENT, headers).into_response();
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let body = match gzip {
+        Some(gz) => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            gz
+        }
+        None => tile.raw.clone(),
+    };
+    (StatusCode::OK, headers, Body::from(body)).into_response()
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with a non-zero q).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            value.split(',').any(|item| {
+                let mut parts = item.split(';');
+                let coding = parts.next().unwrap_or("").trim();
+                let q_zero = parts.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+            })
+        })
+}
+
+/// Whether `If-None-Match` lists `etag` (or `*`); weak comparison, as RFC 9110 asks.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            value
+                .split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: header::HeaderName, value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_static(value));
+        h
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(&headers(
+            header::ACCEPT_ENCODING,
+            "gzip, deflate, br"
+        )));
+        assert!(accepts_gzip(&headers(
+            header::ACCEPT_ENCODING,
+            "br;q=1.0, GZIP;q=0.5"
+        )));
+        assert!(accepts_gzip(&headers(header::ACCEPT_ENCODING, "*")));
+        assert!(!accepts_gzip(&headers(header::ACCEPT_ENCODING, "gzip;q=0")));
+        assert!(!accepts_gzip(&headers(
+            header::ACCEPT_ENCODING,
+            "br, identity"
+        )));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn etag_matching() {
+        assert!(if_none_match(
+            &headers(header::IF_NONE_MATCH, "\"a\", \"b\""),
+            "\"b\""
+        ));
+        assert!(if_none_match(
+            &headers(header::IF_NONE_MATCH, "W/\"b\""),
+            "\"b\""
+        ));
+        assert!(if_none_match(&headers(header::IF_NONE_MATCH, "*"), "\"b\""));
+        assert!(!if_none_match(
+            &headers(header::IF_NONE_MATCH, "\"a\""),
+            "\"b\""
+        ));
+    }
+}

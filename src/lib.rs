@@ -1,0 +1,20 @@
+//! Planscape server: vector (MVT) tiles from PostGIS, served over HTTP with a byte-weighted
+//! in-process cache that follows data changes.
+//!
+//! The request path, following module names: [`http`] parses and validates the request,
+//! [`cache`] answers or single-flights a render, [`source`] renders from PostGIS, and
+//! [`changes`] keeps cache keys current when the data changes. [`config`] and [`db`] set
+//! things up; [`demo`] generates the demo data.
+
+pub mod cache;
+pub mod changes;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod http;
+pub mod server;
+pub mod source;
+pub mod tile;
+
+/// Layer names the URL space keeps for other uses.
+pub const RESERVED_LAYER_NAMES: &[&str] = &["plans", "legend"];

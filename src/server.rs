@@ -1,0 +1,118 @@
+//! Start-up: wait for the database, migrate, open the layers, install change triggers,
+//! then serve until shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use tokio::net::TcpListener;
+
+use crate::cache::TileCache;
+use crate::changes;
+use crate::config::Config;
+use crate::db::{self, DbError};
+use crate::http::{self, AppState};
+use crate::source::Catalog;
+
+/// A start-up failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database never became reachable, or migrating failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A server that is listening.
+pub struct Server {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Shared state (tests inspect the cache and catalog).
+    pub state: Arc<AppState>,
+    listener: TcpListener,
+    change_listener: tokio::task::JoinHandle<()>,
+}
+
+/// Prepares everything and binds the socket; call [`Server::run`] to serve.
+pub async fn start(config: Config) -> Result<Server, StartError> {
+    wait_for_database(&config).await?;
+    let applied = db::migrate(&config.database).await?;
+    if applied > 0 {
+        tracing::info!(applied, "migrations applied");
+    }
+    let client = db::connect(&config.database).await?;
+    let catalog = Catalog::open(&config, &client).await;
+    changes::install_triggers(&client, &catalog.tables()).await;
+    drop(client);
+    let pool = db::create_pool(&config.database)?;
+    let cache = TileCache::new(config.cache.size_mb.saturating_mul(1024 * 1024));
+    // Validated in `Config::validate`.
+    let cache_control = HeaderValue::from_str(&config.http.cache_control)
+        .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
+    let listen = config.listen;
+    let state = Arc::new(AppState {
+        config,
+        catalog,
+        pool,
+        cache,
+        cache_control,
+    });
+    let change_listener =
+        changes::spawn_listener(state.config.database.clone(), Arc::clone(&state));
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    Ok(Server {
+        addr,
+        state,
+        listener,
+        change_listener,
+    })
+}
+
+impl Server {
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = http::router(Arc::clone(&self.state));
+        tracing::info!(addr = %self.addr, layers = self.state.catalog.iter().count(), "serving");
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.change_listener.abort();
+        result
+    }
+}
+
+/// Retries the first connection for up to 30 s, so a server started beside its
+/// database (compose, ECS) does not crash-loop.
+async fn wait_for_database(config: &Config) -> Result<(), DbError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match db::connect(&config.database).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

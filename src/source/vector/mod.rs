@@ -1,0 +1,405 @@
+//! Vector tiles from a PostGIS table.
+//!
+//! Division of labour, chosen by measurement (see `docs/benchmarks.md`): PostGIS does
+//! what only it can do well, the index scan (`&&` against the tile envelope in the
+//! table's own SRID), the reprojection to EPSG:3857 and a Douglas–Peucker
+//! simplification at an eighth of a pixel, which shrinks what crosses the wire. Features
+//! smaller than a pixel at the zoom send only their bounding box. Everything per-tile
+//! beyond that — clipping, snapping to the 4096 grid, ring orientation, tiny-polygon
+//! reduction, protobuf and gzip encoding — runs in Rust on a blocking thread of this
+//! server, so the shared database does less work per tile than `ST_AsMVT` (which also
+//! validates every clipped polygon) and servers scale out horizontally.
+
+mod clip;
+pub mod encode;
+
+use deadpool_postgres::Pool;
+use geozero::ToGeo;
+use tokio_postgres::Row;
+
+use crate::config::VectorLayerConfig;
+use crate::db::quote_ident;
+use crate::source::SourceError;
+use crate::tile::{Bounds, TileId};
+use encode::{BUFFER, EXTENT, Feature, FeatureGeom, PIXEL, PropValue, SIMPLIFY_UNITS};
+
+/// The type a property is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropKind {
+    /// Integers.
+    Int,
+    /// Floating point and numeric.
+    Float,
+    /// Booleans.
+    Bool,
+    /// Text and anything else (cast to text).
+    Str,
+}
+
+impl PropKind {
+    fn from_pg_type(typname: &str) -> Self {
+        match typname {
+            "int2" | "int4" | "int8" => Self::Int,
+            "float4" | "float8" | "numeric" => Self::Float,
+            "bool" => Self::Bool,
+            _ => Self::Str,
+        }
+    }
+
+    fn cast(self) -> &'static str {
+        match self {
+            Self::Int => "::int8",
+            Self::Float => "::float8",
+            Self::Bool => "",
+            Self::Str => "::text",
+        }
+    }
+
+    /// The TileJSON `vector_layers.fields` type name.
+    pub fn tilejson_type(self) -> &'static str {
+        match self {
+            Self::Int | Self::Float => "Number",
+            Self::Bool => "Boolean",
+            Self::Str => "String",
+        }
+    }
+}
+
+/// A validated vector layer, bound to one table.
+#[derive(Debug)]
+pub struct VectorSource {
+    /// Layer name (also the MVT layer name inside tiles).
+    pub name: String,
+    /// `schema.table` as the change trigger reports it.
+    pub table: String,
+    /// SRID of the geometry column.
+    pub srid: i32,
+    /// Geometry type as declared (e.g. `MULTIPOLYGON`, or `GEOMETRY`).
+    pub geometry_type: String,
+    /// Properties and their types.
+    pub properties: Vec<(String, PropKind)>,
+    /// Data bounds in longitude/latitude (`[w, s, e, n]`), if the table has rows.
+    pub bounds: Option<[f64; 4]>,
+    /// Zoom range.
+    pub minzoom: u8,
+    /// Zoom range.
+    pub maxzoom: u8,
+    /// TileJSON description.
+    pub description: Option<String>,
+    /// TileJSON attribution.
+    pub attribution: Option<String>,
+    prop_names: Vec<String>,
+    has_id: bool,
+    /// What "tiny" means: polygons get tiny-polygon reduction, lines are dropped, and
+    /// points or mixed layers are never tiny.
+    tiny: TinyPolicy,
+    sql: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TinyPolicy {
+    Reduce,
+    Drop,
+    Never,
+}
+
+impl VectorSource {
+    /// Checks the layer against the database (table, columns, types, SRID) and prepares
+    /// its tile query. The error names the layer and what is wrong.
+    pub async fn inspect(
+        client: &tokio_postgres::Client,
+        name: &str,
+        cfg: &VectorLayerConfig,
+    ) -> Result<Self, String> {
+        let table_row = client
+            .query_opt(
+                "SELECT n.nspname::text, c.relname::text, c.oid \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.oid = to_regclass($1)",
+                &[&quote_ident(&cfg.table)],
+            )
+            .await
+            .map_err(|e| format!("cannot look up table `{}`: {e}", cfg.table))?
+            .ok_or_else(|| format!("table `{}` does not exist", cfg.table))?;
+        let (schema, table, oid): (String, String, u32) =
+            (table_row.get(0), table_row.get(1), table_row.get(2));
+        let columns = client
+            .query(
+                "SELECT a.attname::text, t.typname::text, a.atttypmod \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&oid],
+            )
+            .await
+            .map_err(|e| format!("cannot read columns of `{}`: {e}", cfg.table))?;
+        let column = |wanted: &str| -> Result<(String, i32), String> {
+            columns
+                .iter()
+                .find(|r| r.get::<_, String>(0) == wanted)
+                .map(|r| (r.get::<_, String>(1), r.get::<_, i32>(2)))
+                .ok_or_else(|| format!("column `{wanted}` does not exist in `{}`", cfg.table))
+        };
+        let (geom_type, typmod) = column(&cfg.geometry)?;
+        if geom_type != "geometry" {
+            return Err(format!(
+                "column `{}` is `{geom_type}`, not a PostGIS geometry",
+                cfg.geometry
+            ));
+        }
+        let qtable = quote_ident(&format!("{schema}.{table}"));
+        let qgeom = quote_ident(&cfg.geometry);
+        let meta = client
+            .query_one(
+                &format!(
+                    "SELECT postgis_typmod_srid($1), upper(postgis_typmod_type($1)), \
+                     (SELECT ST_SRID({qgeom}) FROM {qtable} WHERE {qgeom} IS NOT NULL LIMIT 1)"
+                ),
+                &[&typmod],
+            )
+            .await
+            .map_err(|e| format!("cannot read the geometry column: {e}"))?;
+        let declared: i32 = meta.get(0);
+        let sampled: Option<i32> = meta.get(2);
+        let srid = if declared > 0 {
+            declared
+        } else {
+            sampled.unwrap_or(0)
+        };
+        if srid <= 0 {
+            return Err(format!(
+                "geometry column `{}` has no SRID: constrain it, e.g. geometry(MultiPolygon, 4326)",
+                cfg.geometry
+            ));
+        }
+        let geometry_type: String = meta.get(1);
+        let tiny = if geometry_type.contains("POLYGON") {
+            TinyPolicy::Reduce
+        } else if geometry_type.contains("LINE") {
+            TinyPolicy::Drop
+        } else {
+            TinyPolicy::Never
+        };
+        let mut select = Vec::new();
+        let has_id = match &cfg.id {
+            Some(id) => {
+                let (t, _) = column(id)?;
+                if !matches!(t.as_str(), "int2" | "int4" | "int8") {
+                    return Err(format!(
+                        "id column `{id}` is `{t}`; an integer column is needed"
+                    ));
+                }
+                select.push(format!("{}::int8", quote_ident(id)));
+                true
+            }
+            None => {
+                select.push("NULL::int8".to_owned());
+                false
+            }
+        };
+        let mut properties = Vec::new();
+        for p in &cfg.properties {
+            let (t, _) = column(p)?;
+            let kind = PropKind::from_pg_type(&t);
+            select.push(format!("{}{}", quote_ident(p), kind.cast()));
+            properties.push((p.clone(), kind));
+        }
+        let (bbox3857, envelope) = if srid == 3857 {
+            (
+                format!("{qgeom}::box2d"),
+                "ST_MakeEnvelope($1, $2, $3, $4, 3857)".to_owned(),
+            )
+        } else {
+            (
+                format!("ST_Transform(ST_SetSRID({qgeom}::box2d::geometry, {srid}), 3857)::box2d"),
+                // Densified so that the transformed envelope's box covers curved edges.
+                format!(
+                    "ST_Transform(ST_Segmentize(ST_MakeEnvelope($1, $2, $3, $4, 3857), ($3 - $1) / 8), {srid})"
+                ),
+            )
+        };
+        let order = if has_id { "ORDER BY 1" } else { "" };
+        // Column aliases keep the outer query independent of user column names.
+        let aliases: Vec<String> = std::iter::once("__id".to_owned())
+            .chain((0..properties.len()).map(|i| format!("__p{i}")))
+            .collect();
+        let inner = select
+            .iter()
+            .zip(&aliases)
+            .map(|(expr, alias)| format!("{expr} AS {alias}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let cols = aliases.join(", ");
+        let sql = format!(
+            "SELECT {cols}, tiny, \
+               CASE WHEN NOT tiny THEN ST_AsBinary(ST_Simplify(ST_Transform(g, 3857), $5, false)) END, \
+               ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) \
+             FROM (SELECT {cols}, g, b, GREATEST(ST_XMax(b) - ST_XMin(b), ST_YMax(b) - ST_YMin(b)) < $6 AS tiny \
+                   FROM (SELECT {inner}, {qgeom} AS g, {bbox3857} AS b FROM {qtable} \
+                         WHERE {qgeom} && {envelope}) AS s) AS f {order}"
+        );
+        let bounds_row = client
+            .query_one(
+                &format!(
+                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM \
+                     (SELECT ST_Transform(ST_SetSRID(ST_Extent({qgeom})::geometry, {srid}), 4326)::box2d AS e \
+                      FROM {qtable}) AS x"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| format!("cannot compute the extent: {e}"))?;
+        let bounds = match (
+            bounds_row.get::<_, Option<f64>>(0),
+            bounds_row.get::<_, Option<f64>>(1),
+            bounds_row.get::<_, Option<f64>>(2),
+            bounds_row.get::<_, Option<f64>>(3),
+        ) {
+            (Some(w), Some(s), Some(e), Some(n)) => Some([w, s, e, n]),
+            _ => None,
+        };
+        // Prepare once now so that a broken query is reported at start-up, not per request.
+        client
+            .prepare(&sql)
+            .await
+            .map_err(|e| format!("tile query does not prepare: {e}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            table: format!("{schema}.{table}"),
+            srid,
+            geometry_type,
+            prop_names: properties.iter().map(|(n, _)| n.clone()).collect(),
+            properties,
+            bounds,
+            minzoom: cfg.minzoom,
+            maxzoom: cfg.maxzoom,
+            description: cfg.description.clone(),
+            attribution: cfg.attribution.clone(),
+            has_id,
+            tiny,
+            sql,
+        })
+    }
+
+    /// Renders one tile: the MVT bytes, or an empty vector for an empty tile.
+    pub async fn render(
+        self: &std::sync::Arc<Self>,
+        pool: &Pool,
+        tile: TileId,
+    ) -> Result<Vec<u8>, SourceError> {
+        let bounds = tile.bounds();
+        let unit = (bounds.xmax - bounds.xmin) / f64::from(EXTENT);
+        let envelope = bounds.buffered(unit * f64::from(BUFFER));
+        let min_size = match self.tiny {
+            TinyPolicy::Never => 0.0,
+            TinyPolicy::Reduce | TinyPolicy::Drop => unit * PIXEL,
+        };
+        let tolerance = if tile.z >= self.maxzoom {
+            unit
+        } else {
+            unit * SIMPLIFY_UNITS
+        };
+        let rows = {
+            let client = pool.get().await.map_err(SourceError::from_pool)?;
+            let statement = client
+                .prepare_cached(&self.sql)
+                .await
+                .map_err(SourceError::from_pg)?;
+            client
+                .query(
+                    &statement,
+                    &[
+                        &envelope.xmin,
+                        &envelope.ymin,
+                        &envelope.xmax,
+                        &envelope.ymax,
+                        &tolerance,
+                        &min_size,
+                    ],
+                )
+                .await
+                .map_err(SourceError::from_pg)?
+        };
+        let this = std::sync::Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.encode_rows(&rows, &bounds))
+            .await
+            .map_err(|e| SourceError::Internal(format!("render task failed: {e}")))?
+    }
+
+    /// Decodes rows and encodes the tile (CPU only: runs on a blocking thread).
+    fn encode_rows(&self, rows: &[Row], bounds: &Bounds) -> Result<Vec<u8>, SourceError> {
+        let n = self.properties.len();
+        let mut features = Vec::with_capacity(rows.len());
+        for row in rows {
+            let tiny: bool = row.try_get(n + 1).map_err(SourceError::from_pg)?;
+            let geom = if tiny {
+                if self.tiny != TinyPolicy::Reduce {
+                    continue;
+                }
+                let f = |i| row.try_get::<_, Option<f64>>(i).ok().flatten();
+                match (f(n + 3), f(n + 4), f(n + 5), f(n + 6)) {
+                    (Some(xmin), Some(ymin), Some(xmax), Some(ymax)) => FeatureGeom::Tiny(Bounds {
+                        xmin,
+                        ymin,
+                        xmax,
+                        ymax,
+                    }),
+                    _ => continue,
+                }
+            } else {
+                let Some(wkb) = row
+                    .try_get::<_, Option<&[u8]>>(n + 2)
+                    .map_err(SourceError::from_pg)?
+                else {
+                    continue;
+                };
+                match geozero::wkb::Wkb(wkb).to_geo() {
+                    Ok(g) => FeatureGeom::Full(g),
+                    Err(e) => {
+                        tracing::warn!(layer = %self.name, error = %e, "skipping a feature with unreadable WKB");
+                        continue;
+                    }
+                }
+            };
+            let id = if self.has_id {
+                row.try_get::<_, Option<i64>>(0)
+                    .ok()
+                    .flatten()
+                    .and_then(|i| u64::try_from(i).ok())
+            } else {
+                None
+            };
+            let mut props = Vec::with_capacity(n);
+            for (i, (_, kind)) in self.properties.iter().enumerate() {
+                let col = i + 1;
+                let value = match kind {
+                    PropKind::Int => row
+                        .try_get::<_, Option<i64>>(col)
+                        .ok()
+                        .flatten()
+                        .map(PropValue::Int),
+                    PropKind::Float => row
+                        .try_get::<_, Option<f64>>(col)
+                        .ok()
+                        .flatten()
+                        .map(PropValue::Float),
+                    PropKind::Bool => row
+                        .try_get::<_, Option<bool>>(col)
+                        .ok()
+                        .flatten()
+                        .map(PropValue::Bool),
+                    PropKind::Str => row
+                        .try_get::<_, Option<String>>(col)
+                        .ok()
+                        .flatten()
+                        .map(PropValue::Str),
+                };
+                if let Some(v) = value {
+                    props.push((i, v));
+                }
+            }
+            features.push(Feature { id, props, geom });
+        }
+        encode::encode_layer(&self.name, bounds, &self.prop_names, &features)
+            .map_err(|e| SourceError::Internal(e.to_string()))
+    }
+}

@@ -1,0 +1,333 @@
+//! Tile addressing: XYZ tile ids, Web Mercator bounds and tile formats.
+//!
+//! Everything here is pure arithmetic on the EPSG:3857 grid (XYZ scheme, y down,
+//! 256 px tiles), shared by the HTTP layer, the renderers and the seeder.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Half the width of the Web Mercator square, in metres.
+pub const HALF_WORLD: f64 = 20_037_508.342_789_244;
+
+/// Highest zoom level any layer may declare.
+pub const MAX_ZOOM: u8 = 24;
+
+/// One tile of the XYZ grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileId {
+    /// Zoom level.
+    pub z: u8,
+    /// Column, from the west edge.
+    pub x: u32,
+    /// Row, from the north edge (XYZ, not TMS).
+    pub y: u32,
+}
+
+/// Why a tile address was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TileIdError {
+    /// z, x or y is not a number.
+    #[error("{0} is not a valid non-negative integer")]
+    NotANumber(&'static str),
+    /// z is above [`MAX_ZOOM`].
+    #[error("zoom {0} is above the maximum zoom {MAX_ZOOM}")]
+    ZoomTooHigh(u64),
+    /// x or y is not below 2^z.
+    #[error("{axis}={value} is outside the grid at zoom {z} (must be below {limit})")]
+    OutOfRange {
+        /// `x` or `y`.
+        axis: &'static str,
+        /// The rejected value.
+        value: u64,
+        /// The zoom.
+        z: u8,
+        /// 2^z.
+        limit: u64,
+    },
+    /// The file extension names no known format.
+    #[error("unknown tile format `{0}`")]
+    UnknownFormat(String),
+}
+
+impl TileId {
+    /// Validates and builds a tile id from untrusted strings.
+    pub fn parse(z: &str, x: &str, y: &str) -> Result<Self, TileIdError> {
+        let z = parse_u64(z, "z")?;
+        if z > u64::from(MAX_ZOOM) {
+            return Err(TileIdError::ZoomTooHigh(z));
+        }
+        let z = z as u8;
+        let limit = 1u64 << z;
+        let check = |axis, value: &str| {
+            let value = parse_u64(value, axis)?;
+            if value >= limit {
+                return Err(TileIdError::OutOfRange {
+                    axis,
+                    value,
+                    z,
+                    limit,
+                });
+            }
+            Ok(value as u32)
+        };
+        Ok(Self {
+            z,
+            x: check("x", x)?,
+            y: check("y", y)?,
+        })
+    }
+
+    /// The tile at zoom `z` holding the point (`lon`, `lat`).
+    pub fn containing(lon: f64, lat: f64, z: u8) -> Self {
+        let (x, y) = lonlat_to_mercator(lon, lat);
+        let size = tile_size_m(z);
+        let max = (1u32 << z) - 1;
+        let col = ((x + HALF_WORLD) / size).floor().clamp(0.0, f64::from(max)) as u32;
+        let row = ((HALF_WORLD - y) / size).floor().clamp(0.0, f64::from(max)) as u32;
+        Self { z, x: col, y: row }
+    }
+
+    /// Tile bounds in EPSG:3857 metres.
+    pub fn bounds(&self) -> Bounds {
+        let size = tile_size_m(self.z);
+        let xmin = -HALF_WORLD + f64::from(self.x) * size;
+        let ymax = HALF_WORLD - f64::from(self.y) * size;
+        Bounds {
+            xmin,
+            ymin: ymax - size,
+            xmax: xmin + size,
+            ymax,
+        }
+    }
+}
+
+impl fmt::Display for TileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.z, self.x, self.y)
+    }
+}
+
+fn parse_u64(s: &str, name: &'static str) -> Result<u64, TileIdError> {
+    // `u64::from_str` accepts a leading `+`; tile addresses are plain digits.
+    if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TileIdError::NotANumber(name));
+    }
+    s.parse().map_err(|_| TileIdError::NotANumber(name))
+}
+
+/// Width of one tile at zoom `z`, in metres.
+pub fn tile_size_m(z: u8) -> f64 {
+    2.0 * HALF_WORLD / f64::from(1u32 << z)
+}
+
+/// An axis-aligned rectangle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// West.
+    pub xmin: f64,
+    /// South.
+    pub ymin: f64,
+    /// East.
+    pub xmax: f64,
+    /// North.
+    pub ymax: f64,
+}
+
+impl Bounds {
+    /// The rectangle grown by `margin` on every side.
+    pub fn buffered(&self, margin: f64) -> Self {
+        Self {
+            xmin: self.xmin - margin,
+            ymin: self.ymin - margin,
+            xmax: self.xmax + margin,
+            ymax: self.ymax + margin,
+        }
+    }
+}
+
+/// Longitude/latitude (EPSG:4326) of a Web Mercator point.
+pub fn mercator_to_lonlat(x: f64, y: f64) -> (f64, f64) {
+    let lon = x / HALF_WORLD * 180.0;
+    let lat = (2.0 * (y / HALF_WORLD * std::f64::consts::PI).exp().atan()
+        - std::f64::consts::FRAC_PI_2)
+        .to_degrees();
+    (lon, lat)
+}
+
+/// Web Mercator (EPSG:3857) metres of a longitude/latitude point; latitude is clamped
+/// to the Web Mercator limit.
+pub fn lonlat_to_mercator(lon: f64, lat: f64) -> (f64, f64) {
+    let lat = lat.clamp(-85.051_128_779_806_59, 85.051_128_779_806_59);
+    let x = lon * HALF_WORLD / 180.0;
+    let y = (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0)
+        .tan()
+        .ln()
+        * HALF_WORLD
+        / std::f64::consts::PI;
+    (x, y)
+}
+
+/// Encodings a tile can be requested in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TileFormat {
+    /// Mapbox Vector Tile (`.mvt` or `.pbf`).
+    Mvt,
+    /// PNG image.
+    Png,
+    /// WebP image (lossless).
+    Webp,
+}
+
+impl TileFormat {
+    /// The `Content-Type` of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Mvt => "application/vnd.mapbox-vector-tile",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+        }
+    }
+
+    /// The canonical file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Mvt => "mvt",
+            Self::Png => "png",
+            Self::Webp => "webp",
+        }
+    }
+
+    /// Whether HTTP gzip helps this format (images are already compressed).
+    pub fn compressible(self) -> bool {
+        matches!(self, Self::Mvt)
+    }
+}
+
+impl FromStr for TileFormat {
+    type Err = TileIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mvt" | "pbf" => Ok(Self::Mvt),
+            "png" => Ok(Self::Png),
+            "webp" => Ok(Self::Webp),
+            other => Err(TileIdError::UnknownFormat(other.chars().take(16).collect())),
+        }
+    }
+}
+
+/// A parsed `{y}[@2x].{ext}` path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct YSegment<'a> {
+    /// The row digits.
+    pub y: &'a str,
+    /// Pixel ratio (1 or 2).
+    pub scale: u8,
+    /// The requested format.
+    pub format: TileFormat,
+}
+
+/// Splits the last path segment of a tile URL, e.g. `1234.mvt` or `88@2x.png`.
+pub fn parse_y_segment(segment: &str) -> Result<YSegment<'_>, TileIdError> {
+    let (stem, ext) = segment
+        .rsplit_once('.')
+        .ok_or_else(|| TileIdError::UnknownFormat(String::new()))?;
+    let format = ext.parse()?;
+    let (y, scale) = match stem.strip_suffix("@2x") {
+        Some(y) => (y, 2),
+        None => (stem, 1),
+    };
+    Ok(YSegment { y, scale, format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_valid_ids_and_rejects_bad_ones() {
+        assert_eq!(
+            TileId::parse("7", "20", "48"),
+            Ok(TileId { z: 7, x: 20, y: 48 })
+        );
+        assert_eq!(
+            TileId::parse("a", "0", "0"),
+            Err(TileIdError::NotANumber("z"))
+        );
+        assert_eq!(
+            TileId::parse("1", "-1", "0"),
+            Err(TileIdError::NotANumber("x"))
+        );
+        assert_eq!(
+            TileId::parse("1", "+1", "0"),
+            Err(TileIdError::NotANumber("x"))
+        );
+        assert_eq!(
+            TileId::parse("25", "0", "0"),
+            Err(TileIdError::ZoomTooHigh(25))
+        );
+        assert!(matches!(
+            TileId::parse("2", "4", "0"),
+            Err(TileIdError::OutOfRange { axis: "x", .. })
+        ));
+        assert!(matches!(
+            TileId::parse("2", "0", "4"),
+            Err(TileIdError::OutOfRange { axis: "y", .. })
+        ));
+        assert_eq!(
+            TileId::parse("99999999999999999999", "0", "0"),
+            Err(TileIdError::NotANumber("z"))
+        );
+    }
+
+    #[test]
+    fn bounds_match_postgis_tile_envelope() {
+        // SELECT ST_AsText(ST_TileEnvelope(1, 0, 0)) -> POLYGON((-20037508.34 0, ...))
+        let b = TileId { z: 1, x: 0, y: 0 }.bounds();
+        assert_eq!(
+            (b.xmin, b.ymin, b.xmax, b.ymax),
+            (-HALF_WORLD, 0.0, 0.0, HALF_WORLD)
+        );
+        let b = TileId { z: 7, x: 20, y: 48 }.bounds();
+        assert!((b.xmin - -13_775_786.985_667_605).abs() < 1e-6);
+        assert!((b.ymax - 5_009_377.085_697_312).abs() < 1e-6);
+    }
+
+    #[test]
+    fn containing_tile() {
+        // Sacramento.
+        assert_eq!(
+            TileId::containing(-121.49, 38.58, 7),
+            TileId { z: 7, x: 20, y: 49 }
+        );
+        assert_eq!(TileId::containing(0.0, 0.0, 0), TileId { z: 0, x: 0, y: 0 });
+    }
+
+    #[test]
+    fn lonlat_roundtrip() {
+        let (x, y) = lonlat_to_mercator(-121.49, 38.58);
+        let (lon, lat) = mercator_to_lonlat(x, y);
+        assert!((lon + 121.49).abs() < 1e-9 && (lat - 38.58).abs() < 1e-9);
+    }
+
+    #[test]
+    fn y_segments() {
+        assert_eq!(
+            parse_y_segment("12.pbf"),
+            Ok(YSegment {
+                y: "12",
+                scale: 1,
+                format: TileFormat::Mvt
+            })
+        );
+        assert_eq!(
+            parse_y_segment("12@2x.png"),
+            Ok(YSegment {
+                y: "12",
+                scale: 2,
+                format: TileFormat::Png
+            })
+        );
+        assert!(parse_y_segment("12").is_err());
+        assert!(parse_y_segment("12.gif").is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! The HTTP contract of tiles: bad input, ETag/304, gzip negotiation, 204, HEAD, CORS,
+//! Cache-Control, JSON errors.
+
+mod common;
+
+use std::io::Read;
+
+use common::{Scratch, TestServer};
+use planscape::tile::TileId;
+
+async fn server_with_counties() -> (Scratch, TestServer) {
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    let config = format!(
+        "[http]\ncache_control = \"public, max-age=42\"\n\
+         [layers.counties]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\n\
+         properties = [\"name\"]\nminzoom = 3\nmaxzoom = 12\n",
+        scratch.schema
+    );
+    let server = TestServer::start(&config).await;
+    (scratch, server)
+}
+
+fn sacramento() -> String {
+    format!(
+        "/tiles/counties/{}.mvt",
+        TileId::containing(-121.49, 38.58, 7)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_json_errors_never_500() {
+    let (scratch, server) = server_with_counties().await;
+    let cases: &[(&str, u16, &str)] = &[
+        ("/tiles/counties/a/0/0.mvt", 400, "invalid_tile"),
+        ("/tiles/counties/7/x/0.mvt", 400, "invalid_tile"),
+        ("/tiles/counties/7/0/-1.mvt", 400, "invalid_tile"),
+        ("/tiles/counties/7/+1/0.mvt", 400, "invalid_tile"),
+        ("/tiles/counties/7/128/0.mvt", 400, "invalid_tile"),
+        ("/tiles/counties/7/0/128.mvt", 400, "invalid_tile"),
+        ("/tiles/counties/25/0/0.mvt", 400, "invalid_tile"),
+        (
+            "/tiles/counties/99999999999999999999/0/0.mvt",
+            400,
+            "invalid_tile",
+        ),
+        (
+            "/tiles/counties/7/0/99999999999999999999999.mvt",
+            400,
+            "invalid_tile",
+        ),
+        ("/tiles/counties/7/20/49.gif", 400, "unknown_format"),
+        ("/tiles/counties/7/20/49", 400, "unknown_format"),
+        ("/tiles/counties/2/0/0.mvt", 404, "not_found"),
+        ("/tiles/counties/13/0/0.mvt", 404, "not_found"),
+        ("/tiles/counties/7/20/49.png", 404, "not_found"),
+        ("/tiles/counties/7/20/49@2x.mvt", 404, "not_found"),
+        ("/tiles/nope/7/20/49.mvt", 404, "not_found"),
+        ("/tiles/nope", 404, "not_found"),
+        ("/tiles/counties/7/20/49/extra.mvt", 404, "not_found"),
+        ("/nothing-here", 404, "not_found"),
+    ];
+    for (path, status, code) in cases {
+        let response = server.get(path, &[]).await;
+        assert_eq!(response.status().as_u16(), *status, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap_or("")
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let body: serde_json::Value = response.json().await.expect("JSON error body");
+        assert_eq!(body["error"]["code"], *code, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}"
+        );
+    }
+    server.stop().await;
+    scratch.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etag_and_conditional_requests() {
+    let (scratch, server) = server_with_counties().await;
+    let first = server.get(&sacramento(), &[]).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "public, max-age=42");
+    assert_eq!(first.headers()["vary"], "Accept-Encoding");
+    let etag = first.headers()["etag"].to_str().expect("etag").to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"),
+        "strong ETag: {etag}"
+    );
+    let body = first.bytes().await.expect("body");
+
+    let again = server.get(&sacramento(), &[]).await;
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert_eq!(again.bytes().await.expect("body"), body);
+
+    let not_modified = server.get(&sacramento(), &[("if-none-match", &etag)]).await;
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(not_modified.headers()["etag"], etag.as_str());
+    assert!(not_modified.bytes().await.expect("body").is_empty());
+
+    let listed = server
+        .get(
+            &sacramento(),
+            &[("if-none-match", &format!("\"other\", {etag}"))],
+        )
+        .await;
+    assert_eq!(listed.status(), 304);
+    let other = server
+        .get(&sacramento(), &[("if-none-match", "\"other\"")])
+        .await;
+    assert_eq!(other.status(), 200);
+    server.stop().await;
+    scratch.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_only_when_accepted() {
+    let (scratch, server) = server_with_counties().await;
+    let plain = server.get(&sacramento(), &[]).await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_etag = plain.headers()["etag"].to_str().expect("etag").to_owned();
+    let plain_body = plain.bytes().await.expect("body");
+
+    let gz = server
+        .get(&sacramento(), &[("accept-encoding", "gzip, deflate, br")])
+        .await;
+    assert_eq!(gz.status(), 200);
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "Accept-Encoding");
+    let gz_etag = gz.headers()["etag"].to_str().expect("etag").to_owned();
+    assert_ne!(
+        gz_etag, plain_etag,
+        "each representation has its own strong ETag"
+    );
+    let gz_body = gz.bytes().await.expect("body");
+    assert!(gz_body.len() < plain_body.len());
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&gz_body[..])
+        .read_to_end(&mut decoded)
+        .expect("valid gzip");
+    assert_eq!(decoded, plain_body);
+
+    let refused = server
+        .get(&sacramento(), &[("accept-encoding", "gzip;q=0, br")])
+        .await;
+    assert!(refused.headers().get("content-encoding").is_none());
+    assert_eq!(refused.bytes().await.expect("body"), plain_body);
+
+    let not_modified = server
+        .get(
+            &sacramento(),
+            &[("accept-encoding", "gzip"), ("if-none-match", &gz_etag)],
+        )
+        .await;
+    assert_eq!(not_modified.status(), 304);
+    server.stop().await;
+    scratch.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_tiles_are_204_and_cached() {
+    let (scratch, server) = server_with_counties().await;
+    // The middle of the Pacific.
+    let ocean = TileId::containing(-150.0, 20.0, 7);
+    let path = format!("/tiles/counties/{ocean}.mvt");
+    for _ in 0..2 {
+        let response = server.get(&path, &[("accept-encoding", "gzip")]).await;
+        assert_eq!(response.status(), 204);
+        assert!(response.headers().get("content-encoding").is_none());
+        assert_eq!(response.headers()["cache-control"], "public, max-age=42");
+        assert!(response.bytes().await.expect("body").is_empty());
+    }
+    let (index, layer) = server.state.catalog.get("counties").expect("layer");
+    let key = planscape::cache::TileKey {
+        layer: index,
+        version: layer.version(),
+        tile: ocean,
+        format: planscape::tile::TileFormat::Mvt,
+        scale: 1,
+    };
+    assert!(
+        server.state.cache.contains(&key),
+        "the empty tile is cached"
+    );
+    server.stop().await;
+    scratch.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_cors_and_health() {
+    let (scratch, server) = server_with_counties().await;
+    let head = common::client()
+        .head(format!("{}{}", server.base, sacramento()))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-type"],
+        "application/vnd.mapbox-vector-tile"
+    );
+    assert!(head.headers().contains_key("etag"));
+    assert!(head.bytes().await.expect("body").is_empty());
+
+    let cors = server
+        .get(&sacramento(), &[("origin", "https://app.example.org")])
+        .await;
+    assert_eq!(cors.headers()["access-control-allow-origin"], "*");
+    let preflight = common::client()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}{}", server.base, sacramento()),
+        )
+        .header("origin", "https://app.example.org")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    assert!(
+        preflight.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap_or("")
+            .contains("GET")
+    );
+
+    let health: serde_json::Value = server.get("/health", &[]).await.json().await.expect("json");
+    assert_eq!(health["status"], "ok");
+    let ready = server.get("/ready", &[]).await;
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["broken_layers"], serde_json::json!([]));
+    server.stop().await;
+    scratch.cleanup().await;
+}
