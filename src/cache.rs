@@ -137,3 +137,61 @@ impl TileCache {
         self.inner.as_ref().map_or(0, Cache::weighted_size)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn key(version: u64) -> TileKey {
+        TileKey { layer: 0, version, tile: TileId { z: 1, x: 0, y: 0 }, format: TileFormat::Mvt, scale: 1 }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_render_once() {
+        let cache = TileCache::new(1 << 20);
+        let renders = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, renders) = (cache.clone(), Arc::clone(&renders));
+                tokio::spawn(async move {
+                    cache
+                        .get_or_render(key(1), async {
+                            renders.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok(EncodedTile::new(vec![7; 100], TileFormat::Mvt))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            let tile = t.await.expect("task").expect("render");
+            assert_eq!(tile.raw.len(), 100);
+        }
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached_and_weight_is_bounded() {
+        let cache = TileCache::new(10_000);
+        let failed = cache.get_or_render(key(1), async { Err(SourceError::Timeout) }).await;
+        assert!(failed.is_err());
+        assert!(!cache.contains(&key(1)));
+        for v in 0..50 {
+            let _ = cache.get_or_render(key(v), async { Ok(EncodedTile::new(vec![1; 1000], TileFormat::Png)) }).await;
+        }
+        cache.inner.as_ref().expect("enabled").run_pending_tasks().await;
+        assert!(cache.weighted_size() <= 10_000, "{}", cache.weighted_size());
+    }
+
+    #[test]
+    fn gzip_is_kept_beside_the_raw_tile() {
+        let tile = EncodedTile::new(vec![42; 5000], TileFormat::Mvt);
+        let gz = tile.gzip.as_ref().expect("compressed");
+        assert!(gz.len() < 200);
+        assert!(EncodedTile::new(vec![42; 5000], TileFormat::Png).gzip.is_none());
+        assert!(EncodedTile::new(Vec::new(), TileFormat::Mvt).gzip.is_none());
+    }
+}

@@ -16,7 +16,7 @@ use region::SIERRA_NEVADA;
 use watersheds::Watershed;
 
 /// Bumped whenever generation changes, so `planscape demo` reloads stale data.
-pub const GENERATOR_VERSION: &str = "1";
+pub const GENERATOR_VERSION: &str = "2";
 
 /// What to generate.
 #[derive(Debug, Clone)]

@@ -54,6 +54,12 @@ impl LocalFrame {
         ((lon - self.lon0) * self.kx, (lat - self.lat0) * self.ky)
     }
 
+    /// How much longer an east-west metre of this frame is at latitude `lat` than at the
+    /// frame's centre (multiply local areas by it for true areas).
+    pub fn x_scale_at(&self, lat: f64) -> f64 {
+        lat.to_radians().cos() / self.lat0.to_radians().cos()
+    }
+
     /// Longitude/latitude from metres.
     pub fn to_lonlat(&self, (x, y): (f64, f64)) -> (f64, f64) {
         (self.lon0 + x / self.kx, self.lat0 + y / self.ky)

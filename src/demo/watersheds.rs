@@ -208,7 +208,9 @@ fn describe(
         id,
         huc12: format!("18{:010}", 4_000_000_000 + id * 37 % 1_000_000_000),
         name,
-        area_acres: ring_area(ring_local).abs() / 4_046.856_422_4,
+        // The frame's east-west scale is exact only at its own latitude: correct it for
+        // the cell's latitude so the acres hold across the region.
+        area_acres: ring_area(ring_local).abs() * frame.x_scale_at(frame.to_lonlat(center).1) / 4_046.856_422_4,
         elevation_m: (elevation_m * 10.0).round() / 10.0,
         fire_risk: (fire_risk * 1000.0).round() / 1000.0,
         ring: ring_local.iter().map(|&p| frame.to_lonlat(p)).collect(),

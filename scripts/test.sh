@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh Debian machine and runs the whole test suite:
+# system packages, the embedded PostGIS, format and lint gates, then every test
+# (unit and integration, against real PostGIS, real HTTP and GDAL's MVT driver).
+# Set DATABASE_URL to test against another PostGIS (the database-restart test needs the
+# embedded cluster, whose scripts/db.sh it calls).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+scripts/setup-debian.sh
+scripts/db.sh start
+export DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
+
+# Schemas left behind by interrupted test runs.
+psql "$DATABASE_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%'" \
+  | psql "$DATABASE_URL" -q >/dev/null
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --no-fail-fast "$@"
