@@ -145,7 +145,13 @@ mod tests {
     use std::time::Duration;
 
     fn key(version: u64) -> TileKey {
-        TileKey { layer: 0, version, tile: TileId { z: 1, x: 0, y: 0 }, format: TileFormat::Mvt, scale: 1 }
+        TileKey {
+            layer: 0,
+            version,
+            tile: TileId { z: 1, x: 0, y: 0 },
+            format: TileFormat::Mvt,
+            scale: 1,
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,13 +182,24 @@ mod tests {
     #[tokio::test]
     async fn errors_are_not_cached_and_weight_is_bounded() {
         let cache = TileCache::new(10_000);
-        let failed = cache.get_or_render(key(1), async { Err(SourceError::Timeout) }).await;
+        let failed = cache
+            .get_or_render(key(1), async { Err(SourceError::Timeout) })
+            .await;
         assert!(failed.is_err());
         assert!(!cache.contains(&key(1)));
         for v in 0..50 {
-            let _ = cache.get_or_render(key(v), async { Ok(EncodedTile::new(vec![1; 1000], TileFormat::Png)) }).await;
+            let _ = cache
+                .get_or_render(key(v), async {
+                    Ok(EncodedTile::new(vec![1; 1000], TileFormat::Png))
+                })
+                .await;
         }
-        cache.inner.as_ref().expect("enabled").run_pending_tasks().await;
+        cache
+            .inner
+            .as_ref()
+            .expect("enabled")
+            .run_pending_tasks()
+            .await;
         assert!(cache.weighted_size() <= 10_000, "{}", cache.weighted_size());
     }
 
@@ -191,7 +208,11 @@ mod tests {
         let tile = EncodedTile::new(vec![42; 5000], TileFormat::Mvt);
         let gz = tile.gzip.as_ref().expect("compressed");
         assert!(gz.len() < 200);
-        assert!(EncodedTile::new(vec![42; 5000], TileFormat::Png).gzip.is_none());
+        assert!(
+            EncodedTile::new(vec![42; 5000], TileFormat::Png)
+                .gzip
+                .is_none()
+        );
         assert!(EncodedTile::new(Vec::new(), TileFormat::Mvt).gzip.is_none());
     }
 }

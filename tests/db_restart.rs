@@ -20,8 +20,14 @@ async fn database_restart_is_survived() {
         scratch.schema
     );
     let server = TestServer::start(&config).await;
-    let cached = format!("/tiles/counties/{}.mvt", TileId::containing(-121.49, 38.58, 7));
-    let uncached = format!("/tiles/counties/{}.mvt", TileId::containing(-118.25, 34.05, 8));
+    let cached = format!(
+        "/tiles/counties/{}.mvt",
+        TileId::containing(-121.49, 38.58, 7)
+    );
+    let uncached = format!(
+        "/tiles/counties/{}.mvt",
+        TileId::containing(-118.25, 34.05, 8)
+    );
     let cached_body = server.get(&cached, &[]).await.bytes().await.expect("body");
     assert!(!cached_body.is_empty());
 
@@ -36,7 +42,11 @@ async fn database_restart_is_survived() {
         }
         let _restart = StartOnDrop;
         let hit = server.get(&cached, &[]).await;
-        assert_eq!(hit.status(), 200, "cached tile served while the database is down");
+        assert_eq!(
+            hit.status(),
+            200,
+            "cached tile served while the database is down"
+        );
         assert_eq!(hit.bytes().await.expect("body"), cached_body);
 
         let miss = server.get(&uncached, &[]).await;
@@ -62,6 +72,11 @@ async fn database_restart_is_survived() {
     assert_eq!(server.get("/ready", &[]).await.status(), 200);
 
     server.stop().await;
-    let scratch = Scratch { schema: scratch.schema, client: planscape::db::connect(&common::db_config()).await.expect("reconnect") };
+    let scratch = Scratch {
+        schema: scratch.schema,
+        client: planscape::db::connect(&common::db_config())
+            .await
+            .expect("reconnect"),
+    };
     scratch.cleanup().await;
 }

@@ -26,12 +26,28 @@ async fn fingerprint(scratch: &Scratch, schema: &str) -> (i64, String) {
 async fn demo_data_is_deterministic_valid_and_served() {
     let scratch = Scratch::new().await;
     let other = common::unique("t");
-    let opts = |schema: &str, force| DemoOptions { schema: schema.to_owned(), watersheds: 600, force };
+    let opts = |schema: &str, force| DemoOptions {
+        schema: schema.to_owned(),
+        watersheds: 600,
+        force,
+    };
 
-    let first = demo::run(&db_config(), &opts(&scratch.schema, false)).await.expect("demo loads");
-    assert!(matches!(first, DemoOutcome::Loaded { watersheds } if (450..=750).contains(&watersheds)), "{first:?}");
-    assert_eq!(demo::run(&db_config(), &opts(&scratch.schema, false)).await.expect("rerun"), DemoOutcome::UpToDate);
-    demo::run(&db_config(), &opts(&other, true)).await.expect("demo loads again");
+    let first = demo::run(&db_config(), &opts(&scratch.schema, false))
+        .await
+        .expect("demo loads");
+    assert!(
+        matches!(first, DemoOutcome::Loaded { watersheds } if (450..=750).contains(&watersheds)),
+        "{first:?}"
+    );
+    assert_eq!(
+        demo::run(&db_config(), &opts(&scratch.schema, false))
+            .await
+            .expect("rerun"),
+        DemoOutcome::UpToDate
+    );
+    demo::run(&db_config(), &opts(&other, true))
+        .await
+        .expect("demo loads again");
     let a = fingerprint(&scratch, &scratch.schema).await;
     let b = fingerprint(&scratch, &other).await;
     assert_eq!(a, b, "two runs give identical data");
@@ -54,10 +70,16 @@ async fn demo_data_is_deterministic_valid_and_served() {
     assert!(checks.get::<_, bool>(0), "all polygons valid");
     assert!(checks.get::<_, i32>(1) >= 100, "realistic vertex counts");
     let coverage: f64 = checks.get(2);
-    assert!((coverage - 1.0).abs() < 0.1, "watersheds cover the region: ratio {coverage}");
+    assert!(
+        (coverage - 1.0).abs() < 0.1,
+        "watersheds cover the region: ratio {coverage}"
+    );
     assert!(checks.get::<_, bool>(3));
     let area_error: f64 = checks.get(4);
-    assert!(area_error < 0.02, "stored acres agree with PostGIS geography area: {area_error}");
+    assert!(
+        area_error < 0.02,
+        "stored acres agree with PostGIS geography area: {area_error}"
+    );
 
     // The demo catalog's layers, pointed at this schema, serve real tiles.
     let catalog = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tiles/demo.toml"))
@@ -65,16 +87,35 @@ async fn demo_data_is_deterministic_valid_and_served() {
         .replace("demo.", &format!("{s}."));
     let server = TestServer::start(&catalog).await;
     let tile = TileId::containing(-119.6, 37.8, 8);
-    let response = server.get(&format!("/tiles/watersheds/{tile}.mvt"), &[]).await;
+    let response = server
+        .get(&format!("/tiles/watersheds/{tile}.mvt"), &[])
+        .await;
     assert_eq!(response.status(), 200);
-    let doc = common::gdal_decode(&response.bytes().await.expect("body"), tile.z, tile.x, tile.y);
+    let doc = common::gdal_decode(
+        &response.bytes().await.expect("body"),
+        tile.z,
+        tile.x,
+        tile.y,
+    );
     let features = doc["features"].as_array().expect("features");
     assert!(features.len() > 20, "a z8 tile holds many watersheds");
-    assert!(features.iter().all(|f| f["properties"]["huc12"].is_string()));
-    let regions = server.get(&format!("/tiles/regions/{}.mvt", TileId::containing(-119.6, 37.8, 6)), &[]).await;
+    assert!(
+        features
+            .iter()
+            .all(|f| f["properties"]["huc12"].is_string())
+    );
+    let regions = server
+        .get(
+            &format!("/tiles/regions/{}.mvt", TileId::containing(-119.6, 37.8, 6)),
+            &[],
+        )
+        .await;
     assert_eq!(regions.status(), 200);
 
     server.stop().await;
-    let _ = scratch.client.batch_execute(&format!("DROP SCHEMA {other} CASCADE")).await;
+    let _ = scratch
+        .client
+        .batch_execute(&format!("DROP SCHEMA {other} CASCADE"))
+        .await;
     scratch.cleanup().await;
 }

@@ -24,13 +24,28 @@ fn run_binary(config_text: &str, args: &[&str]) -> std::process::Output {
 #[test]
 fn bad_config_is_refused_naming_the_key() {
     let cases = [
-        ("[layers.a]\ntype = \"vector\"\ntable = \"t\"\ncolour = 1\n", "colour"),
+        (
+            "[layers.a]\ntype = \"vector\"\ntable = \"t\"\ncolour = 1\n",
+            "colour",
+        ),
         ("[cache]\nsize_mb = -1\n", "size_mb"),
         ("listen = \"not an address\"\n", "listen"),
-        ("[layers.a]\ntype = \"vector\"\ntable = \"t\"\nminzoom = 10\nmaxzoom = 2\n", "layers.a.minzoom"),
-        ("[layers.a]\ntype = \"raster3d\"\ntable = \"t\"\n", "raster3d"),
-        ("[layers.a]\ntype = \"vector\"\ntable = \"x; DROP TABLE y\"\n", "layers.a.table"),
-        ("[layers.a]\ntype = \"vector\"\ntable = \"t\"\nproperties = [\"name, 1\"]\n", "layers.a.properties"),
+        (
+            "[layers.a]\ntype = \"vector\"\ntable = \"t\"\nminzoom = 10\nmaxzoom = 2\n",
+            "layers.a.minzoom",
+        ),
+        (
+            "[layers.a]\ntype = \"raster3d\"\ntable = \"t\"\n",
+            "raster3d",
+        ),
+        (
+            "[layers.a]\ntype = \"vector\"\ntable = \"x; DROP TABLE y\"\n",
+            "layers.a.table",
+        ),
+        (
+            "[layers.a]\ntype = \"vector\"\ntable = \"t\"\nproperties = [\"name, 1\"]\n",
+            "layers.a.properties",
+        ),
         ("[database]\npool_size = 0\n", "database.pool_size"),
         ("not toml at all [", "TOML"),
     ];
@@ -38,7 +53,10 @@ fn bad_config_is_refused_naming_the_key() {
         let out = run_binary(text, &["serve"]);
         assert_eq!(out.status.code(), Some(2), "{text}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(needle), "error for {text:?} should name {needle}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "error for {text:?} should name {needle}: {stderr}"
+        );
     }
     let missing = Command::new(env!("CARGO_BIN_EXE_planscape"))
         .args(["--config", "/nonexistent/planscape.toml", "serve"])
@@ -56,15 +74,25 @@ fn environment_overrides_are_applied_and_secrets_redacted() {
         .arg("--config")
         .arg(&path)
         .arg("check-config")
-        .env("DATABASE_URL", "postgres://app:s3cret@db.internal:5432/planscape")
+        .env(
+            "DATABASE_URL",
+            "postgres://app:s3cret@db.internal:5432/planscape",
+        )
         .env("PLANSCAPE_CACHE_SIZE_MB", "64")
         .output()
         .expect("run planscape");
     let _ = std::fs::remove_file(&path);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("size_mb = 64"), "{stdout}");
-    assert!(stdout.contains("postgres://app:***@db.internal:5432/planscape"), "{stdout}");
+    assert!(
+        stdout.contains("postgres://app:***@db.internal:5432/planscape"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("s3cret"));
 }
 
@@ -86,9 +114,17 @@ async fn broken_layers_are_reported_and_the_rest_serve() {
     let ready: serde_json::Value = ready.json().await.expect("json");
     let broken = ready["broken_layers"].as_array().expect("list");
     let broken_names: Vec<&str> = broken.iter().filter_map(|b| b["layer"].as_str()).collect();
-    assert_eq!(broken_names, ["missing_column", "missing_table", "not_geometry", "text_id"]);
+    assert_eq!(
+        broken_names,
+        ["missing_column", "missing_table", "not_geometry", "text_id"]
+    );
     let message = |layer: &str| {
-        broken.iter().find(|b| b["layer"] == layer).and_then(|b| b["error"].as_str()).unwrap_or("").to_owned()
+        broken
+            .iter()
+            .find(|b| b["layer"] == layer)
+            .and_then(|b| b["error"].as_str())
+            .unwrap_or("")
+            .to_owned()
     };
     assert!(message("missing_table").contains("does not exist"));
     assert!(message("missing_column").contains("population"));
@@ -96,14 +132,19 @@ async fn broken_layers_are_reported_and_the_rest_serve() {
     assert!(message("text_id").contains("integer"));
 
     let catalog: serde_json::Value = server.get("/tiles", &[]).await.json().await.expect("json");
-    let entry = catalog["layers"].as_array().and_then(|l| l.iter().find(|e| e["id"] == "missing_table").cloned());
+    let entry = catalog["layers"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["id"] == "missing_table").cloned());
     assert!(entry.is_some_and(|e| e["error"].is_string()));
 
     let tile = server.get("/tiles/missing_table/0/0/0.mvt", &[]).await;
     assert_eq!(tile.status(), 503);
     let body: serde_json::Value = tile.json().await.expect("json");
     assert_eq!(body["error"]["code"], "layer_unavailable");
-    assert_eq!(server.get("/tiles/counties/5/5/12.mvt", &[]).await.status(), 200);
+    assert_eq!(
+        server.get("/tiles/counties/5/5/12.mvt", &[]).await.status(),
+        200
+    );
 
     server.stop().await;
     scratch.cleanup().await;

@@ -144,10 +144,13 @@ fn jittered(key: (i64, i64), xmin: f64, ymin: f64, width: f64, side: f64) -> (f6
     )
 }
 
+/// A lattice vertex.
+type VertexKey = (i64, i64);
+
 /// Bent edges, shared by the two cells on either side.
 #[derive(Default)]
 struct EdgeCache {
-    edges: HashMap<((i64, i64), (i64, i64)), Vec<(f64, f64)>>,
+    edges: HashMap<(VertexKey, VertexKey), Vec<(f64, f64)>>,
 }
 
 impl EdgeCache {
@@ -210,7 +213,8 @@ fn describe(
         name,
         // The frame's east-west scale is exact only at its own latitude: correct it for
         // the cell's latitude so the acres hold across the region.
-        area_acres: ring_area(ring_local).abs() * frame.x_scale_at(frame.to_lonlat(center).1) / 4_046.856_422_4,
+        area_acres: ring_area(ring_local).abs() * frame.x_scale_at(frame.to_lonlat(center).1)
+            / 4_046.856_422_4,
         elevation_m: (elevation_m * 10.0).round() / 10.0,
         fire_risk: (fire_risk * 1000.0).round() / 1000.0,
         ring: ring_local.iter().map(|&p| frame.to_lonlat(p)).collect(),
