@@ -59,6 +59,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.config.http.cors_origins);
     Router::new()
+        .route("/", get(demo_map))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/tiles", get(tilejson::catalog))
@@ -68,6 +69,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A MapLibre page showing the layers (`web/index.html`, built into the binary).
+async fn demo_map() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../../web/index.html"))
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
