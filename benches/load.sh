@@ -89,7 +89,7 @@ start_martin() { # cache MB
 }
 
 prime() { # base paths
-  sed "s|^|$1|" "$2" | xargs -P 4 -n 20 curl -s -o /dev/null --compressed
+  sed "s|^|$1|" "$2" | xargs -P 4 -n 1 curl -s -o /dev/null --compressed
 }
 
 # wrk's summary -> "req/s | p50 | p99 | MB/s"

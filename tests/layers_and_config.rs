@@ -149,3 +149,48 @@ async fn broken_layers_are_reported_and_the_rest_serve() {
     server.stop().await;
     scratch.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_serve_and_slow_queries_hit_the_statement_timeout() {
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    let s = &scratch.schema;
+    // A view whose every row takes 50 ms: tile queries over it exceed a 200 ms timeout.
+    scratch
+        .client
+        .batch_execute(&format!(
+            "CREATE FUNCTION {s}.slowly(v integer) RETURNS integer VOLATILE LANGUAGE plpgsql \
+               AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN v; END $$; \
+             CREATE VIEW {s}.slow_counties AS \
+             SELECT id, name, geom, {s}.slowly(id) AS slow FROM {s}.counties"
+        ))
+        .await
+        .expect("view");
+    let config = format!(
+        "[database]\nstatement_timeout_ms = 200\n\
+         [layers.slow]\ntype = \"vector\"\ntable = \"{s}.slow_counties\"\nproperties = [\"name\", \"slow\"]\n\
+         [layers.counties]\ntype = \"vector\"\ntable = \"{s}.counties\"\nproperties = [\"name\"]\n"
+    );
+    let server = TestServer::start(&config).await;
+    let ready: serde_json::Value = server.get("/ready", &[]).await.json().await.expect("json");
+    assert_eq!(
+        ready["broken_layers"],
+        serde_json::json!([]),
+        "a view is a valid layer"
+    );
+    let slow = server.get("/tiles/slow/5/5/12.mvt", &[]).await;
+    assert_eq!(slow.status(), 503);
+    let body: serde_json::Value = slow.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "render_timeout");
+    // The pool is fine afterwards.
+    assert_eq!(
+        server.get("/tiles/counties/5/5/12.mvt", &[]).await.status(),
+        200
+    );
+    // One county (Alpine, the smallest by population) fits in the timeout: the view serves.
+    let tile = planscape::tile::TileId::containing(-119.8, 38.6, 12);
+    let small = server.get(&format!("/tiles/slow/{tile}.mvt"), &[]).await;
+    assert_eq!(small.status(), 200);
+    server.stop().await;
+    scratch.cleanup().await;
+}

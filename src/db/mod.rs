@@ -37,7 +37,13 @@ pub fn pg_config(
     pg.application_name("planscape");
     pg.connect_timeout(Duration::from_millis(db.connect_timeout_ms));
     if statement_timeout {
-        pg.options(format!("-c statement_timeout={}", db.statement_timeout_ms));
+        // Tile queries are prepared once and run with very different envelopes: a
+        // generic plan chosen after a few runs can be 10x slower at low zoom, so plan
+        // every execution for its own parameters (planning costs well under 1 ms).
+        pg.options(format!(
+            "-c statement_timeout={} -c plan_cache_mode=force_custom_plan",
+            db.statement_timeout_ms
+        ));
     }
     Ok(pg)
 }

@@ -75,12 +75,13 @@ pub async fn run(db_config: &DatabaseConfig, opts: &DemoOptions) -> Result<DemoO
     if !opts.force {
         let current = client
             .query_opt(
-                "SELECT obj_description(to_regclass($1), 'pg_class')",
-                &[&format!("{schema}.watersheds")],
+                "SELECT obj_description(n.oid, 'pg_namespace') FROM pg_namespace n \
+                 WHERE n.nspname = $1 AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
+                &[&opts.schema, &format!("{schema}.watersheds"), &format!("{schema}.regions")],
             )
             .await?
             .and_then(|r| r.get::<_, Option<String>>(0));
-        if current.as_deref() == Some(stamp.as_str()) {
+        if current.as_deref() == Some(format!("planscape demo {stamp}").as_str()) {
             return Ok(DemoOutcome::UpToDate);
         }
     }
@@ -141,7 +142,7 @@ pub async fn run(db_config: &DatabaseConfig, opts: &DemoOptions) -> Result<DemoO
              CREATE INDEX ON {schema}.regions USING gist (geom);
              ANALYZE {schema}.watersheds;
              ANALYZE {schema}.regions;
-             COMMENT ON TABLE {schema}.watersheds IS '{stamp}';"
+             COMMENT ON SCHEMA {schema} IS 'planscape demo {stamp}';"
         ))
         .await?;
     Ok(DemoOutcome::Loaded {

@@ -93,7 +93,105 @@ pub struct VectorSource {
     /// What "tiny" means: polygons get tiny-polygon reduction, lines are dropped, and
     /// points or mixed layers are never tiny.
     tiny: TinyPolicy,
+    /// How bounding boxes of tiny features map to EPSG:3857.
+    frame: SourceFrame,
     sql: String,
+}
+
+/// The kind of coordinates the layer's SRID has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceFrame {
+    /// EPSG:3857 itself: no transformation.
+    Mercator,
+    /// Longitude/latitude (EPSG:4326, 4269, ...): boxes are mapped to Web Mercator in Rust.
+    Geographic,
+    /// Any other CRS: PostGIS transforms the boxes of tiny features.
+    Projected,
+}
+
+impl SourceFrame {
+    /// Maps a box of the query's tiny-feature columns to EPSG:3857.
+    fn to_mercator(self, b: Bounds) -> Bounds {
+        match self {
+            Self::Mercator | Self::Projected => b,
+            Self::Geographic => {
+                let (xmin, ymin) = crate::tile::lonlat_to_mercator(b.xmin, b.ymin);
+                let (xmax, ymax) = crate::tile::lonlat_to_mercator(b.xmax, b.ymax);
+                Bounds {
+                    xmin,
+                    ymin,
+                    xmax,
+                    ymax,
+                }
+            }
+        }
+    }
+}
+
+/// The parts of a layer's tile query.
+struct TileSql<'a> {
+    cols: &'a str,
+    inner: &'a str,
+    qgeom: &'a str,
+    qtable: &'a str,
+    srid: i32,
+    frame: SourceFrame,
+    order: &'a str,
+}
+
+/// Builds a layer's tile query. Parameters: `$1..$4` the buffered tile envelope in
+/// EPSG:3857, `$5` the simplification tolerance and `$6` the tiny-feature size, both in
+/// EPSG:3857 metres. Columns: id, properties, `tiny`, WKB (EPSG:3857, NULL when tiny),
+/// and the feature's box (EPSG:3857 for projected sources, else source units).
+///
+/// Work is done in the table's own SRID as far as possible: the envelope is transformed
+/// once (densified, so its box covers curved edges), the feature box is read from the
+/// geometry header (`postgis_getbbox`, no full decompression), sizes are compared in
+/// source units scaled by the envelope's own ratio, and geometries are simplified
+/// *before* they are reprojected, so the projection runs on the few remaining vertices
+/// (three times faster at z7 on the demo data than transform-then-simplify).
+fn build_tile_sql(q: &TileSql<'_>) -> String {
+    let TileSql {
+        cols,
+        inner,
+        qgeom,
+        qtable,
+        srid,
+        frame,
+        order,
+    } = *q;
+    let (envelope, geometry) = if frame == SourceFrame::Mercator {
+        (
+            "ST_MakeEnvelope($1, $2, $3, $4, 3857)".to_owned(),
+            "ST_Simplify(f.g, $5, false)".to_owned(),
+        )
+    } else {
+        (
+            format!(
+                "ST_Transform(ST_Segmentize(ST_MakeEnvelope($1, $2, $3, $4, 3857), ($3 - $1) / 8), {srid})"
+            ),
+            "ST_Transform(ST_Simplify(f.g, $5 * LEAST(f.sx, f.sy), false), 3857)".to_owned(),
+        )
+    };
+    let boxes = if frame == SourceFrame::Projected {
+        format!(
+            "ST_XMin(l.tb), ST_YMin(l.tb), ST_XMax(l.tb), ST_YMax(l.tb) FROM f \
+             CROSS JOIN LATERAL (SELECT CASE WHEN f.tiny THEN \
+               ST_Transform(ST_SetSRID(f.b::geometry, {srid}), 3857)::box2d END AS tb) AS l"
+        )
+    } else {
+        "ST_XMin(f.b), ST_YMin(f.b), ST_XMax(f.b), ST_YMax(f.b) FROM f".to_owned()
+    };
+    format!(
+        "WITH e AS (SELECT env, (ST_XMax(env) - ST_XMin(env)) / ($3 - $1) AS sx, \
+                           (ST_YMax(env) - ST_YMin(env)) / ($4 - $2) AS sy \
+                    FROM (SELECT {envelope} AS env) AS x), \
+              f AS (SELECT {cols}, g, b, sx, sy, \
+                      (ST_XMax(b) - ST_XMin(b)) < $6 * sx AND (ST_YMax(b) - ST_YMin(b)) < $6 * sy AS tiny \
+                    FROM (SELECT {inner}, t.{qgeom} AS g, postgis_getbbox(t.{qgeom}) AS b, e.sx, e.sy \
+                          FROM {qtable} AS t, e WHERE t.{qgeom} && e.env) AS s) \
+         SELECT {cols}, f.tiny, CASE WHEN NOT f.tiny THEN ST_AsBinary({geometry}) END, {boxes} {order}"
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +286,7 @@ impl VectorSource {
                         "id column `{id}` is `{t}`; an integer column is needed"
                     ));
                 }
-                select.push(format!("{}::int8", quote_ident(id)));
+                select.push(format!("t.{}::int8", quote_ident(id)));
                 true
             }
             None => {
@@ -200,22 +298,26 @@ impl VectorSource {
         for p in &cfg.properties {
             let (t, _) = column(p)?;
             let kind = PropKind::from_pg_type(&t);
-            select.push(format!("{}{}", quote_ident(p), kind.cast()));
+            select.push(format!("t.{}{}", quote_ident(p), kind.cast()));
             properties.push((p.clone(), kind));
         }
-        let (bbox3857, envelope) = if srid == 3857 {
-            (
-                format!("{qgeom}::box2d"),
-                "ST_MakeEnvelope($1, $2, $3, $4, 3857)".to_owned(),
+        let proj4: Option<String> = client
+            .query_opt(
+                "SELECT proj4text::text FROM spatial_ref_sys WHERE srid = $1",
+                &[&srid],
             )
+            .await
+            .map_err(|e| format!("cannot read spatial_ref_sys: {e}"))?
+            .and_then(|r| r.get(0));
+        let frame = if srid == 3857 {
+            SourceFrame::Mercator
+        } else if proj4
+            .as_deref()
+            .is_some_and(|p| p.contains("+proj=longlat"))
+        {
+            SourceFrame::Geographic
         } else {
-            (
-                format!("ST_Transform(ST_SetSRID({qgeom}::box2d::geometry, {srid}), 3857)::box2d"),
-                // Densified so that the transformed envelope's box covers curved edges.
-                format!(
-                    "ST_Transform(ST_Segmentize(ST_MakeEnvelope($1, $2, $3, $4, 3857), ($3 - $1) / 8), {srid})"
-                ),
-            )
+            SourceFrame::Projected
         };
         let order = if has_id { "ORDER BY 1" } else { "" };
         // Column aliases keep the outer query independent of user column names.
@@ -229,14 +331,15 @@ impl VectorSource {
             .collect::<Vec<_>>()
             .join(", ");
         let cols = aliases.join(", ");
-        let sql = format!(
-            "SELECT {cols}, tiny, \
-               CASE WHEN NOT tiny THEN ST_AsBinary(ST_Simplify(ST_Transform(g, 3857), $5, false)) END, \
-               ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) \
-             FROM (SELECT {cols}, g, b, GREATEST(ST_XMax(b) - ST_XMin(b), ST_YMax(b) - ST_YMin(b)) < $6 AS tiny \
-                   FROM (SELECT {inner}, {qgeom} AS g, {bbox3857} AS b FROM {qtable} \
-                         WHERE {qgeom} && {envelope}) AS s) AS f {order}"
-        );
+        let sql = build_tile_sql(&TileSql {
+            cols: &cols,
+            inner: &inner,
+            qgeom: &qgeom,
+            qtable: &qtable,
+            srid,
+            frame,
+            order,
+        });
         let bounds_row = client
             .query_one(
                 &format!(
@@ -276,6 +379,7 @@ impl VectorSource {
             attribution: cfg.attribution.clone(),
             has_id,
             tiny,
+            frame,
             sql,
         })
     }
@@ -298,6 +402,7 @@ impl VectorSource {
         } else {
             unit * SIMPLIFY_UNITS
         };
+        let started = std::time::Instant::now();
         let rows = {
             let client = pool.get().await.map_err(SourceError::from_pool)?;
             let statement = client
@@ -319,10 +424,23 @@ impl VectorSource {
                 .await
                 .map_err(SourceError::from_pg)?
         };
+        let queried = started.elapsed();
         let this = std::sync::Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.encode_rows(&rows, &bounds))
-            .await
-            .map_err(|e| SourceError::Internal(format!("render task failed: {e}")))?
+        let tile_bytes = tokio::task::spawn_blocking(move || {
+            this.encode_rows(&rows, &bounds).map(|t| (t, rows.len()))
+        })
+        .await
+        .map_err(|e| SourceError::Internal(format!("render task failed: {e}")))??;
+        tracing::debug!(
+            layer = %self.name,
+            %tile,
+            rows = tile_bytes.1,
+            bytes = tile_bytes.0.len(),
+            query_ms = queried.as_secs_f64() * 1e3,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "rendered"
+        );
+        Ok(tile_bytes.0)
     }
 
     /// Decodes rows and encodes the tile (CPU only: runs on a blocking thread).
@@ -337,12 +455,14 @@ impl VectorSource {
                 }
                 let f = |i| row.try_get::<_, Option<f64>>(i).ok().flatten();
                 match (f(n + 3), f(n + 4), f(n + 5), f(n + 6)) {
-                    (Some(xmin), Some(ymin), Some(xmax), Some(ymax)) => FeatureGeom::Tiny(Bounds {
-                        xmin,
-                        ymin,
-                        xmax,
-                        ymax,
-                    }),
+                    (Some(xmin), Some(ymin), Some(xmax), Some(ymax)) => {
+                        FeatureGeom::Tiny(self.frame.to_mercator(Bounds {
+                            xmin,
+                            ymin,
+                            xmax,
+                            ymax,
+                        }))
+                    }
                     _ => continue,
                 }
             } else {
