@@ -18,7 +18,8 @@ PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 URL="postgres://planscape@127.0.0.1:${PORT}/planscape"
 
 as_owner() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the postgres user may not be allowed into the current directory.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 data_dir() {
@@ -26,7 +27,7 @@ data_dir() {
   if [ "$(id -u)" != 0 ]; then echo "$local_dir"; return; fi
   mkdir -p "$ROOT/.data"
   if [ -L "$local_dir" ]; then readlink -f "$local_dir"; return; fi
-  if runuser -u postgres -- test -x "$ROOT/.data"; then echo "$local_dir"; return; fi
+  if (cd / && runuser -u postgres -- test -x "$ROOT/.data"); then echo "$local_dir"; return; fi
   local hash
   hash="$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)"
   local shared="/var/lib/planscape/$hash/pg"
@@ -75,7 +76,7 @@ CONF
   if ! "$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U planscape -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='planscape'" | grep -q 1; then
     "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U planscape planscape
   fi
-  "$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT" -U planscape -d planscape -c "CREATE EXTENSION IF NOT EXISTS postgis" >/dev/null
+  PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT" -U planscape -d planscape -c "CREATE EXTENSION IF NOT EXISTS postgis" >/dev/null
   echo "PostGIS running: $URL" >&2
 }
 

@@ -59,6 +59,8 @@ async fn bad_input_gets_json_errors_never_500() {
         ("/tiles/nope", 404, "not_found"),
         ("/tiles/counties/7/20/49/extra.mvt", 404, "not_found"),
         ("/nothing-here", 404, "not_found"),
+        ("/tiles/counties/7/%FF%FE/49.mvt", 400, "invalid_path"),
+        ("/tiles/%C3%28", 400, "invalid_path"),
     ];
     for (path, status, code) in cases {
         let response = server.get(path, &[]).await;

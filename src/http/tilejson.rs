@@ -41,9 +41,16 @@ pub async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 /// TileJSON of one layer.
 pub async fn tilejson(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(name) = name.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_path",
+            e.body_text(),
+        )
+    })?;
     let (_, layer) = state.catalog.get(&name).ok_or_else(|| {
         ApiError::not_found(format!(
             "unknown layer `{}`",

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,9 +17,11 @@ use crate::tile::{TileId, parse_y_segment};
 /// The tile endpoint.
 pub async fn get_tile(
     State(state): State<Arc<AppState>>,
-    Path((layer_name, z, x, y_segment)): Path<(String, String, String, String)>,
+    path: Result<Path<(String, String, String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Path((layer_name, z, x, y_segment)) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     let segment = parse_y_segment(&y_segment)?;
     let tile = TileId::parse(&z, &x, segment.y)?;
     let (index, layer) = state

@@ -453,7 +453,7 @@ impl VectorSource {
                 if self.tiny != TinyPolicy::Reduce {
                     continue;
                 }
-                let f = |i| row.try_get::<_, Option<f64>>(i).ok().flatten();
+                let f = |i| nullable::<f64>(row, i);
                 match (f(n + 3), f(n + 4), f(n + 5), f(n + 6)) {
                     (Some(xmin), Some(ymin), Some(xmax), Some(ymax)) => {
                         FeatureGeom::Tiny(self.frame.to_mercator(Bounds {
@@ -481,10 +481,7 @@ impl VectorSource {
                 }
             };
             let id = if self.has_id {
-                row.try_get::<_, Option<i64>>(0)
-                    .ok()
-                    .flatten()
-                    .and_then(|i| u64::try_from(i).ok())
+                nullable::<i64>(row, 0).and_then(|i| u64::try_from(i).ok())
             } else {
                 None
             };
@@ -492,26 +489,10 @@ impl VectorSource {
             for (i, (_, kind)) in self.properties.iter().enumerate() {
                 let col = i + 1;
                 let value = match kind {
-                    PropKind::Int => row
-                        .try_get::<_, Option<i64>>(col)
-                        .ok()
-                        .flatten()
-                        .map(PropValue::Int),
-                    PropKind::Float => row
-                        .try_get::<_, Option<f64>>(col)
-                        .ok()
-                        .flatten()
-                        .map(PropValue::Float),
-                    PropKind::Bool => row
-                        .try_get::<_, Option<bool>>(col)
-                        .ok()
-                        .flatten()
-                        .map(PropValue::Bool),
-                    PropKind::Str => row
-                        .try_get::<_, Option<String>>(col)
-                        .ok()
-                        .flatten()
-                        .map(PropValue::Str),
+                    PropKind::Int => nullable(row, col).map(PropValue::Int),
+                    PropKind::Float => nullable(row, col).map(PropValue::Float),
+                    PropKind::Bool => nullable(row, col).map(PropValue::Bool),
+                    PropKind::Str => nullable(row, col).map(PropValue::Str),
                 };
                 if let Some(v) = value {
                     props.push((i, v));
@@ -522,4 +503,10 @@ impl VectorSource {
         encode::encode_layer(&self.name, bounds, &self.prop_names, &features)
             .map_err(|e| SourceError::Internal(e.to_string()))
     }
+}
+
+/// A nullable column; NULL and type mismatches (which the query's casts rule out) are
+/// `None`.
+fn nullable<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> Option<T> {
+    row.try_get::<_, Option<T>>(index).ok().flatten()
 }
