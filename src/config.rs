@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::source::raster::RasterLayerConfig;
 use crate::tile::MAX_ZOOM;
 
 /// The database URL of the embedded cluster that `scripts/db.sh` starts.
@@ -80,6 +81,9 @@ pub struct Config {
     /// HTTP response policy.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Folder of the colormap styles (`NAME.json`).
+    #[serde(default = "default_styles_dir")]
+    pub styles_dir: PathBuf,
     /// Tile layers by name.
     #[serde(default)]
     pub layers: BTreeMap<String, LayerConfig>,
@@ -131,6 +135,8 @@ pub struct HttpConfig {
 pub enum LayerConfig {
     /// Vector tiles from a PostGIS table.
     Vector(VectorLayerConfig),
+    /// Raster tiles from a GeoTIFF/COG.
+    Raster(RasterLayerConfig),
 }
 
 /// A PostGIS table served as MVT.
@@ -162,6 +168,9 @@ pub struct VectorLayerConfig {
     pub attribution: Option<String>,
 }
 
+fn default_styles_dir() -> PathBuf {
+    PathBuf::from("styles")
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -328,6 +337,7 @@ impl Config {
             }
             match layer {
                 LayerConfig::Vector(v) => v.validate(name)?,
+                LayerConfig::Raster(r) => validate_zooms(name, r.minzoom, r.maxzoom)?,
             }
         }
         Ok(())
@@ -358,20 +368,25 @@ impl VectorLayerConfig {
                 ));
             }
         }
-        if self.maxzoom > MAX_ZOOM {
-            return Err(invalid(
-                "maxzoom",
-                format!("{} is above {MAX_ZOOM}", self.maxzoom),
-            ));
-        }
-        if self.minzoom > self.maxzoom {
-            return Err(invalid(
-                "minzoom",
-                format!("{} is above maxzoom {}", self.minzoom, self.maxzoom),
-            ));
-        }
-        Ok(())
+        validate_zooms(name, self.minzoom, self.maxzoom)
     }
+}
+
+fn validate_zooms(name: &str, minzoom: u8, maxzoom: u8) -> Result<(), ConfigError> {
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        key: format!("layers.{name}.{key}"),
+        message,
+    };
+    if maxzoom > MAX_ZOOM {
+        return Err(invalid("maxzoom", format!("{maxzoom} is above {MAX_ZOOM}")));
+    }
+    if minzoom > maxzoom {
+        return Err(invalid(
+            "minzoom",
+            format!("{minzoom} is above maxzoom {maxzoom}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `s` is a simple SQL identifier (letters, digits, `_`; not starting with a digit).

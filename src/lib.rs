@@ -14,6 +14,7 @@ pub mod demo;
 pub mod http;
 pub mod server;
 pub mod source;
+pub mod style;
 pub mod tile;
 
 /// Layer names the URL space keeps for other uses.

@@ -2,6 +2,7 @@
 
 pub mod error;
 mod health;
+mod legend;
 mod tilejson;
 pub mod tiles;
 
@@ -64,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ready", get(health::ready))
         .route("/tiles", get(tilejson::catalog))
         .route("/tiles/{layer}", get(tilejson::tilejson))
+        .route("/tiles/{layer}/{file}", get(legend::legend))
         .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::get_tile))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(cors)

@@ -70,42 +70,56 @@ pub async fn tilejson(
 fn kind(source: &Source) -> &'static str {
     match source {
         Source::Vector(_) => "vector",
+        Source::Raster(_) => "raster",
     }
 }
 
+const WORLD: [f64; 4] = [-180.0, -85.051_128_78, 180.0, 85.051_128_78];
+
 fn document(layer: &Layer, source: &Source, base: &str) -> Value {
-    let Source::Vector(v) = source;
-    let bounds = v
-        .bounds
-        .unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
-    let center_zoom = v.minzoom.max(v.maxzoom.min(v.minzoom + 2));
-    let fields: Map<String, Value> = v
-        .properties
-        .iter()
-        .map(|(name, kind)| (name.clone(), json!(kind.tilejson_type())))
-        .collect();
+    let (minzoom, maxzoom) = (source.minzoom(), source.maxzoom());
+    let (bounds, description, attribution) = match source {
+        Source::Vector(v) => (v.bounds.unwrap_or(WORLD), &v.description, &v.attribution),
+        Source::Raster(r) => (r.bounds, &r.description, &r.attribution),
+    };
+    let center_zoom = minzoom.max(maxzoom.min(minzoom + 2));
     let mut doc = json!({
         "tilejson": "3.0.0",
         "name": layer.name,
         "scheme": "xyz",
-        "format": "pbf",
         "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.{}", layer.name, source.format().extension())],
-        "minzoom": v.minzoom,
-        "maxzoom": v.maxzoom,
+        "minzoom": minzoom,
+        "maxzoom": maxzoom,
         "bounds": bounds,
         "center": [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom],
-        "vector_layers": [{
-            "id": layer.name,
-            "fields": fields,
-            "minzoom": v.minzoom,
-            "maxzoom": v.maxzoom,
-            "geometry_type": v.geometry_type,
-        }],
     });
-    if let Some(d) = &v.description {
+    match source {
+        Source::Vector(v) => {
+            let fields: Map<String, Value> = v
+                .properties
+                .iter()
+                .map(|(name, kind)| (name.clone(), json!(kind.tilejson_type())))
+                .collect();
+            doc["format"] = json!("pbf");
+            doc["vector_layers"] = json!([{
+                "id": layer.name,
+                "fields": fields,
+                "minzoom": minzoom,
+                "maxzoom": maxzoom,
+                "geometry_type": v.geometry_type,
+            }]);
+        }
+        Source::Raster(r) => {
+            doc["format"] = json!("png");
+            doc["tileSize"] = json!(256);
+            doc["legend"] = json!(format!("{base}/tiles/{}/legend", layer.name));
+            doc["style"] = json!(r.style);
+        }
+    }
+    if let Some(d) = description {
         doc["description"] = json!(d);
     }
-    if let Some(a) = &v.attribution {
+    if let Some(a) = attribution {
         doc["attribution"] = json!(a);
     }
     doc

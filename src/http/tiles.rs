@@ -61,7 +61,9 @@ pub async fn get_tile(
     let encoded = state
         .cache
         .get_or_render(key, async {
-            let raw = source.render(&state.pool, tile).await?;
+            let raw = source
+                .render(&state.pool, tile, format, segment.scale)
+                .await?;
             if raw.len() < 2048 {
                 return Ok(EncodedTile::new(raw, format));
             }

@@ -5,6 +5,7 @@
 //! other layers keep serving), and its *version*, which changes whenever its data
 //! changes so that cache keys never point at stale tiles.
 
+pub mod raster;
 pub mod vector;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use deadpool_postgres::Pool;
 
 use crate::config::{Config, LayerConfig};
 use crate::tile::{TileFormat, TileId};
+use raster::RasterSource;
 use vector::VectorSource;
 
 /// A failure while rendering a tile.
@@ -71,6 +73,8 @@ impl SourceError {
 pub enum Source {
     /// PostGIS vector tiles.
     Vector(Arc<VectorSource>),
+    /// GDAL raster tiles.
+    Raster(Arc<RasterSource>),
 }
 
 impl Source {
@@ -78,6 +82,7 @@ impl Source {
     pub fn minzoom(&self) -> u8 {
         match self {
             Self::Vector(v) => v.minzoom,
+            Self::Raster(r) => r.minzoom,
         }
     }
 
@@ -85,6 +90,7 @@ impl Source {
     pub fn maxzoom(&self) -> u8 {
         match self {
             Self::Vector(v) => v.maxzoom,
+            Self::Raster(r) => r.maxzoom,
         }
     }
 
@@ -92,6 +98,9 @@ impl Source {
     pub fn supports(&self, format: TileFormat, scale: u8) -> bool {
         match self {
             Self::Vector(_) => format == TileFormat::Mvt && scale == 1,
+            Self::Raster(_) => {
+                matches!(format, TileFormat::Png | TileFormat::Webp) && (scale == 1 || scale == 2)
+            }
         }
     }
 
@@ -99,13 +108,21 @@ impl Source {
     pub fn format(&self) -> TileFormat {
         match self {
             Self::Vector(_) => TileFormat::Mvt,
+            Self::Raster(_) => TileFormat::Png,
         }
     }
 
     /// Renders a tile; an empty vector means an empty tile.
-    pub async fn render(&self, pool: &Pool, tile: TileId) -> Result<Vec<u8>, SourceError> {
+    pub async fn render(
+        &self,
+        pool: &Pool,
+        tile: TileId,
+        format: TileFormat,
+        scale: u8,
+    ) -> Result<Vec<u8>, SourceError> {
         match self {
             Self::Vector(v) => v.render(pool, tile).await,
+            Self::Raster(r) => r.render(tile, format, scale).await,
         }
     }
 }
@@ -149,6 +166,14 @@ impl Catalog {
                 LayerConfig::Vector(cfg) => VectorSource::inspect(client, name, cfg)
                     .await
                     .map(|v| Source::Vector(Arc::new(v))),
+                LayerConfig::Raster(cfg) => {
+                    let (name, cfg, styles) =
+                        (name.clone(), cfg.clone(), config.styles_dir.clone());
+                    tokio::task::spawn_blocking(move || RasterSource::inspect(&name, &cfg, &styles))
+                        .await
+                        .map_err(|e| format!("opening the raster failed: {e}"))
+                        .and_then(|r| r.map(|r| Source::Raster(Arc::new(r))))
+                }
             };
             if let Err(e) = &source {
                 tracing::error!(layer = %name, error = %e, "layer unavailable");

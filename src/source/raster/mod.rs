@@ -1,0 +1,366 @@
+//! Raster tiles from GeoTIFFs/COGs through GDAL.
+//!
+//! At start-up each layer's file is opened once to validate it (band, CRS, style) and to
+//! record its pyramid in EPSG:3857. Rendering runs on Tokio's blocking threads; each
+//! thread keeps its own open handles (a GDAL dataset must not be shared between threads)
+//! and reuses them for every later tile, so nothing is opened per request. A source in
+//! another CRS is read through a GDAL warped VRT to EPSG:3857, created once per thread.
+
+pub mod encode;
+pub mod read;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use gdal::Dataset;
+use gdal::spatial_ref::SpatialRef;
+use serde::{Deserialize, Serialize};
+
+use crate::source::SourceError;
+use crate::style::{Colormap, Style};
+use crate::tile::{Bounds, TileFormat, TileId, mercator_to_lonlat};
+use encode::Pixels;
+use read::{Level, Resampling};
+
+/// A raster layer in the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RasterLayerConfig {
+    /// GeoTIFF/COG path or GDAL virtual path (e.g. `/vsis3/bucket/key.tif`).
+    pub path: String,
+    /// 1-based band.
+    #[serde(default = "one")]
+    pub band: usize,
+    /// Style name (`styles/NAME.json`; `NAME_r` reversed).
+    pub style: String,
+    /// Value range `[min, max]` for styles whose stops are fractions; when absent, the
+    /// band's minimum and maximum.
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    /// Resampling to the tile grid.
+    #[serde(default)]
+    pub resampling: Resampling,
+    /// Nodata value, overriding the file's.
+    #[serde(default)]
+    pub nodata: Option<f64>,
+    /// Units of the values (legend).
+    #[serde(default)]
+    pub units: Option<String>,
+    /// Lowest zoom served.
+    #[serde(default)]
+    pub minzoom: u8,
+    /// Highest zoom served.
+    #[serde(default = "default_raster_maxzoom")]
+    pub maxzoom: u8,
+    /// TileJSON description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// TileJSON attribution.
+    #[serde(default)]
+    pub attribution: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+fn default_raster_maxzoom() -> u8 {
+    16
+}
+
+/// A validated raster layer.
+#[derive(Debug)]
+pub struct RasterSource {
+    /// Layer name.
+    pub name: String,
+    /// The file.
+    pub path: String,
+    /// 1-based band.
+    pub band: usize,
+    /// Resolved colours.
+    pub colormap: Colormap,
+    /// The style's name.
+    pub style: String,
+    /// Resampling.
+    pub resampling: Resampling,
+    /// Nodata value.
+    pub nodata: Option<f64>,
+    /// Units.
+    pub units: Option<String>,
+    /// Zoom range.
+    pub minzoom: u8,
+    /// Zoom range.
+    pub maxzoom: u8,
+    /// Data bounds in longitude/latitude.
+    pub bounds: [f64; 4],
+    /// Data bounds in EPSG:3857.
+    pub extent: Bounds,
+    /// TileJSON description.
+    pub description: Option<String>,
+    /// TileJSON attribution.
+    pub attribution: Option<String>,
+    warped: bool,
+    levels: Vec<Level>,
+}
+
+/// A dataset open on one thread: the file, and a warped EPSG:3857 view of it when the
+/// file is in another CRS.
+struct OpenRaster {
+    view: Option<Dataset>,
+    file: Dataset,
+}
+
+impl OpenRaster {
+    fn open(path: &str, warped: bool) -> Result<Self, String> {
+        let file =
+            Dataset::open(Path::new(path)).map_err(|e| format!("cannot open `{path}`: {e}"))?;
+        let view = if warped {
+            Some(warped_view(&file)?)
+        } else {
+            None
+        };
+        Ok(Self { view, file })
+    }
+
+    fn dataset(&self) -> &Dataset {
+        self.view.as_ref().unwrap_or(&self.file)
+    }
+}
+
+/// A GDAL warped VRT of `file` in EPSG:3857 (nearest; tile resampling happens after).
+fn warped_view(file: &Dataset) -> Result<Dataset, String> {
+    let wkt = SpatialRef::from_epsg(3857)
+        .and_then(|s| s.to_wkt())
+        .map_err(|e| e.to_string())?;
+    let wkt = std::ffi::CString::new(wkt).map_err(|e| e.to_string())?;
+    // SAFETY: `file` outlives the view: both live in the same `OpenRaster`, which drops
+    // the view first (field order). GDAL returns null on failure, checked below.
+    let handle = unsafe {
+        gdal_sys::GDALAutoCreateWarpedVRT(
+            file.c_dataset(),
+            std::ptr::null(),
+            wkt.as_ptr(),
+            gdal_sys::GDALResampleAlg::GRA_NearestNeighbour,
+            0.125,
+            std::ptr::null(),
+        )
+    };
+    if handle.is_null() {
+        return Err("cannot reproject the raster to EPSG:3857".into());
+    }
+    // SAFETY: a fresh, owned dataset handle.
+    Ok(unsafe { Dataset::from_c_dataset(handle) })
+}
+
+thread_local! {
+    /// Datasets this thread has open, by path.
+    static OPEN: RefCell<HashMap<String, OpenRaster>> = RefCell::new(HashMap::new());
+}
+
+impl RasterSource {
+    /// Opens and checks the raster (blocking: call off the async runtime). The error
+    /// names what is wrong.
+    pub fn inspect(name: &str, cfg: &RasterLayerConfig, styles_dir: &Path) -> Result<Self, String> {
+        let style = Style::load(styles_dir, &cfg.style).map_err(|e| e.to_string())?;
+        let file = Dataset::open(Path::new(&cfg.path))
+            .map_err(|e| format!("cannot open `{}`: {e}", cfg.path))?;
+        let count = file.raster_count();
+        if cfg.band == 0 || cfg.band > count {
+            return Err(format!(
+                "band {} does not exist (`{}` has {count})",
+                cfg.band, cfg.path
+            ));
+        }
+        let srs = file
+            .spatial_ref()
+            .map_err(|_| format!("`{}` has no coordinate reference system", cfg.path))?;
+        let mercator = SpatialRef::from_epsg(3857).map_err(|e| e.to_string())?;
+        let warped = srs != mercator;
+        let open = OpenRaster {
+            view: if warped {
+                Some(warped_view(&file)?)
+            } else {
+                None
+            },
+            file,
+        };
+        let ds = open.dataset();
+        let gt = ds
+            .geo_transform()
+            .map_err(|_| format!("`{}` has no geotransform", cfg.path))?;
+        if gt[2] != 0.0 || gt[4] != 0.0 {
+            return Err(format!(
+                "`{}` is rotated; warp it first (planscape import)",
+                cfg.path
+            ));
+        }
+        let band = ds.rasterband(cfg.band).map_err(|e| e.to_string())?;
+        let (width, height) = ds.raster_size();
+        let mut levels = vec![Level { gt, width, height }];
+        for i in 0..band.overview_count().unwrap_or(0).max(0) as usize {
+            if let Ok(ov) = band.overview(i) {
+                let (w, h) = ov.size();
+                let (fx, fy) = (width as f64 / w as f64, height as f64 / h as f64);
+                levels.push(Level {
+                    gt: [gt[0], gt[1] * fx, 0.0, gt[3], 0.0, gt[5] * fy],
+                    width: w,
+                    height: h,
+                });
+            }
+        }
+        let nodata = cfg.nodata.or_else(|| band.no_data_value());
+        let range = match cfg.range {
+            Some([lo, hi]) => Some((lo, hi)),
+            None if style.needs_range() => {
+                let mm = band
+                    .compute_raster_min_max(true)
+                    .map_err(|e| format!("cannot compute the value range: {e}"))?;
+                Some((mm.min, mm.max))
+            }
+            None => None,
+        };
+        let colormap = style.resolve(range).map_err(|e| e.to_string())?;
+        let extent = Bounds {
+            xmin: gt[0],
+            ymax: gt[3],
+            xmax: gt[0] + gt[1] * width as f64,
+            ymin: gt[3] + gt[5] * height as f64,
+        };
+        let (w, s) = mercator_to_lonlat(extent.xmin, extent.ymin);
+        let (e, n) = mercator_to_lonlat(extent.xmax, extent.ymax);
+        // Keep this thread's handle for its first renders.
+        OPEN.with(|o| o.borrow_mut().insert(cfg.path.clone(), open));
+        Ok(Self {
+            name: name.to_owned(),
+            path: cfg.path.clone(),
+            band: cfg.band,
+            colormap,
+            style: cfg.style.clone(),
+            resampling: cfg.resampling,
+            nodata,
+            units: cfg.units.clone(),
+            minzoom: cfg.minzoom,
+            maxzoom: cfg.maxzoom,
+            bounds: [w, s, e, n],
+            extent,
+            description: cfg.description.clone(),
+            attribution: cfg.attribution.clone(),
+            warped,
+            levels,
+        })
+    }
+
+    /// Renders one tile image.
+    pub async fn render(
+        self: &Arc<Self>,
+        tile: TileId,
+        format: TileFormat,
+        scale: u8,
+    ) -> Result<Vec<u8>, SourceError> {
+        let size = 256 * u32::from(scale);
+        let bounds = tile.bounds();
+        let e = &self.extent;
+        if bounds.xmax <= e.xmin
+            || bounds.xmin >= e.xmax
+            || bounds.ymax <= e.ymin
+            || bounds.ymin >= e.ymax
+        {
+            return encode::transparent(size, format)
+                .map_err(|e| SourceError::Internal(e.to_string()));
+        }
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || this.render_blocking(&bounds, size, format))
+            .await
+            .map_err(|e| SourceError::Internal(format!("render task failed: {e}")))?
+    }
+
+    /// Reads, styles and encodes (blocking).
+    pub fn render_blocking(
+        &self,
+        bounds: &Bounds,
+        size: u32,
+        format: TileFormat,
+    ) -> Result<Vec<u8>, SourceError> {
+        let values = self.read(bounds, size as usize)?;
+        let pixels = self.style_pixels(&values);
+        if pixels.is_transparent() {
+            return encode::transparent(size, format)
+                .map_err(|e| SourceError::Internal(e.to_string()));
+        }
+        encode::encode(&pixels, size, size, format)
+            .map_err(|e| SourceError::Internal(e.to_string()))
+    }
+
+    /// The tile's values on its pixel grid; NaN where there is no data.
+    pub fn read(&self, bounds: &Bounds, size: usize) -> Result<Vec<f64>, SourceError> {
+        let resolution = (bounds.xmax - bounds.xmin) / size as f64;
+        let index = read::choose_level(&self.levels, resolution);
+        let level = self.levels[index];
+        let margin = usize::from(self.resampling == Resampling::Bilinear);
+        let Some(win) = read::window(&level, bounds, size, margin) else {
+            return Ok(vec![f64::NAN; size * size]);
+        };
+        let data = OPEN.with(|open| -> Result<Vec<f64>, SourceError> {
+            let mut open = open.borrow_mut();
+            if !open.contains_key(&self.path) {
+                let raster =
+                    OpenRaster::open(&self.path, self.warped).map_err(SourceError::Internal)?;
+                open.insert(self.path.clone(), raster);
+            }
+            let raster = open
+                .get(&self.path)
+                .ok_or_else(|| SourceError::Internal("dataset cache".into()))?;
+            let band = raster
+                .dataset()
+                .rasterband(self.band)
+                .map_err(|e| SourceError::Internal(e.to_string()))?;
+            let band = if index == 0 {
+                band
+            } else {
+                band.overview(index - 1)
+                    .map_err(|e| SourceError::Internal(e.to_string()))?
+            };
+            let buffer = band
+                .read_as::<f64>(
+                    (win.col as isize, win.row as isize),
+                    (win.width, win.height),
+                    (win.buf_width, win.buf_height),
+                    Some(gdal::raster::ResampleAlg::NearestNeighbour),
+                )
+                .map_err(|e| SourceError::Internal(format!("reading `{}`: {e}", self.path)))?;
+            Ok(buffer.into_shape_and_vec().1)
+        })?;
+        Ok(read::resample(
+            &level,
+            &win,
+            &data,
+            self.nodata,
+            bounds,
+            size,
+            self.resampling,
+        ))
+    }
+
+    /// Applies the style.
+    fn style_pixels(&self, values: &[f64]) -> Pixels {
+        match self.colormap.palette() {
+            Some(palette) => {
+                let indices = values
+                    .iter()
+                    .map(|&v| {
+                        let c = self.colormap.color(v);
+                        palette.iter().position(|p| *p == c).unwrap_or(0) as u8
+                    })
+                    .collect();
+                Pixels::Indexed { indices, palette }
+            }
+            None => Pixels::Rgba(
+                values
+                    .iter()
+                    .flat_map(|&v| self.colormap.color(v))
+                    .collect(),
+            ),
+        }
+    }
+}
