@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod http;
+pub mod import;
 pub mod server;
 pub mod source;
 pub mod style;

@@ -53,6 +53,54 @@ enum Command {
     },
     /// Print the effective configuration (after environment overrides) and exit.
     CheckConfig,
+    /// Import data to serve.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Turn a raster (any GDAL format, any CRS) into a Cloud-Optimized GeoTIFF in
+    /// EPSG:3857, keep the original beside it, and register a raster layer in the config.
+    Raster {
+        /// The input raster.
+        input: PathBuf,
+        /// Layer name (also the output file name).
+        #[arg(long)]
+        layer: String,
+        /// Output folder.
+        #[arg(long, default_value = "data/rasters")]
+        dir: PathBuf,
+        /// Style of the layer (styles/NAME.json).
+        #[arg(long, default_value = "viridis")]
+        style: String,
+        /// Value range of the style, `MIN,MAX`.
+        #[arg(long, value_parser = parse_range)]
+        range: Option<[f64; 2]>,
+        /// Resampling: nearest (categories), bilinear or average (continuous).
+        #[arg(long, default_value = "nearest")]
+        resampling: String,
+        /// Units of the values.
+        #[arg(long)]
+        units: Option<String>,
+        /// Do not add the layer to the config file.
+        #[arg(long)]
+        no_register: bool,
+    },
+}
+
+fn parse_range(s: &str) -> Result<[f64; 2], String> {
+    let (a, b) = s.split_once(',').ok_or("expected MIN,MAX")?;
+    let (a, b): (f64, f64) = (
+        a.trim().parse().map_err(|_| "MIN is not a number")?,
+        b.trim().parse().map_err(|_| "MAX is not a number")?,
+    );
+    if !(a.is_finite() && b.is_finite() && a < b) {
+        return Err("MIN must be below MAX".into());
+    }
+    Ok([a, b])
 }
 
 fn main() -> ExitCode {
@@ -62,7 +110,11 @@ fn main() -> ExitCode {
         let default = PathBuf::from("planscape.toml");
         default.exists().then_some(default)
     });
-    let config = match Config::load(path.as_deref(), |k| std::env::var(k).ok()) {
+    // `import` may name a config file it is about to create.
+    let creating =
+        matches!(cli.command, Command::Import { .. }) && path.as_ref().is_some_and(|p| !p.exists());
+    let existing = if creating { None } else { path.as_deref() };
+    let config = match Config::load(existing, |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -79,7 +131,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli.command, config));
+    let config_path = path.unwrap_or_else(|| PathBuf::from("planscape.toml"));
+    let result = runtime.block_on(run(cli.command, config, config_path));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -89,7 +142,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    command: Command,
+    config: Config,
+    config_path: PathBuf,
+) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Serve => {
             let server = planscape::server::start(config).await?;
@@ -121,6 +178,45 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                     println!("demo data already loaded (use --force to regenerate)")
                 }
             }
+        }
+        Command::Import {
+            what:
+                ImportCommand::Raster {
+                    input,
+                    layer,
+                    dir,
+                    style,
+                    range,
+                    resampling,
+                    units,
+                    no_register,
+                },
+        } => {
+            let resampling: planscape::source::raster::read::Resampling =
+                serde_json::from_value(serde_json::Value::String(resampling.clone())).map_err(
+                    |_| format!("unknown resampling `{resampling}` (nearest, bilinear, average)"),
+                )?;
+            // Refuse a style the server could not load before doing any work.
+            planscape::style::Style::load(&config.styles_dir, &style)?;
+            let opts = planscape::import::ImportOptions {
+                input,
+                layer,
+                dir,
+                style,
+                range,
+                resampling,
+                units,
+                register: (!no_register).then_some(config_path),
+                progress: true,
+            };
+            let imported =
+                tokio::task::spawn_blocking(move || planscape::import::import_raster(&opts))
+                    .await??;
+            println!(
+                "imported: {} (original kept as {})",
+                imported.cog.display(),
+                imported.original.display()
+            );
         }
         Command::CheckConfig => {
             let mut shown = config.clone();

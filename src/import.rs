@@ -1,0 +1,285 @@
+//! `planscape import raster`: any GeoTIFF (or other GDAL raster) in any CRS becomes a
+//! Cloud-Optimized GeoTIFF in EPSG:3857 (256 px internal tiles, overviews, DEFLATE),
+//! the original is kept beside it for statistics in its own CRS, and the layer is
+//! registered in the configuration file.
+//!
+//! Nothing half-written is left behind: outputs are written under temporary names and
+//! renamed only when complete; on any error they are removed and the config is untouched.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gdal::Dataset;
+use gdal::cpl::CslStringList;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::source::raster::read::Resampling;
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The input raster.
+    pub input: PathBuf,
+    /// Layer name (and output file stem).
+    pub layer: String,
+    /// Output folder.
+    pub dir: PathBuf,
+    /// Style of the registered layer.
+    pub style: String,
+    /// Value range of the registered layer.
+    pub range: Option<[f64; 2]>,
+    /// Resampling when reprojecting and for the layer.
+    pub resampling: Resampling,
+    /// Units of the values.
+    pub units: Option<String>,
+    /// Config file to register the layer in (`None`: do not register).
+    pub register: Option<PathBuf>,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+/// An import failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The input is not a raster GDAL can read.
+    #[error("`{0}` is not a readable raster")]
+    NotRaster(PathBuf),
+    /// The input has no CRS.
+    #[error("`{0}` has no coordinate reference system; assign one first (gdal_edit.py -a_srs)")]
+    NoCrs(PathBuf),
+    /// Bad options.
+    #[error("{0}")]
+    Invalid(String),
+    /// GDAL failed.
+    #[error("GDAL failed: {0}")]
+    Gdal(String),
+    /// File system failure.
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// What an import produced.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The COG.
+    pub cog: PathBuf,
+    /// The kept original.
+    pub original: PathBuf,
+}
+
+/// Runs the import (blocking: GDAL does the work).
+pub fn import_raster(opts: &ImportOptions) -> Result<Imported, ImportError> {
+    if !opts
+        .layer
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        || opts.layer.is_empty()
+    {
+        return Err(ImportError::Invalid(format!(
+            "`{}` is not a valid layer name",
+            opts.layer
+        )));
+    }
+    if let Some(config) = &opts.register
+        && config.exists()
+    {
+        let existing = Config::load(Some(config), |_| None)
+            .map_err(|e| ImportError::Invalid(e.to_string()))?;
+        if existing.layers.contains_key(&opts.layer) {
+            return Err(ImportError::Invalid(format!(
+                "layer `{}` already exists in {}",
+                opts.layer,
+                config.display()
+            )));
+        }
+    }
+    let src = Dataset::open(&opts.input).map_err(|_| ImportError::NotRaster(opts.input.clone()))?;
+    if src.raster_count() == 0 {
+        return Err(ImportError::NotRaster(opts.input.clone()));
+    }
+    if src.spatial_ref().is_err() {
+        return Err(ImportError::NoCrs(opts.input.clone()));
+    }
+    std::fs::create_dir_all(&opts.dir).map_err(|e| ImportError::Io(opts.dir.clone(), e))?;
+    let cog = opts.dir.join(format!("{}.tif", opts.layer));
+    let original = opts.dir.join(format!("{}.source.tif", opts.layer));
+    let partial = |p: &Path| p.with_extension("tif.partial");
+    let outputs = [
+        (partial(&cog), cog.clone()),
+        (partial(&original), original.clone()),
+    ];
+    let result = (|| {
+        let resampling = match opts.resampling {
+            Resampling::Nearest => "NEAREST",
+            Resampling::Bilinear => "BILINEAR",
+            Resampling::Average => "AVERAGE",
+        };
+        let cog_options = [
+            ("TARGET_SRS", "EPSG:3857"),
+            ("RESAMPLING", resampling),
+            (
+                "OVERVIEW_RESAMPLING",
+                if resampling == "NEAREST" {
+                    "NEAREST"
+                } else {
+                    "AVERAGE"
+                },
+            ),
+            ("BLOCKSIZE", "256"),
+            ("COMPRESS", "DEFLATE"),
+            ("PREDICTOR", "YES"),
+            ("BIGTIFF", "IF_SAFER"),
+            ("NUM_THREADS", "ALL_CPUS"),
+        ];
+        create_copy(
+            &src,
+            "COG",
+            &outputs[0].0,
+            &cog_options,
+            opts.progress,
+            "COG (EPSG:3857)",
+        )?;
+        let keep_options = [
+            ("TILED", "YES"),
+            ("COMPRESS", "DEFLATE"),
+            ("BIGTIFF", "IF_SAFER"),
+        ];
+        create_copy(
+            &src,
+            "GTiff",
+            &outputs[1].0,
+            &keep_options,
+            opts.progress,
+            "original",
+        )?;
+        for (from, to) in &outputs {
+            std::fs::rename(from, to).map_err(|e| ImportError::Io(to.clone(), e))?;
+        }
+        if let Some(config) = &opts.register {
+            register(config, opts, &cog)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for (from, to) in &outputs {
+            let _ = std::fs::remove_file(from);
+            let _ = std::fs::remove_file(to);
+        }
+        return Err(e);
+    }
+    Ok(Imported { cog, original })
+}
+
+/// GDALCreateCopy with options and a progress bar.
+fn create_copy(
+    src: &Dataset,
+    driver: &str,
+    dest: &Path,
+    options: &[(&str, &str)],
+    progress: bool,
+    what: &str,
+) -> Result<(), ImportError> {
+    let driver_name = CString::new(driver).map_err(|e| ImportError::Gdal(e.to_string()))?;
+    // SAFETY: a static driver handle, or null (checked).
+    let handle = unsafe { gdal_sys::GDALGetDriverByName(driver_name.as_ptr()) };
+    if handle.is_null() {
+        return Err(ImportError::Gdal(format!("the {driver} driver is missing")));
+    }
+    let mut list = CslStringList::new();
+    for (k, v) in options {
+        list.set_name_value(k, v)
+            .map_err(|e| ImportError::Gdal(e.to_string()))?;
+    }
+    let dest_c = CString::new(dest.to_string_lossy().as_bytes())
+        .map_err(|e| ImportError::Gdal(e.to_string()))?;
+    let bar = if progress {
+        ProgressBar::new(1000)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>18} [{bar:40}] {percent:>3}% {elapsed_precise} (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    unsafe extern "C" fn on_progress(
+        complete: f64,
+        _msg: *const c_char,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: `data` is the `ProgressBar` below, alive for the whole call.
+        let bar = unsafe { &*(data as *const ProgressBar) };
+        bar.set_position((complete.clamp(0.0, 1.0) * 1000.0) as u64);
+        1
+    }
+    // SAFETY: every pointer is valid for the duration of the call; the returned handle is
+    // closed right away (flushing the file).
+    let out = unsafe {
+        gdal_sys::GDALCreateCopy(
+            handle,
+            dest_c.as_ptr(),
+            src.c_dataset(),
+            0,
+            list.as_ptr(),
+            Some(on_progress),
+            &bar as *const ProgressBar as *mut c_void,
+        )
+    };
+    bar.finish_and_clear();
+    if out.is_null() {
+        let message = gdal_last_error();
+        let _ = std::fs::remove_file(dest);
+        return Err(ImportError::Gdal(message));
+    }
+    // SAFETY: a handle GDAL just returned.
+    unsafe { gdal_sys::GDALClose(out) };
+    Ok(())
+}
+
+fn gdal_last_error() -> String {
+    // SAFETY: GDAL returns a pointer to a thread-local message, or null.
+    let ptr = unsafe { gdal_sys::CPLGetLastErrorMsg() };
+    if ptr.is_null() {
+        return "unknown error".into();
+    }
+    // SAFETY: a NUL-terminated string owned by GDAL, copied at once.
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Appends the layer to the config file.
+fn register(config: &Path, opts: &ImportOptions, cog: &Path) -> Result<(), ImportError> {
+    let mut section = format!(
+        "\n[layers.{}]\ntype = \"raster\"\npath = {}\nstyle = {}\nresampling = \"{}\"\n",
+        opts.layer,
+        toml_string(&cog.to_string_lossy()),
+        toml_string(&opts.style),
+        match opts.resampling {
+            Resampling::Nearest => "nearest",
+            Resampling::Bilinear => "bilinear",
+            Resampling::Average => "average",
+        }
+    );
+    if let Some([lo, hi]) = opts.range {
+        section.push_str(&format!("range = [{lo:?}, {hi:?}]\n"));
+    }
+    if let Some(units) = &opts.units {
+        section.push_str(&format!("units = {}\n", toml_string(units)));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config)
+        .map_err(|e| ImportError::Io(config.to_owned(), e))?;
+    file.write_all(section.as_bytes())
+        .map_err(|e| ImportError::Io(config.to_owned(), e))
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}

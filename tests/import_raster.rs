@@ -1,0 +1,204 @@
+//! `planscape import raster`: COG in EPSG:3857 with tiles and overviews, original kept,
+//! layer registered and served; bad inputs leave nothing behind.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{TestServer, shared_data, unique};
+use gdal::Metadata;
+use planscape::tile::{TileId, mercator_to_lonlat};
+
+fn planscape(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_planscape"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run planscape")
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_makes_a_servable_cog_and_registers_it() {
+    let dir = std::env::temp_dir().join(unique("import"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    // An input in California Albers, as the original Planscape rasters came.
+    let albers = dir.join("albers.tif");
+    let status = Command::new("gdalwarp")
+        .args(["-q", "-t_srs", "EPSG:3310"])
+        .arg(shared_data("planscape/test_raster.tif"))
+        .arg(&albers)
+        .status()
+        .expect("gdalwarp");
+    assert!(status.success());
+    let config = dir.join("planscape.toml");
+    let out = dir.join("rasters");
+    let output = planscape(&[
+        "--config",
+        &config.to_string_lossy(),
+        "import",
+        "raster",
+        &albers.to_string_lossy(),
+        "--layer",
+        "imported",
+        "--dir",
+        &out.to_string_lossy(),
+        "--range",
+        "25,752",
+        "--units",
+        "tons/acre",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(files_in(&out), ["imported.source.tif", "imported.tif"]);
+
+    let cog = gdal::Dataset::open(out.join("imported.tif")).expect("open COG");
+    let mercator = gdal::spatial_ref::SpatialRef::from_epsg(3857).expect("srs");
+    assert!(
+        cog.spatial_ref().expect("srs") == mercator,
+        "COG is in EPSG:3857"
+    );
+    let layout = cog.metadata_item("LAYOUT", "IMAGE_STRUCTURE");
+    assert_eq!(layout.as_deref(), Some("COG"));
+    let band = cog.rasterband(1).expect("band");
+    assert_eq!(band.block_size(), (256, 256));
+    assert!(band.overview_count().expect("overviews") >= 1);
+    assert_eq!(band.no_data_value(), Some(-999.0));
+    let original = gdal::Dataset::open(out.join("imported.source.tif")).expect("open original");
+    let albers_srs = gdal::spatial_ref::SpatialRef::from_epsg(3310).expect("srs");
+    assert!(
+        original.spatial_ref().expect("srs") == albers_srs,
+        "the original keeps its CRS"
+    );
+
+    // Registered: the config now serves it, with the given range and units.
+    let text = std::fs::read_to_string(&config).expect("config written");
+    let styles = concat!(env!("CARGO_MANIFEST_DIR"), "/styles");
+    let server = TestServer::start(&format!("styles_dir = \"{styles}\"\n{text}")).await;
+    let legend: serde_json::Value = server
+        .get("/tiles/imported/legend", &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(legend["entries"][0]["value"], 25.0);
+    assert_eq!(legend["units"], "tons/acre");
+    let gt = cog.geo_transform().expect("gt");
+    let (w, h) = cog.raster_size();
+    let (lon, lat) = mercator_to_lonlat(
+        gt[0] + gt[1] * w as f64 / 2.0,
+        gt[3] + gt[5] * h as f64 / 2.0,
+    );
+    for z in [10u8, 12, 14] {
+        let tile = TileId::containing(lon, lat, z);
+        let response = server
+            .get(&format!("/tiles/imported/{tile}.png"), &[])
+            .await;
+        assert_eq!(response.status(), 200);
+        let image = image::load_from_memory(&response.bytes().await.expect("body"))
+            .expect("png")
+            .to_rgba8();
+        let visible = image.pixels().filter(|p| p.0[3] > 0).count();
+        assert!(
+            visible > 1000,
+            "z{z}: the imported raster shows ({visible} pixels)"
+        );
+    }
+    server.stop().await;
+
+    // Importing the same layer again into the same config is refused, changing nothing.
+    let again = planscape(&[
+        "--config",
+        &config.to_string_lossy(),
+        "import",
+        "raster",
+        &albers.to_string_lossy(),
+        "--layer",
+        "imported",
+        "--dir",
+        &out.to_string_lossy(),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(std::fs::read_to_string(&config).expect("config"), text);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_inputs_leave_nothing_behind() {
+    let dir = std::env::temp_dir().join(unique("import_bad"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    // A raster without a coordinate reference system.
+    let no_crs = dir.join("no_crs.tif");
+    {
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").expect("GTiff");
+        let ds = driver
+            .create_with_band_type::<u8, _>(&no_crs, 16, 16, 1)
+            .expect("create");
+        drop(ds);
+    }
+    let config = dir.join("planscape.toml");
+    let out = dir.join("rasters");
+    let cases = [
+        (
+            shared_data("planscape/sandiego.geojson"),
+            "is not a readable raster",
+        ),
+        (dir.join("missing.tif"), "is not a readable raster"),
+        (no_crs.clone(), "no coordinate reference system"),
+    ];
+    for (input, message) in cases {
+        let output = planscape(&[
+            "--config",
+            &config.to_string_lossy(),
+            "import",
+            "raster",
+            &input.to_string_lossy(),
+            "--layer",
+            "x",
+            "--dir",
+            &out.to_string_lossy(),
+        ]);
+        assert!(!output.status.success(), "{}", input.display());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(
+            files_in(&out).is_empty(),
+            "nothing written for {}",
+            input.display()
+        );
+        assert!(!config.exists(), "config untouched");
+    }
+    let unknown_style = planscape(&[
+        "--config",
+        &config.to_string_lossy(),
+        "import",
+        "raster",
+        &shared_data("planscape/test_raster.tif").to_string_lossy(),
+        "--layer",
+        "x",
+        "--dir",
+        &out.to_string_lossy(),
+        "--style",
+        "plaid",
+    ]);
+    assert!(!unknown_style.status.success());
+    assert!(String::from_utf8_lossy(&unknown_style.stderr).contains("plaid"));
+    assert!(files_in(&out).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
