@@ -50,6 +50,15 @@ enum Command {
         /// Regenerate even when the data is current.
         #[arg(long)]
         force: bool,
+        /// Folder of the demo condition rasters (COGs).
+        #[arg(long, default_value = ".data/rasters")]
+        rasters: PathBuf,
+        /// Pixel size of the demo rasters, metres.
+        #[arg(long, default_value_t = 250.0)]
+        raster_resolution: f64,
+        /// Also make the large 30 m raster for benchmarks (about 11,700 x 21,700 pixels).
+        #[arg(long)]
+        large_raster: bool,
     },
     /// Print the effective configuration (after environment overrides) and exit.
     CheckConfig,
@@ -160,6 +169,9 @@ async fn run(
             schema,
             watersheds,
             force,
+            rasters,
+            raster_resolution,
+            large_raster,
         } => {
             let outcome = demo::run(
                 &config.database,
@@ -178,6 +190,17 @@ async fn run(
                     println!("demo data already loaded (use --force to regenerate)")
                 }
             }
+            if !(raster_resolution.is_finite() && raster_resolution >= 10.0) {
+                return Err("--raster-resolution must be at least 10 metres".into());
+            }
+            let written = tokio::task::spawn_blocking(move || {
+                demo::rasters::generate(&rasters, raster_resolution, large_raster)
+            })
+            .await??;
+            println!(
+                "demo rasters: {} written (existing ones kept)",
+                written.len()
+            );
         }
         Command::Import {
             what:

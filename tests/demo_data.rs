@@ -119,3 +119,113 @@ async fn demo_data_is_deterministic_valid_and_served() {
         .await;
     scratch.cleanup().await;
 }
+
+/// Values of band 1 and the geotransform.
+fn read_raster(path: &std::path::Path) -> (Vec<f64>, [f64; 6], (usize, usize), Option<f64>) {
+    let ds = gdal::Dataset::open(path).expect("open raster");
+    let band = ds.rasterband(1).expect("band");
+    let size = ds.raster_size();
+    let values = band
+        .read_as::<f64>((0, 0), size, size, None)
+        .expect("read")
+        .into_shape_and_vec()
+        .1;
+    (
+        values,
+        ds.geo_transform().expect("gt"),
+        size,
+        band.no_data_value(),
+    )
+}
+
+fn value_at(
+    raster: &(Vec<f64>, [f64; 6], (usize, usize), Option<f64>),
+    lon: f64,
+    lat: f64,
+) -> Option<f64> {
+    let (values, gt, (w, h), nodata) = raster;
+    let (x, y) = planscape::tile::lonlat_to_mercator(lon, lat);
+    let (c, r) = (((x - gt[0]) / gt[1]).floor(), ((y - gt[3]) / gt[5]).floor());
+    if c < 0.0 || r < 0.0 || c >= *w as f64 || r >= *h as f64 {
+        return None;
+    }
+    let v = values[r as usize * w + c as usize];
+    (Some(v) != *nodata && !v.is_nan()).then_some(v)
+}
+
+#[test]
+fn demo_rasters_are_deterministic_coherent_and_masked_to_the_region() {
+    use planscape::demo::rasters::{METRICS, generate};
+    let a = std::env::temp_dir().join(common::unique("rasters"));
+    let b = std::env::temp_dir().join(common::unique("rasters"));
+    assert_eq!(generate(&a, 2000.0, false).expect("rasters").len(), 6);
+    assert_eq!(generate(&b, 2000.0, false).expect("rasters").len(), 6);
+    assert!(
+        generate(&a, 2000.0, false).expect("rerun").is_empty(),
+        "existing rasters are kept"
+    );
+    let mercator = gdal::spatial_ref::SpatialRef::from_epsg(3857).expect("srs");
+    for metric in &METRICS {
+        for name in [
+            metric.name.to_owned(),
+            format!("{}_normalized", metric.name),
+        ] {
+            let file = format!("{name}.tif");
+            let ra = read_raster(&a.join(&file));
+            let rb = read_raster(&b.join(&file));
+            assert_eq!(ra.0, rb.0, "{name}: two runs give the same values");
+            let ds = gdal::Dataset::open(a.join(&file)).expect("open");
+            assert!(
+                ds.spatial_ref().expect("srs") == mercator,
+                "{name} is in EPSG:3857"
+            );
+            // Yosemite has data, Sacramento (outside the region) has none.
+            let inside = value_at(&ra, -119.55, 37.75).expect("data inside the region");
+            assert!(
+                value_at(&ra, -121.49, 38.58).is_none(),
+                "{name}: nodata outside the region"
+            );
+            let (lo, hi) = if name.ends_with("_normalized") {
+                (-1.0, 1.0)
+            } else {
+                (metric.min, metric.max)
+            };
+            assert!((lo..=hi).contains(&inside), "{name}: {inside}");
+            // Smooth: neighbouring pixels differ far less than random values would.
+            let (values, _, (w, _), nodata) = &ra;
+            let valid = |v: f64| Some(v) != *nodata && !v.is_nan();
+            let diffs: Vec<f64> = values
+                .windows(2)
+                .enumerate()
+                .filter(|(i, p)| (i + 1) % w != 0 && valid(p[0]) && valid(p[1]))
+                .map(|(_, p)| (p[1] - p[0]).abs())
+                .collect();
+            let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
+            assert!(
+                mean < 0.1 * (hi - lo),
+                "{name}: neighbours differ by {mean} on average"
+            );
+        }
+        // The twin is the normalized raw value (inverted where high is bad).
+        let raw = value_at(
+            &read_raster(&a.join(format!("{}.tif", metric.name))),
+            -119.55,
+            37.75,
+        )
+        .expect("raw");
+        let norm = value_at(
+            &read_raster(&a.join(format!("{}_normalized.tif", metric.name))),
+            -119.55,
+            37.75,
+        )
+        .expect("norm");
+        let expected = planscape::demo::rasters::normalized(metric, raw);
+        assert!(
+            (norm - expected).abs() < 0.05,
+            "{}: {norm} vs {expected}",
+            metric.name
+        );
+    }
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}

@@ -4,6 +4,7 @@
 //! layers that serve it are declared in `tiles/demo.toml`.
 
 pub mod noise;
+pub mod rasters;
 pub mod region;
 pub mod watersheds;
 
