@@ -3,6 +3,8 @@
 //!   reduction, MVT encoding) on dense demo watersheds, no database involved;
 //! - `render_postgis/*`: a whole render (PostGIS query + encoding) against the demo
 //!   data of the embedded database, when it is reachable (`planscape demo` loaded);
+//! - `raster/*`: a whole raster tile render (GDAL read + resample + style + PNG) of the
+//!   real `../shared/data/planscape/test_raster.tif`, at a low and a high zoom;
 //! - `cache/hit`: a cache hit, the warm-path cost per request before HTTP.
 //!
 //! Run: `cargo bench --bench tiles`.
@@ -143,5 +145,38 @@ fn cache_hit(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, encode, render_postgis, cache_hit);
+fn raster(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("../shared/data/planscape/test_raster.tif");
+    let config: planscape::source::raster::RasterLayerConfig = match toml::from_str(&format!(
+        "path = \"{}\"\nstyle = \"viridis\"\nrange = [25, 752]",
+        path.display()
+    )) {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let source = match planscape::source::raster::RasterSource::inspect(
+        "bench",
+        &config,
+        &root.join("styles"),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("raster: skipped ({e})");
+            return;
+        }
+    };
+    let (lon, lat) = planscape::tile::mercator_to_lonlat(
+        (source.extent.xmin + source.extent.xmax) / 2.0,
+        (source.extent.ymin + source.extent.ymax) / 2.0,
+    );
+    for z in [11u8, 15] {
+        let bounds = TileId::containing(lon, lat, z).bounds();
+        c.bench_function(&format!("raster/z{z}_png"), |b| {
+            b.iter(|| source.render_blocking(black_box(&bounds), 256, TileFormat::Png))
+        });
+    }
+}
+
+criterion_group!(benches, encode, render_postgis, raster, cache_hit);
 criterion_main!(benches);
