@@ -153,6 +153,13 @@ fn warped_view(file: &Dataset) -> Result<Dataset, String> {
     Ok(unsafe { Dataset::from_c_dataset(handle) })
 }
 
+/// At most this many raster renders run at once (two per core): it bounds the blocking
+/// threads, and with them the datasets each thread keeps open; further requests queue.
+static RENDER_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(4, |n| n.get() * 2))
+    });
+
 thread_local! {
     /// Datasets this thread has open, by path.
     static OPEN: RefCell<HashMap<String, OpenRaster>> = RefCell::new(HashMap::new());
@@ -269,6 +276,10 @@ impl RasterSource {
             return encode::transparent(size, format)
                 .map_err(|e| SourceError::Internal(e.to_string()));
         }
+        let _permit = RENDER_PERMITS
+            .acquire()
+            .await
+            .map_err(|e| SourceError::Internal(format!("render queue closed: {e}")))?;
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || this.render_blocking(&bounds, size, format))
             .await
