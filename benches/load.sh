@@ -19,6 +19,8 @@ CONNECTIONS="${2:-8}"
 TILES="${TILES:-2000}"
 WORK="$ROOT/.data/bench"
 mkdir -p "$WORK"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 scripts/setup-debian.sh wrk
 scripts/db.sh start
@@ -61,20 +63,6 @@ postgres:
         fire_risk: float8
 YAML
 
-PID=""
-stop_server() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi
-}
-trap stop_server EXIT
-
-wait_for() {
-  for _ in $(seq 1 100); do
-    if curl -fs -o /dev/null "$1"; then return 0; fi
-    sleep 0.2
-  done
-  echo "server did not come up: $1" >&2; return 1
-}
-
 start_planscape() { # cache MB
   sed -e "s|^listen = .*|listen = \"127.0.0.1:18080\"|" -e "s|^size_mb = .*|size_mb = $1|" tiles/demo.toml > "$WORK/planscape.toml"
   RUST_LOG=warn target/release/planscape --config "$WORK/planscape.toml" serve 2>"$WORK/planscape.log" &
@@ -86,25 +74,6 @@ start_martin() { # cache MB
   RUST_LOG=warn "$MARTIN" --config "$WORK/martin.yaml" --listen-addresses 127.0.0.1:13000 --cache-size "$1" 2>"$WORK/martin.log" &
   PID=$!
   wait_for http://127.0.0.1:13000/health
-}
-
-prime() { # base paths
-  sed "s|^|$1|" "$2" | xargs -P 4 -n 1 curl -s -o /dev/null --compressed
-}
-
-# wrk's summary -> "req/s | p50 | p99 | MB/s"
-run_wrk() { # base paths [header]
-  local extra=()
-  if [ -n "${3:-}" ]; then extra=(-H "$3"); fi
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s --latency "${extra[@]}" \
-    -s benches/paths.lua "$1" -- "$2" > "$WORK/wrk.out"
-  awk '
-    /Requests\/sec/ { rps = $2 }
-    /Transfer\/sec/ { tps = $2 }
-    $1 == "50%" { p50 = $2 }
-    $1 == "99%" { p99 = $2 }
-    /Non-2xx/ { bad = $NF }
-    END { printf "%s | %s | %s | %s%s\n", rps, p50, p99, tps, (bad ? " (" bad " non-2xx)" : "") }' "$WORK/wrk.out"
 }
 
 echo "| server | run | req/s | p50 | p99 | transfer/s |"

@@ -18,6 +18,8 @@ TILES="${TILES:-2000}"
 WORK="$ROOT/.data/bench"
 COG="$ROOT/.data/rasters/aboveground_biomass_30m.tif"
 mkdir -p "$WORK"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 scripts/setup-debian.sh wrk
 scripts/db.sh start
@@ -34,18 +36,6 @@ sed 's|^|/tiles/biomass30/|; s|$|.png|' "$WORK/raster-tiles.txt" > "$WORK/plansc
 sed "s|^|/cog/tiles/WebMercatorQuad/|; s|\$|.png?url=$COG\&rescale=0,300\&colormap_name=viridis|" \
   "$WORK/raster-tiles.txt" > "$WORK/titiler-paths.txt"
 
-PID=""
-stop_server() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi
-}
-trap stop_server EXIT
-wait_for() {
-  for _ in $(seq 1 150); do
-    if curl -fs -o /dev/null "$1"; then return 0; fi
-    sleep 0.2
-  done
-  echo "server did not come up: $1" >&2; return 1
-}
 start_planscape() { # cache MB
   cat > "$WORK/planscape-raster.toml" <<TOML
 listen = "127.0.0.1:18080"
@@ -70,19 +60,6 @@ start_titiler() {
      --workers 2 --log-level warning) 2>"$WORK/titiler.log" &
   PID=$!
   wait_for http://127.0.0.1:18000/healthz
-}
-prime() { # base paths
-  sed "s|^|$1|" "$2" | xargs -P 4 -n 1 curl -s -o /dev/null
-}
-run_wrk() { # base paths
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s --latency -s benches/paths.lua "$1" -- "$2" > "$WORK/wrk.out"
-  awk '
-    /Requests\/sec/ { rps = $2 }
-    /Transfer\/sec/ { tps = $2 }
-    $1 == "50%" { p50 = $2 }
-    $1 == "99%" { p99 = $2 }
-    /Non-2xx/ { bad = $NF }
-    END { printf "%s | %s | %s | %s%s\n", rps, p50, p99, tps, (bad ? " (" bad " non-2xx)" : "") }' "$WORK/wrk.out"
 }
 
 echo "| server | run | req/s | p50 | p99 | transfer/s |"

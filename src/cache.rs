@@ -132,6 +132,18 @@ impl TileCache {
         }
     }
 
+    /// Applies pending bookkeeping so that sizes are current (for metrics).
+    pub async fn settle(&self) {
+        if let Some(cache) = &self.inner {
+            cache.run_pending_tasks().await;
+        }
+    }
+
+    /// Entries held.
+    pub fn entry_count(&self) -> u64 {
+        self.inner.as_ref().map_or(0, Cache::entry_count)
+    }
+
     /// Approximate bytes held.
     pub fn weighted_size(&self) -> u64 {
         self.inner.as_ref().map_or(0, Cache::weighted_size)

@@ -30,6 +30,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_CACHE_SIZE_MB", "cache.size_mb"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
+    ("PLANSCAPE_SHUTDOWN_GRACE_S", "shutdown_grace_s"),
 ];
 
 /// A configuration problem, reported before anything starts.
@@ -81,6 +82,10 @@ pub struct Config {
     /// HTTP response policy.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT before exiting
+    /// (keep it below the orchestrator's stop timeout, e.g. ECS's 30 s).
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_s: u64,
     /// Folder of the colormap styles (`NAME.json`).
     #[serde(default = "default_styles_dir")]
     pub styles_dir: PathBuf,
@@ -168,6 +173,9 @@ pub struct VectorLayerConfig {
     pub attribution: Option<String>,
 }
 
+fn default_grace() -> u64 {
+    25
+}
 fn default_styles_dir() -> PathBuf {
     PathBuf::from("styles")
 }

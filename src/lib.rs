@@ -16,6 +16,7 @@ pub mod import;
 pub mod server;
 pub mod source;
 pub mod style;
+pub mod telemetry;
 pub mod tile;
 
 /// Layer names the URL space keeps for other uses.

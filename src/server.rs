@@ -43,6 +43,8 @@ pub struct Server {
 
 /// Prepares everything and binds the socket; call [`Server::run`] to serve.
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    // Install the metrics recorder before anything records.
+    crate::telemetry::handle();
     wait_for_database(&config).await?;
     let applied = db::migrate(&config.database).await?;
     if applied > 0 {

@@ -51,3 +51,24 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
     });
     (status, Json(body))
 }
+
+/// Prometheus text exposition; gauges are refreshed at each scrape.
+pub async fn metrics(
+    State(state): State<Arc<AppState>>,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    state.cache.settle().await;
+    let status = state.pool.status();
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(status.available as f64);
+    metrics::gauge!("db_pool_connections", "state" => "in_use")
+        .set(status.size.saturating_sub(status.available) as f64);
+    metrics::gauge!("db_pool_max_connections").set(status.max_size as f64);
+    metrics::gauge!("tile_cache_bytes").set(state.cache.weighted_size() as f64);
+    metrics::gauge!("tile_cache_entries").set(state.cache.entry_count() as f64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::telemetry::handle().render(),
+    )
+}

@@ -34,19 +34,7 @@ pub async fn legend(
             .is_some_and(|a| a.contains("image/png") && !a.contains("application/json")),
         _ => return Err(ApiError::not_found("no such endpoint")),
     };
-    let (_, layer) = state.catalog.get(&name).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "unknown layer `{}`",
-            name.chars().take(64).collect::<String>()
-        ))
-    })?;
-    let source = layer.source.as_ref().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "layer_unavailable",
-            e.clone(),
-        )
-    })?;
+    let (_, _, source) = state.layer_source(&name)?;
     let Source::Raster(raster) = source else {
         return Err(ApiError::not_found(format!(
             "layer `{name}` is a vector layer: it has no legend"

@@ -13,11 +13,10 @@ use axum::http::{HeaderValue, Method, header};
 use axum::routing::get;
 use deadpool_postgres::Pool;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::cache::TileCache;
 use crate::config::Config;
-use crate::source::Catalog;
+use crate::source::{Catalog, Layer, Source};
 use error::ApiError;
 
 /// Everything request handlers share.
@@ -35,6 +34,25 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The layer called `name`, its catalog index and its source: 404 for an unknown
+    /// layer, 503 for one that failed to open (the reason is on `/ready`).
+    pub fn layer_source(&self, name: &str) -> Result<(usize, &Layer, &Source), ApiError> {
+        let (index, layer) = self.catalog.get(name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "unknown layer `{}`",
+                name.chars().take(64).collect::<String>()
+            ))
+        })?;
+        let source = layer.source.as_ref().map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "layer_unavailable",
+                format!("layer `{}` failed to open: {e}", layer.name),
+            )
+        })?;
+        Ok((index, layer, source))
+    }
+
     /// A table changed: bump the versions of the layers reading it.
     pub fn table_changed(&self, table: &str) {
         for index in self.catalog.layers_of_table(table) {
@@ -62,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(demo_map))
         .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
         .route("/ready", get(health::ready))
         .route("/tiles", get(tilejson::catalog))
         .route("/tiles/{layer}", get(tilejson::tilejson))
@@ -69,7 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::get_tile))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
 }
 

@@ -51,19 +51,7 @@ pub async fn tilejson(
             e.body_text(),
         )
     })?;
-    let (_, layer) = state.catalog.get(&name).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "unknown layer `{}`",
-            name.chars().take(64).collect::<String>()
-        ))
-    })?;
-    let source = layer.source.as_ref().map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "layer_unavailable",
-            e.clone(),
-        )
-    })?;
+    let (_, layer, source) = state.layer_source(&name)?;
     Ok(Json(document(layer, source, &base_url(&state, &headers))))
 }
 

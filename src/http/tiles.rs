@@ -24,17 +24,7 @@ pub async fn get_tile(
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     let segment = parse_y_segment(&y_segment)?;
     let tile = TileId::parse(&z, &x, segment.y)?;
-    let (index, layer) = state
-        .catalog
-        .get(&layer_name)
-        .ok_or_else(|| ApiError::not_found(format!("unknown layer `{}`", truncate(&layer_name))))?;
-    let source = layer.source.as_ref().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "layer_unavailable",
-            format!("layer `{layer_name}` failed to open; see /ready"),
-        )
-    })?;
+    let (index, layer, source) = state.layer_source(&layer_name)?;
     if !source.supports(segment.format, segment.scale) {
         return Err(ApiError::not_found(format!(
             "layer `{layer_name}` is not available as {}{}",
@@ -58,21 +48,56 @@ pub async fn get_tile(
         scale: segment.scale,
     };
     let format = segment.format;
-    let encoded = state
+    let rendered_here = std::sync::atomic::AtomicBool::new(false);
+    let span = tracing::debug_span!("render", layer = %layer.name, %tile);
+    let result = state
         .cache
-        .get_or_render(key, async {
-            let raw = source
-                .render(&state.pool, tile, format, segment.scale)
-                .await?;
-            if raw.len() < 2048 {
-                return Ok(EncodedTile::new(raw, format));
-            }
-            tokio::task::spawn_blocking(move || EncodedTile::new(raw, format))
-                .await
-                .map_err(|e| crate::source::SourceError::Internal(e.to_string()))
-        })
-        .await
-        .map_err(|e| ApiError::from(e.as_ref()))?;
+        .get_or_render(
+            key,
+            tracing::Instrument::instrument(
+                async {
+                    rendered_here.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let started = std::time::Instant::now();
+                    let raw = source
+                        .render(&state.pool, tile, format, segment.scale)
+                        .await?;
+                    let encoded = if raw.len() < 2048 {
+                        EncodedTile::new(raw, format)
+                    } else {
+                        tokio::task::spawn_blocking(move || EncodedTile::new(raw, format))
+                            .await
+                            .map_err(|e| crate::source::SourceError::Internal(e.to_string()))?
+                    };
+                    metrics::histogram!("tile_render_seconds", "layer" => layer.name.clone())
+                        .record(started.elapsed().as_secs_f64());
+                    Ok(encoded)
+                },
+                span,
+            ),
+        )
+        .await;
+    let outcome = if rendered_here.load(std::sync::atomic::Ordering::Relaxed) {
+        "miss"
+    } else {
+        "hit"
+    };
+    metrics::counter!("tile_cache_requests_total", "layer" => layer.name.clone(), "result" => outcome).increment(1);
+    let encoded = result.map_err(|e| {
+        let kind = match e.as_ref() {
+            crate::source::SourceError::Unavailable(_) => "unavailable",
+            crate::source::SourceError::Timeout => "timeout",
+            crate::source::SourceError::Internal(_) => "internal",
+        };
+        metrics::counter!("tile_render_errors_total", "layer" => layer.name.clone(), "kind" => kind).increment(1);
+        ApiError::from(e.as_ref())
+    })?;
+    metrics::counter!(
+        "tiles_served_total",
+        "layer" => layer.name.clone(),
+        "zoom" => tile.z.to_string(),
+        "format" => format.extension()
+    )
+    .increment(1);
     Ok(respond(
         &state,
         &encoded,
@@ -80,10 +105,6 @@ pub async fn get_tile(
         format.compressible(),
         &headers,
     ))
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 /// Builds the response for a rendered tile.

@@ -1,0 +1,40 @@
+# Shared helpers of the load-test scripts (sourced, not run). Expects WORK and
+# CONNECTIONS and DURATION to be set by the caller.
+
+PID=""
+
+# Stops the server started last.
+stop_server() {
+  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi
+}
+trap stop_server EXIT
+
+# Waits up to 30 s for URL to answer 2xx.
+wait_for() {
+  for _ in $(seq 1 150); do
+    if curl -fs -o /dev/null "$1"; then return 0; fi
+    sleep 0.2
+  done
+  echo "server did not come up: $1" >&2; return 1
+}
+
+# Requests every path of the file once (fills caches). Args: base-url paths-file.
+prime() {
+  sed "s|^|$1|" "$2" | xargs -P 4 -n 1 curl -s -o /dev/null --compressed
+}
+
+# One wrk run over the paths; prints "req/s | p50 | p99 | transfer/s".
+# Args: base-url paths-file [extra header].
+run_wrk() {
+  local extra=()
+  if [ -n "${3:-}" ]; then extra=(-H "$3"); fi
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s --latency "${extra[@]}" \
+    -s benches/paths.lua "$1" -- "$2" > "$WORK/wrk.out"
+  awk '
+    /Requests\/sec/ { rps = $2 }
+    /Transfer\/sec/ { tps = $2 }
+    $1 == "50%" { p50 = $2 }
+    $1 == "99%" { p99 = $2 }
+    /Non-2xx/ { bad = $NF }
+    END { printf "%s | %s | %s | %s%s\n", rps, p50, p99, tps, (bad ? " (" bad " non-2xx)" : "") }' "$WORK/wrk.out"
+}

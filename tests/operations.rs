@@ -1,0 +1,221 @@
+//! Operations: Prometheus metrics move with traffic; SIGTERM lets in-flight requests
+//! finish while refusing new connections, then exits 0.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Scratch, TestServer, unique};
+
+/// `name{labels} value` lines whose labels contain every `needle`.
+fn sample(text: &str, name: &str, needles: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_move() {
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    let layer = unique("metered").replace('_', "-");
+    let config = format!(
+        "[layers.{layer}]\ntype = \"vector\"\ntable = \"{}.counties\"\nproperties = [\"name\"]\n",
+        scratch.schema
+    );
+    let server = TestServer::start(&config).await;
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .get(&format!("/tiles/{layer}/7/20/49.mvt"), &[])
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        server
+            .get(&format!("/tiles/{layer}/7/20/49.gif"), &[])
+            .await
+            .status(),
+        400
+    );
+    let response = server.get("/metrics", &[]).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.expect("text");
+    // Every sample line is `name{labels} value` with a number.
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "{line}"
+        );
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(
+            series[..name_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "{line}");
+        }
+    }
+    let tile_route = "route=\"/tiles/{layer}/{z}/{x}/{y}\"";
+    assert!(
+        sample(
+            &text,
+            "http_requests_total",
+            &[tile_route, "status=\"200\""]
+        ) >= 3.0
+    );
+    assert!(
+        sample(
+            &text,
+            "http_requests_total",
+            &[tile_route, "status=\"400\""]
+        ) >= 1.0
+    );
+    let this_layer = format!("layer=\"{layer}\"");
+    assert_eq!(
+        sample(
+            &text,
+            "tile_cache_requests_total",
+            &[&this_layer, "result=\"miss\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tile_cache_requests_total",
+            &[&this_layer, "result=\"hit\""]
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tiles_served_total",
+            &[&this_layer, "zoom=\"7\"", "format=\"mvt\""]
+        ),
+        3.0
+    );
+    assert!(sample(&text, "tile_render_seconds_count", &[&this_layer]) >= 1.0);
+    assert!(
+        sample(
+            &text,
+            "http_request_duration_seconds_bucket",
+            &[tile_route, "le=\"+Inf\""]
+        ) >= 4.0
+    );
+    assert!(sample(&text, "tile_cache_bytes", &[]) > 0.0);
+    assert!(sample(&text, "db_pool_max_connections", &[]) >= 1.0);
+    server.stop().await;
+    scratch.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_refuses_new_ones() {
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    let s = &scratch.schema;
+    // Every row takes 25 ms: a tile with the whole state takes over a second.
+    scratch
+        .client
+        .batch_execute(&format!(
+            "CREATE FUNCTION {s}.slowly(v integer) RETURNS integer VOLATILE LANGUAGE plpgsql \
+               AS $$ BEGIN PERFORM pg_sleep(0.025); RETURN v; END $$; \
+             CREATE VIEW {s}.slow AS SELECT id, name, geom, {s}.slowly(id) AS slow FROM {s}.counties"
+        ))
+        .await
+        .expect("view");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("shutdown")));
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nshutdown_grace_s = 20\n[cache]\nsize_mb = 0\n\
+             [layers.slow]\ntype = \"vector\"\ntable = \"{s}.slow\"\nproperties = [\"name\", \"slow\"]\n"
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_planscape"))
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .env("DATABASE_URL", common::database_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::client()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let slow = tokio::spawn({
+        let url = format!("{base}/tiles/slow/4/2/6.mvt");
+        async move {
+            let started = Instant::now();
+            let response = common::client()
+                .get(url)
+                .send()
+                .await
+                .expect("in-flight request answered");
+            (
+                response.status(),
+                response.bytes().await.map(|b| b.len()).unwrap_or(0),
+                started.elapsed(),
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "new connections are refused once shutting down"
+    );
+    let (code, bytes, took) = slow.await.expect("request task");
+    assert_eq!(code, 200, "the in-flight request completed");
+    assert!(bytes > 0);
+    assert!(
+        took > Duration::from_millis(600),
+        "the request really was in flight ({took:?})"
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exit.success(), "exit status {exit:?}");
+    let _ = std::fs::remove_file(&path);
+    scratch.cleanup().await;
+}
