@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the load-test scripts (sourced, not run). Expects WORK and
 # CONNECTIONS and DURATION to be set by the caller.
 

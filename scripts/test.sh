@@ -16,6 +16,7 @@ export DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
 psql "$DATABASE_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%'" \
   | psql "$DATABASE_URL" -q >/dev/null
 
+scripts/lint.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

