@@ -10,22 +10,11 @@ import math
 import random
 import sys
 
+from tile_list import REGION, inside  # the same demo outline and point-in-polygon test
+
 views = int(sys.argv[1])
 prefix = sys.argv[2] if len(sys.argv) > 2 else ""
 rng = random.Random(2026)
-REGION = [(-121.60, 40.40), (-121.10, 39.00), (-120.40, 37.80), (-119.40, 36.60), (-118.90, 35.40),
-          (-118.70, 35.00), (-118.20, 35.20), (-118.10, 36.50), (-118.80, 37.90), (-119.70, 39.10),
-          (-120.30, 40.10), (-121.20, 40.70), (-121.60, 40.40)]
-
-
-def inside(lon, lat):
-    result = False
-    for (x1, y1), (x2, y2) in zip(REGION, REGION[1:]):
-        if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
-            result = not result
-    return result
-
-
 def tile(lon, lat, z):
     k = 2 ** z
     return (int((lon + 180.0) / 360.0 * k),

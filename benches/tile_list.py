@@ -9,8 +9,7 @@ import math
 import random
 import sys
 
-n, zmin, zmax = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-west, south, east, north = -121.6, 35.0, -117.9, 40.7
+WEST, SOUTH, EAST, NORTH = -121.6, 35.0, -117.9, 40.7
 REGION = [(-121.60, 40.40), (-121.30, 39.60), (-121.10, 39.00), (-120.80, 38.40), (-120.40, 37.80),
           (-119.90, 37.20), (-119.40, 36.60), (-119.00, 36.00), (-118.90, 35.40), (-118.70, 35.00),
           (-118.20, 35.20), (-118.00, 35.80), (-118.10, 36.50), (-118.40, 37.20), (-118.80, 37.90),
@@ -51,21 +50,27 @@ def tile(lon, lat, z):
     return x, y
 
 
-rng = random.Random(2026)
-per_zoom = {}
-for z in range(zmin, zmax + 1):
-    x0, y0 = tile(west, north, z)
-    x1, y1 = tile(east, south, z)
-    tiles = [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1) if touches(z, x, y)]
-    rng.shuffle(tiles)
-    per_zoom[z] = tiles
+def main():
+    n, zmin, zmax = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    rng = random.Random(2026)
+    per_zoom = {}
+    for z in range(zmin, zmax + 1):
+        x0, y0 = tile(WEST, NORTH, z)
+        x1, y1 = tile(EAST, SOUTH, z)
+        tiles = [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1) if touches(z, x, y)]
+        rng.shuffle(tiles)
+        per_zoom[z] = tiles
 
-chosen = []
-zooms = list(range(zmin, zmax + 1))
-while len(chosen) < n and any(per_zoom.values()):
-    for z in zooms:
-        if per_zoom[z] and len(chosen) < n:
-            chosen.append(per_zoom[z].pop())
-rng.shuffle(chosen)
-for z, x, y in chosen:
-    print(f"{z}/{x}/{y}")
+    chosen = []
+    zooms = list(range(zmin, zmax + 1))
+    while len(chosen) < n and any(per_zoom.values()):
+        for z in zooms:
+            if per_zoom[z] and len(chosen) < n:
+                chosen.append(per_zoom[z].pop())
+    rng.shuffle(chosen)
+    for z, x, y in chosen:
+        print(f"{z}/{x}/{y}")
+
+
+if __name__ == "__main__":
+    main()

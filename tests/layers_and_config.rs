@@ -156,16 +156,7 @@ async fn views_serve_and_slow_queries_hit_the_statement_timeout() {
     scratch.load_counties("counties").await;
     let s = &scratch.schema;
     // A view whose every row takes 50 ms: tile queries over it exceed a 200 ms timeout.
-    scratch
-        .client
-        .batch_execute(&format!(
-            "CREATE FUNCTION {s}.slowly(v integer) RETURNS integer VOLATILE LANGUAGE plpgsql \
-               AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN v; END $$; \
-             CREATE VIEW {s}.slow_counties AS \
-             SELECT id, name, geom, {s}.slowly(id) AS slow FROM {s}.counties"
-        ))
-        .await
-        .expect("view");
+    scratch.create_slow_view("slow_counties", 0.05).await;
     let config = format!(
         "[database]\nstatement_timeout_ms = 200\n\
          [layers.slow]\ntype = \"vector\"\ntable = \"{s}.slow_counties\"\nproperties = [\"name\", \"slow\"]\n\

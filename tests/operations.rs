@@ -134,15 +134,7 @@ async fn sigterm_finishes_in_flight_requests_and_refuses_new_ones() {
     scratch.load_counties("counties").await;
     let s = &scratch.schema;
     // Every row takes 25 ms: a tile with the whole state takes over a second.
-    scratch
-        .client
-        .batch_execute(&format!(
-            "CREATE FUNCTION {s}.slowly(v integer) RETURNS integer VOLATILE LANGUAGE plpgsql \
-               AS $$ BEGIN PERFORM pg_sleep(0.025); RETURN v; END $$; \
-             CREATE VIEW {s}.slow AS SELECT id, name, geom, {s}.slowly(id) AS slow FROM {s}.counties"
-        ))
-        .await
-        .expect("view");
+    scratch.create_slow_view("slow", 0.025).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

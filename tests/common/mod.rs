@@ -109,6 +109,20 @@ impl Scratch {
         }
         assert_eq!(features.len(), 58);
     }
+
+    /// Creates the view `{schema}.{view}` over the loaded counties with an extra column
+    /// `slow` whose every row takes `seconds` to compute: tile queries over it are slow.
+    pub async fn create_slow_view(&self, view: &str, seconds: f64) {
+        let s = &self.schema;
+        self.client
+            .batch_execute(&format!(
+                "CREATE OR REPLACE FUNCTION {s}.slowly(v integer) RETURNS integer VOLATILE LANGUAGE plpgsql \
+                   AS $$ BEGIN PERFORM pg_sleep({seconds}); RETURN v; END $$; \
+                 CREATE VIEW {s}.{view} AS SELECT id, name, geom, {s}.slowly(id) AS slow FROM {s}.counties"
+            ))
+            .await
+            .expect("slow view");
+    }
 }
 
 /// A server on an ephemeral loopback port, shut down on drop.
