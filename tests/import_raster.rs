@@ -18,6 +18,26 @@ fn planscape(args: &[&str]) -> std::process::Output {
         .expect("run planscape")
 }
 
+/// `planscape --config CONFIG import raster INPUT --layer LAYER --dir OUT [extra...]`.
+fn import(
+    config: &Path,
+    input: &Path,
+    layer: &str,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let (config, input, out) = (
+        config.to_string_lossy(),
+        input.to_string_lossy(),
+        out.to_string_lossy(),
+    );
+    let mut args = vec![
+        "--config", &config, "import", "raster", &input, "--layer", layer, "--dir", &out,
+    ];
+    args.extend_from_slice(extra);
+    planscape(&args)
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -45,21 +65,13 @@ async fn import_makes_a_servable_cog_and_registers_it() {
     assert!(status.success());
     let config = dir.join("planscape.toml");
     let out = dir.join("rasters");
-    let output = planscape(&[
-        "--config",
-        &config.to_string_lossy(),
-        "import",
-        "raster",
-        &albers.to_string_lossy(),
-        "--layer",
+    let output = import(
+        &config,
+        &albers,
         "imported",
-        "--dir",
-        &out.to_string_lossy(),
-        "--range",
-        "25,752",
-        "--units",
-        "tons/acre",
-    ]);
+        &out,
+        &["--range", "25,752", "--units", "tons/acre"],
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -122,17 +134,7 @@ async fn import_makes_a_servable_cog_and_registers_it() {
     server.stop().await;
 
     // Importing the same layer again into the same config is refused, changing nothing.
-    let again = planscape(&[
-        "--config",
-        &config.to_string_lossy(),
-        "import",
-        "raster",
-        &albers.to_string_lossy(),
-        "--layer",
-        "imported",
-        "--dir",
-        &out.to_string_lossy(),
-    ]);
+    let again = import(&config, &albers, "imported", &out, &[]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     assert_eq!(std::fs::read_to_string(&config).expect("config"), text);
@@ -163,17 +165,7 @@ fn bad_inputs_leave_nothing_behind() {
         (no_crs.clone(), "no coordinate reference system"),
     ];
     for (input, message) in cases {
-        let output = planscape(&[
-            "--config",
-            &config.to_string_lossy(),
-            "import",
-            "raster",
-            &input.to_string_lossy(),
-            "--layer",
-            "x",
-            "--dir",
-            &out.to_string_lossy(),
-        ]);
+        let output = import(&config, &input, "x", &out, &[]);
         assert!(!output.status.success(), "{}", input.display());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{stderr}");
@@ -184,19 +176,13 @@ fn bad_inputs_leave_nothing_behind() {
         );
         assert!(!config.exists(), "config untouched");
     }
-    let unknown_style = planscape(&[
-        "--config",
-        &config.to_string_lossy(),
-        "import",
-        "raster",
-        &shared_data("planscape/test_raster.tif").to_string_lossy(),
-        "--layer",
+    let unknown_style = import(
+        &config,
+        &shared_data("planscape/test_raster.tif"),
         "x",
-        "--dir",
-        &out.to_string_lossy(),
-        "--style",
-        "plaid",
-    ]);
+        &out,
+        &["--style", "plaid"],
+    );
     assert!(!unknown_style.status.success());
     assert!(String::from_utf8_lossy(&unknown_style.stderr).contains("plaid"));
     assert!(files_in(&out).is_empty());
