@@ -9,12 +9,15 @@
 pub mod cache;
 pub mod changes;
 pub mod config;
+pub mod coverage;
 pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod seed;
 pub mod server;
 pub mod source;
+pub mod store;
 pub mod style;
 pub mod telemetry;
 pub mod tile;
