@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh Debian machine and runs the whole test suite:
-# system packages, the embedded PostGIS, format and lint gates, then every test
-# (unit and integration, against real PostGIS, real HTTP and GDAL's MVT driver).
+# system packages, the embedded PostGIS, an S3 API on loopback (moto), format and lint
+# gates, then every test (unit and integration, against real PostGIS, real S3 API, real
+# HTTP and GDAL's MVT driver).
 # Set DATABASE_URL to test against another PostGIS (the database-restart test needs the
 # embedded cluster, whose scripts/db.sh it calls).
 set -euo pipefail
@@ -11,6 +12,12 @@ cd "$ROOT"
 scripts/setup-debian.sh
 scripts/db.sh start
 export DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
+# A real S3 API on loopback (moto) for the tile store tests, with dummy credentials:
+# the tests never talk to AWS, whatever credentials the caller's environment holds.
+scripts/s3.sh start
+export PLANSCAPE_TEST_S3_ENDPOINT="${PLANSCAPE_TEST_S3_ENDPOINT:-$(scripts/s3.sh url)}"
+export AWS_ACCESS_KEY_ID=planscape-test AWS_SECRET_ACCESS_KEY=planscape-test AWS_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN
 
 # Schemas left behind by interrupted test runs.
 psql "$DATABASE_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%'" \

@@ -55,6 +55,16 @@ impl EncodedTile {
         }
     }
 
+    /// Wraps rendered bytes whose gzip is already at hand (read back from the store).
+    pub fn with_gzip(raw: Vec<u8>, gzip: Bytes) -> Self {
+        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
+        Self {
+            raw: Bytes::from(raw),
+            gzip: Some(gzip),
+            hash,
+        }
+    }
+
     /// Whether the tile has no content (served as 204).
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()

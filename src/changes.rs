@@ -40,6 +40,29 @@ pub async fn install_triggers(
     failures
 }
 
+/// The channel on which `planscape purge` names a layer whose stored tiles changed.
+pub const LAYER_CHANNEL: &str = "planscape_layer_change";
+
+fn dispatch(state: &AppState, n: &tokio_postgres::Notification) {
+    if n.channel() == LAYER_CHANNEL {
+        state.layer_changed(n.payload());
+    } else {
+        state.table_changed(n.payload());
+    }
+}
+
+/// Tells every server listening on the database that `layer`'s tiles changed (after a
+/// purge), so they drop their cached copies.
+pub async fn notify_layer_changed(
+    client: &tokio_postgres::Client,
+    layer: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_notify($1, $2)", &[&LAYER_CHANNEL, &layer])
+        .await
+        .map(|_| ())
+}
+
 /// Runs the LISTEN loop until the process ends, reconnecting with backoff.
 pub fn spawn_listener(db: DatabaseConfig, state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -66,7 +89,7 @@ async fn listen_once(db: &DatabaseConfig, state: &AppState, reconnect: bool) -> 
     let config = db::pg_config(db, false).map_err(|e| e.to_string())?;
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let listen_sql = format!("LISTEN {CHANNEL}");
+    let listen_sql = format!("LISTEN {CHANNEL}; LISTEN {LAYER_CHANNEL};");
     let listen = client.batch_execute(&listen_sql);
     // The connection must be polled for LISTEN to complete.
     tokio::pin!(listen);
@@ -74,7 +97,7 @@ async fn listen_once(db: &DatabaseConfig, state: &AppState, reconnect: bool) -> 
         tokio::select! {
             result = &mut listen => { result.map_err(|e| e.to_string())?; break; }
             message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(n))) => state.table_changed(n.payload()),
+                Some(Ok(AsyncMessage::Notification(n))) => dispatch(state, &n),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.to_string()),
                 None => return Err("connection closed".into()),
@@ -87,7 +110,7 @@ async fn listen_once(db: &DatabaseConfig, state: &AppState, reconnect: bool) -> 
     tracing::info!("listening for data changes");
     while let Some(message) = messages.next().await {
         match message {
-            Ok(AsyncMessage::Notification(n)) => state.table_changed(n.payload()),
+            Ok(AsyncMessage::Notification(n)) => dispatch(state, &n),
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "change listener connection error");

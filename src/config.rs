@@ -32,6 +32,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
     ("PLANSCAPE_SHUTDOWN_GRACE_S", "shutdown_grace_s"),
     ("PLANSCAPE_STYLES_DIR", "styles_dir"),
+    ("PLANSCAPE_STORE_URL", "store.url"),
+    ("PLANSCAPE_STORE_ENDPOINT", "store.endpoint"),
+    ("PLANSCAPE_STORE_REGION", "store.region"),
+    ("PLANSCAPE_STORE_PATH_STYLE", "store.path_style"),
+    ("PLANSCAPE_STORE_PUBLIC_URL", "store.public_url"),
+    ("PLANSCAPE_ADMIN_TOKEN", "admin_token"),
 ];
 
 /// A configuration problem, reported before anything starts.
@@ -90,9 +96,79 @@ pub struct Config {
     /// Folder of the colormap styles (`NAME.json`).
     #[serde(default = "default_styles_dir")]
     pub styles_dir: PathBuf,
+    /// The tile store holding pregenerated tiles.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Where `seed --region NAME` finds region outlines.
+    #[serde(default)]
+    pub regions: Option<RegionsConfig>,
+    /// Bearer token of the admin API (`PLANSCAPE_ADMIN_TOKEN`; keep it out of the file).
+    /// Without one the admin API is off.
+    #[serde(default, skip_serializing)]
+    pub admin_token: Option<String>,
     /// Tile layers by name.
     #[serde(default)]
     pub layers: BTreeMap<String, LayerConfig>,
+}
+
+/// The tile store: a local folder or an S3 bucket.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `file://FOLDER` (relative to the working directory) or `s3://BUCKET/PREFIX`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// S3 endpoint URL of an S3-compatible service (MinIO, moto); unset means AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// S3 region; unset means the AWS default chain (`AWS_REGION`, profile), else us-west-2.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Path-style S3 addressing (`endpoint/bucket/key`), which most S3-compatible
+    /// services need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Public base URL of the store (e.g. `https://BUCKET.s3.us-west-2.amazonaws.com/PREFIX`):
+    /// when set, TileJSON of pregenerated layers points clients straight at it.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// The table of named regions (`seed --region`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionsConfig {
+    /// `table` or `schema.table`.
+    pub table: String,
+    /// Column holding the region name.
+    #[serde(default = "default_region_key")]
+    pub key: String,
+    /// Geometry column.
+    #[serde(default = "default_geometry")]
+    pub geometry: String,
+}
+
+/// Marks a layer as pregenerated: its tiles are read from the tile store.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PregeneratedConfig {
+    /// What a tile missing from the store gets: rendered live, or served as empty.
+    #[serde(default)]
+    pub fallback: Fallback,
+    /// Write tiles rendered on a miss back to the store.
+    #[serde(default)]
+    pub write_back: bool,
+}
+
+/// What a pregenerated layer serves for a tile missing from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Render it live (the seed may not have covered it yet).
+    #[default]
+    Render,
+    /// Serve an empty tile (the seed wrote every non-empty tile).
+    Empty,
 }
 
 /// PostGIS connection settings.
@@ -172,6 +248,37 @@ pub struct VectorLayerConfig {
     /// Attribution for TileJSON.
     #[serde(default)]
     pub attribution: Option<String>,
+    /// Read tiles from the tile store (`[layers.NAME.pregenerated]`).
+    #[serde(default)]
+    pub pregenerated: Option<PregeneratedConfig>,
+}
+
+impl LayerConfig {
+    /// The layer's pregeneration settings, when it is pregenerated.
+    pub fn pregenerated(&self) -> Option<&PregeneratedConfig> {
+        match self {
+            Self::Vector(v) => v.pregenerated.as_ref(),
+            Self::Raster(r) => r.pregenerated.as_ref(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "file://.data/tiles".to_owned()
+}
+fn default_region_key() -> String {
+    "slug".to_owned()
+}
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: default_store_url(),
+            endpoint: None,
+            region: None,
+            path_style: false,
+            public_url: None,
+        }
+    }
 }
 
 fn default_grace() -> u64 {
@@ -331,6 +438,45 @@ impl Config {
                 ));
             }
         }
+        if let Err(message) = crate::store::StoreUrl::parse(&self.store.url) {
+            return Err(invalid("store.url", message));
+        }
+        for (key, url) in [
+            ("store.endpoint", &self.store.endpoint),
+            ("store.public_url", &self.store.public_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    key,
+                    format!("`{url}` must start with http:// or https://"),
+                ));
+            }
+        }
+        if let Some(regions) = &self.regions {
+            let parts: Vec<&str> = regions.table.split('.').collect();
+            if parts.len() > 2 || !parts.iter().all(|p| is_identifier(p)) {
+                return Err(invalid(
+                    "regions.table",
+                    format!("`{}` is not `table` or `schema.table`", regions.table),
+                ));
+            }
+            for (key, column) in [
+                ("regions.key", &regions.key),
+                ("regions.geometry", &regions.geometry),
+            ] {
+                if !is_identifier(column) {
+                    return Err(invalid(key, format!("`{column}` is not a column name")));
+                }
+            }
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid(
+                "admin_token",
+                "must be at least 16 characters".into(),
+            ));
+        }
         for (name, layer) in &self.layers {
             if !is_layer_name(name) {
                 return Err(invalid(
@@ -422,6 +568,13 @@ fn env_value(key: &str, value: &str) -> toml::Value {
                 .map(|s| toml::Value::String(s.trim().to_owned()))
                 .collect(),
         );
+    }
+    if key == "store.path_style" {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => return toml::Value::Boolean(true),
+            "false" | "0" | "no" => return toml::Value::Boolean(false),
+            _ => {}
+        }
     }
     // Numbers only where the key takes one, so that e.g. a numeric styles folder stays text.
     let numeric = matches!(

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::http::{self, AppState};
 use crate::source::Catalog;
+use crate::store::{StoreUrl, TileStore};
 
 /// A start-up failure.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The store URL is invalid.
+    #[error("invalid store url: {0}")]
+    Store(String),
 }
 
 /// A server that is listening.
@@ -59,6 +63,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     // Validated in `Config::validate`.
     let cache_control = HeaderValue::from_str(&config.http.cache_control)
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
+    let store = open_store(&config).await?;
     let listen = config.listen;
     let state = Arc::new(AppState {
         config,
@@ -66,6 +71,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         pool,
         cache,
         cache_control,
+        store,
     });
     let change_listener =
         changes::spawn_listener(state.config.database.clone(), Arc::clone(&state));
@@ -85,6 +91,24 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         listener,
         change_listener,
     })
+}
+
+/// Opens the tile store when a layer is pregenerated or the admin API (purge) is on. An
+/// unreachable store does not stop the server (live layers keep serving); `/ready`
+/// reports it.
+async fn open_store(config: &Config) -> Result<Option<Arc<TileStore>>, StartError> {
+    let needed =
+        config.admin_token.is_some() || config.layers.values().any(|l| l.pregenerated().is_some());
+    if !needed {
+        return Ok(None);
+    }
+    let url = StoreUrl::parse(&config.store.url).map_err(StartError::Store)?;
+    let store = TileStore::open(&url, &config.store).await;
+    match store.check().await {
+        Ok(()) => tracing::info!(store = %url, "tile store ready"),
+        Err(e) => tracing::error!(store = %url, error = %e, "tile store unreachable"),
+    }
+    Ok(Some(Arc::new(store)))
 }
 
 impl Server {

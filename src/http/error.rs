@@ -68,6 +68,14 @@ impl From<&SourceError> for ApiError {
                 "database_unavailable",
                 "the database is unavailable; try again shortly",
             ),
+            SourceError::Store(detail) => {
+                tracing::warn!(error = %detail, "tile store read failed");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the tile store is unavailable; try again shortly",
+                )
+            }
             SourceError::Timeout => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "render_timeout",
@@ -82,5 +90,22 @@ impl From<&SourceError> for ApiError {
                 )
             }
         }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::warn!(error = %e, "tile store operation failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the tile store is unavailable; try again shortly",
+        )
+    }
+}
+
+impl From<crate::coverage::CoverageError> for ApiError {
+    fn from(e: crate::coverage::CoverageError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_coverage", e.to_string())
     }
 }

@@ -1,4 +1,5 @@
-//! `/health` (the process is alive) and `/ready` (the database answers; broken layers listed).
+//! `/health` (the process is alive) and `/ready` (the database and the tile store answer;
+//! broken layers listed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +16,9 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// 200 when the database answers within two seconds, 503 otherwise. Layers that failed
-/// to open are listed either way (they do not make the server unready: every replica
-/// would share the problem).
+/// 200 when the database (and the tile store, when used) answer within two seconds,
+/// 503 otherwise. Layers that failed to open are listed either way (they do not make
+/// the server unready: every replica would share the problem).
 pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let database = tokio::time::timeout(Duration::from_secs(2), async {
         let client = state.pool.get().await.map_err(|e| e.to_string())?;
@@ -39,14 +40,29 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
                 .map(|e| json!({ "layer": l.name, "error": e }))
         })
         .collect();
-    let status = if database.is_ok() {
+    let store = match &state.store {
+        None => None,
+        Some(store) => Some(
+            tokio::time::timeout(Duration::from_secs(2), store.check())
+                .await
+                .map_err(|_| "timed out".to_owned())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+        ),
+    };
+    let store_ok = store.as_ref().is_none_or(Result::is_ok);
+    let status = if database.is_ok() && store_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let body = json!({
-        "status": if database.is_ok() { "ready" } else { "unavailable" },
+        "status": if database.is_ok() && store_ok { "ready" } else { "unavailable" },
         "database": match &database { Ok(()) => json!("ok"), Err(e) => json!({ "error": e }) },
+        "store": match &store {
+            None => json!(null),
+            Some(Ok(())) => json!("ok"),
+            Some(Err(e)) => json!({ "error": e }),
+        },
         "broken_layers": broken,
     });
     (status, Json(body))

@@ -1,5 +1,6 @@
 //! The HTTP server: shared state, routes, middleware.
 
+mod admin;
 pub mod error;
 mod health;
 mod legend;
@@ -17,6 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::cache::TileCache;
 use crate::config::Config;
 use crate::source::{Catalog, Layer, Source};
+use crate::store::TileStore;
 use error::ApiError;
 
 /// Everything request handlers share.
@@ -31,6 +33,8 @@ pub struct AppState {
     pub cache: TileCache,
     /// The `Cache-Control` header value of tiles.
     pub cache_control: HeaderValue,
+    /// The tile store, when a layer is pregenerated or the admin API is on.
+    pub store: Option<Arc<TileStore>>,
 }
 
 impl AppState {
@@ -64,6 +68,15 @@ impl AppState {
         }
     }
 
+    /// A layer's stored tiles changed (purged): bump its version.
+    pub fn layer_changed(&self, name: &str) {
+        if let Some((index, layer)) = self.catalog.get(name) {
+            let version = layer.bump();
+            self.cache.invalidate_layer(index, version);
+            tracing::info!(layer = %layer.name, version, "stored tiles changed");
+        }
+    }
+
     /// Changes may have been missed: bump every layer.
     pub fn all_changed(&self) {
         for (index, layer) in self.catalog.iter() {
@@ -86,6 +99,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tiles/{layer}", get(tilejson::tilejson))
         .route("/tiles/{layer}/{file}", get(legend::legend))
         .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::get_tile))
+        .route("/admin/tiles/{layer}", axum::routing::delete(admin::purge))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(cors)
         .layer(axum::middleware::from_fn(crate::telemetry::track))

@@ -52,7 +52,22 @@ pub async fn tilejson(
         )
     })?;
     let (_, layer, source) = state.layer_source(&name)?;
-    Ok(Json(document(layer, source, &base_url(&state, &headers))))
+    let mut doc = document(layer, source, &base_url(&state, &headers));
+    // Pregenerated layers can send clients straight to the bucket.
+    let pregenerated = state
+        .config
+        .layers
+        .get(&layer.name)
+        .is_some_and(|l| l.pregenerated().is_some());
+    if let (true, Some(public)) = (pregenerated, &state.config.store.public_url) {
+        doc["tiles"] = json!([format!(
+            "{}/{}/{{z}}/{{x}}/{{y}}.{}",
+            public.trim_end_matches('/'),
+            layer.name,
+            source.format().extension()
+        )]);
+    }
+    Ok(Json(doc))
 }
 
 fn kind(source: &Source) -> &'static str {

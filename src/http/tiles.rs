@@ -12,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 use crate::cache::{EncodedTile, TileKey};
-use crate::tile::{TileId, parse_y_segment};
+use crate::config::Fallback;
+use crate::source::{Layer, Source, SourceError};
+use crate::store::{StoredTile, decode_stored, tile_key};
+use crate::tile::{TileFormat, TileId, parse_y_segment};
 
 /// The tile endpoint.
 pub async fn get_tile(
@@ -57,20 +60,7 @@ pub async fn get_tile(
             tracing::Instrument::instrument(
                 async {
                     rendered_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                    let started = std::time::Instant::now();
-                    let raw = source
-                        .render(&state.pool, tile, format, segment.scale)
-                        .await?;
-                    let encoded = if raw.len() < 2048 {
-                        EncodedTile::new(raw, format)
-                    } else {
-                        tokio::task::spawn_blocking(move || EncodedTile::new(raw, format))
-                            .await
-                            .map_err(|e| crate::source::SourceError::Internal(e.to_string()))?
-                    };
-                    metrics::histogram!("tile_render_seconds", "layer" => layer.name.clone())
-                        .record(started.elapsed().as_secs_f64());
-                    Ok(encoded)
+                    produce(&state, layer, source, tile, format, segment.scale).await
                 },
                 span,
             ),
@@ -86,6 +76,7 @@ pub async fn get_tile(
         let kind = match e.as_ref() {
             crate::source::SourceError::Unavailable(_) => "unavailable",
             crate::source::SourceError::Timeout => "timeout",
+            crate::source::SourceError::Store(_) => "store",
             crate::source::SourceError::Internal(_) => "internal",
         };
         metrics::counter!("tile_render_errors_total", "layer" => layer.name.clone(), "kind" => kind).increment(1);
@@ -105,6 +96,88 @@ pub async fn get_tile(
         format.compressible(),
         &headers,
     ))
+}
+
+/// Makes the tile on a cache miss: from the store for a pregenerated layer (falling back
+/// as configured), else rendered live.
+async fn produce(
+    state: &Arc<AppState>,
+    layer: &Layer,
+    source: &Source,
+    tile: TileId,
+    format: TileFormat,
+    scale: u8,
+) -> Result<EncodedTile, SourceError> {
+    let pregenerated = state
+        .config
+        .layers
+        .get(&layer.name)
+        .and_then(|l| l.pregenerated());
+    let (Some(pre), Some(store)) = (pregenerated, state.store.as_ref()) else {
+        return render(state, layer, source, tile, format, scale).await;
+    };
+    let key = tile_key(&layer.name, tile, format, scale);
+    let stored = store.get(&key).await.map_err(|e| {
+        metrics::counter!("store_reads_total", "layer" => layer.name.clone(), "result" => "error")
+            .increment(1);
+        SourceError::Store(e.to_string())
+    })?;
+    let result = if stored.is_some() { "hit" } else { "miss" };
+    metrics::counter!("store_reads_total", "layer" => layer.name.clone(), "result" => result)
+        .increment(1);
+    if let Some(body) = stored {
+        return if body.len() < 2048 {
+            decode_stored(body, format)
+        } else {
+            tokio::task::spawn_blocking(move || decode_stored(body, format))
+                .await
+                .map_err(|e| SourceError::Internal(e.to_string()))?
+        }
+        .map_err(|e| SourceError::Internal(e.to_string()));
+    }
+    if pre.fallback == Fallback::Empty {
+        return Ok(EncodedTile::new(source.empty_tile(format, scale)?, format));
+    }
+    let encoded = render(state, layer, source, tile, format, scale).await?;
+    if pre.write_back && !encoded.is_empty() && *encoded.raw != *source.empty_tile(format, scale)? {
+        let stored = StoredTile::from_encoded(&encoded, format, &state.config.http.cache_control);
+        let (store, name) = (Arc::clone(store), layer.name.clone());
+        tokio::spawn(async move {
+            let outcome = match store.put(&key, &stored).await {
+                Ok(()) => "ok",
+                Err(e) => {
+                    tracing::warn!(layer = %name, key, error = %e, "write-back failed");
+                    "error"
+                }
+            };
+            metrics::counter!("store_writes_total", "layer" => name, "result" => outcome)
+                .increment(1);
+        });
+    }
+    Ok(encoded)
+}
+
+/// Renders a tile live and prepares it for the wire.
+async fn render(
+    state: &AppState,
+    layer: &Layer,
+    source: &Source,
+    tile: TileId,
+    format: TileFormat,
+    scale: u8,
+) -> Result<EncodedTile, SourceError> {
+    let started = std::time::Instant::now();
+    let raw = source.render(&state.pool, tile, format, scale).await?;
+    let encoded = if raw.len() < 2048 {
+        EncodedTile::new(raw, format)
+    } else {
+        tokio::task::spawn_blocking(move || EncodedTile::new(raw, format))
+            .await
+            .map_err(|e| SourceError::Internal(e.to_string()))?
+    };
+    metrics::histogram!("tile_render_seconds", "layer" => layer.name.clone())
+        .record(started.elapsed().as_secs_f64());
+    Ok(encoded)
 }
 
 /// Builds the response for a rendered tile.

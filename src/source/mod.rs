@@ -25,6 +25,9 @@ pub enum SourceError {
     /// The database cannot be reached (down, restarting, pool exhausted).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The tile store cannot be read.
+    #[error("tile store unavailable: {0}")]
+    Store(String),
     /// The tile query ran past `statement_timeout`.
     #[error("tile query timed out")]
     Timeout,
@@ -109,6 +112,16 @@ impl Source {
         match self {
             Self::Vector(_) => TileFormat::Mvt,
             Self::Raster(_) => TileFormat::Png,
+        }
+    }
+
+    /// What this source serves for a tile without data: nothing for vector tiles (204),
+    /// a transparent image for raster tiles.
+    pub fn empty_tile(&self, format: TileFormat, scale: u8) -> Result<Vec<u8>, SourceError> {
+        match self {
+            Self::Vector(_) => Ok(Vec::new()),
+            Self::Raster(_) => raster::encode::transparent(256 * u32::from(scale), format)
+                .map_err(|e| SourceError::Internal(e.to_string())),
         }
     }
 

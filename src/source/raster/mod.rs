@@ -60,6 +60,9 @@ pub struct RasterLayerConfig {
     /// TileJSON attribution.
     #[serde(default)]
     pub attribution: Option<String>,
+    /// Read tiles from the tile store (`[layers.NAME.pregenerated]`).
+    #[serde(default)]
+    pub pregenerated: Option<crate::config::PregeneratedConfig>,
 }
 
 fn one() -> usize {
@@ -159,6 +162,9 @@ static RENDER_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> =
     std::sync::LazyLock::new(|| {
         tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(4, |n| n.get() * 2))
     });
+
+/// One tile of a rendered block: its image, `None` when fully transparent.
+pub type BlockTile = (TileId, Result<Option<Vec<u8>>, SourceError>);
 
 thread_local! {
     /// Datasets this thread has open, by path.
@@ -294,13 +300,102 @@ impl RasterSource {
         format: TileFormat,
     ) -> Result<Vec<u8>, SourceError> {
         let values = self.read(bounds, size as usize)?;
-        let pixels = self.style_pixels(&values);
+        match self.encode_values(&values, size, format)? {
+            Some(image) => Ok(image),
+            None => {
+                encode::transparent(size, format).map_err(|e| SourceError::Internal(e.to_string()))
+            }
+        }
+    }
+
+    /// Styles and encodes a tile's values; `None` when every pixel is transparent.
+    fn encode_values(
+        &self,
+        values: &[f64],
+        size: u32,
+        format: TileFormat,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
+        let pixels = self.style_pixels(values);
         if pixels.is_transparent() {
-            return encode::transparent(size, format)
-                .map_err(|e| SourceError::Internal(e.to_string()));
+            return Ok(None);
         }
         encode::encode(&pixels, size, size, format)
+            .map(Some)
             .map_err(|e| SourceError::Internal(e.to_string()))
+    }
+
+    /// Whether `tile` overlaps the raster at all.
+    pub fn overlaps(&self, tile: TileId) -> bool {
+        let b = tile.bounds();
+        let e = &self.extent;
+        b.xmax > e.xmin && b.xmin < e.xmax && b.ymax > e.ymin && b.ymin < e.ymax
+    }
+
+    /// Renders tiles of one zoom level that lie close together (a metatile) with one
+    /// read of the raster for all of them (blocking). Each tile gets exactly the pixels
+    /// the live server renders; `None` marks a fully transparent tile.
+    pub fn render_block_blocking(
+        &self,
+        tiles: &[TileId],
+        format: TileFormat,
+        scale: u8,
+    ) -> Vec<BlockTile> {
+        let size = 256 * u32::from(scale);
+        let wanted: Vec<TileId> = tiles
+            .iter()
+            .copied()
+            .filter(|t| self.overlaps(*t))
+            .collect();
+        let mut out: Vec<BlockTile> = tiles
+            .iter()
+            .filter(|t| !self.overlaps(**t))
+            .map(|t| (*t, Ok(None)))
+            .collect();
+        let Some(first) = wanted.first() else {
+            return out;
+        };
+        let res = first.bounds().xmax - first.bounds().xmin;
+        let res = res / f64::from(size);
+        let index = read::choose_level(&self.levels, res);
+        let level = self.levels[index];
+        let margin = usize::from(self.resampling == Resampling::Bilinear);
+        let union = wanted.iter().skip(1).fold(first.bounds(), |u, t| {
+            let b = t.bounds();
+            Bounds {
+                xmin: u.xmin.min(b.xmin),
+                ymin: u.ymin.min(b.ymin),
+                xmax: u.xmax.max(b.xmax),
+                ymax: u.ymax.max(b.ymax),
+            }
+        });
+        // One read serves the block only when no tile alone would be decimated on read.
+        let undecimated = wanted.iter().all(|t| {
+            read::window(&level, &t.bounds(), size as usize, margin)
+                .is_none_or(|w| w.buf_width == w.width && w.buf_height == w.height)
+        });
+        let block = match read::span(&level, &union, res, margin) {
+            Some(win) if undecimated => self.read_window(index, &win).map(|data| Some((win, data))),
+            _ => Ok(None),
+        };
+        for tile in wanted {
+            let bounds = tile.bounds();
+            let values = match &block {
+                Ok(Some((win, data))) => Ok(read::resample(
+                    &level,
+                    win,
+                    data,
+                    self.nodata,
+                    &bounds,
+                    size as usize,
+                    self.resampling,
+                )),
+                Ok(None) => self.read(&bounds, size as usize),
+                Err(e) => Err(e.clone()),
+            };
+            let encoded = values.and_then(|v| self.encode_values(&v, size, format));
+            out.push((tile, encoded));
+        }
+        out
     }
 
     /// The tile's values on its pixel grid; NaN where there is no data.
@@ -312,7 +407,22 @@ impl RasterSource {
         let Some(win) = read::window(&level, bounds, size, margin) else {
             return Ok(vec![f64::NAN; size * size]);
         };
-        let data = OPEN.with(|open| -> Result<Vec<f64>, SourceError> {
+        let data = self.read_window(index, &win)?;
+        Ok(read::resample(
+            &level,
+            &win,
+            &data,
+            self.nodata,
+            bounds,
+            size,
+            self.resampling,
+        ))
+    }
+
+    /// Reads a window of pyramid level `index` (0 = full resolution) with this thread's
+    /// dataset handle.
+    fn read_window(&self, index: usize, win: &read::Window) -> Result<Vec<f64>, SourceError> {
+        OPEN.with(|open| -> Result<Vec<f64>, SourceError> {
             let mut open = open.borrow_mut();
             if !open.contains_key(&self.path) {
                 let raster =
@@ -341,16 +451,7 @@ impl RasterSource {
                 )
                 .map_err(|e| SourceError::Internal(format!("reading `{}`: {e}", self.path)))?;
             Ok(buffer.into_shape_and_vec().1)
-        })?;
-        Ok(read::resample(
-            &level,
-            &win,
-            &data,
-            self.nodata,
-            bounds,
-            size,
-            self.resampling,
-        ))
+        })
     }
 
     /// Applies the style.

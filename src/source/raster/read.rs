@@ -76,10 +76,24 @@ pub struct Window {
 /// tile lies wholly outside the raster. `margin` extra source pixels are included on
 /// each side (1 for bilinear).
 pub fn window(level: &Level, bounds: &Bounds, size: usize, margin: usize) -> Option<Window> {
+    let res = (bounds.xmax - bounds.xmin) / size as f64;
+    let win = span(level, bounds, res, margin)?;
+    // A window far larger than the tile (a big raster without overviews): let GDAL
+    // decimate it on read to at most four source pixels per tile pixel.
+    let cap = size * 4;
+    Some(Window {
+        buf_width: win.width.min(cap),
+        buf_height: win.height.min(cap),
+        ..win
+    })
+}
+
+/// The undecimated window of `level` covering `bounds` sampled at `res` metres per
+/// pixel (a tile or a block of tiles), with `margin` extra source pixels on each side.
+pub fn span(level: &Level, bounds: &Bounds, res: f64, margin: usize) -> Option<Window> {
     let gt = level.gt;
     let col_of = |x: f64| ((x - gt[0]) / gt[1]).floor();
     let row_of = |y: f64| ((y - gt[3]) / gt[5]).floor();
-    let res = (bounds.xmax - bounds.xmin) / size as f64;
     // Columns/rows under the first and last tile pixel centres (and the pixel edges for
     // averaging, which the margin covers).
     let c0 = col_of(bounds.xmin + 0.5 * res) - margin as f64 - 1.0;
@@ -95,16 +109,13 @@ pub fn window(level: &Level, bounds: &Bounds, size: usize, margin: usize) -> Opt
         return None;
     }
     let (width, height) = ((c1 - c0) as usize + 1, (r1 - r0) as usize + 1);
-    // A window far larger than the tile (a big raster without overviews): let GDAL
-    // decimate it on read to at most four source pixels per tile pixel.
-    let cap = size * 4;
     Some(Window {
         col: c0 as usize,
         row: r0 as usize,
         width,
         height,
-        buf_width: width.min(cap),
-        buf_height: height.min(cap),
+        buf_width: width,
+        buf_height: height,
     })
 }
 

@@ -1,0 +1,225 @@
+//! `planscape seed` and `planscape purge`: argument checks (all before any work), then
+//! the library's seed and purge.
+
+use std::io::IsTerminal;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use planscape::config::Config;
+use planscape::coverage::Coverage;
+use planscape::seed::{self, SeedOptions, Shard};
+use planscape::store::{StoreUrl, TileStore};
+use planscape::tile::TileFormat;
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// The parsed `seed` arguments.
+pub struct SeedArgs {
+    pub layers: Vec<String>,
+    pub zoom: RangeInclusive<u8>,
+    pub bbox: Option<String>,
+    pub geojson: Option<PathBuf>,
+    pub region: Option<String>,
+    pub to: Option<String>,
+    pub concurrency: Option<usize>,
+    pub resume: bool,
+    pub shard: Option<String>,
+    pub dry_run: bool,
+    pub format: Option<String>,
+    pub scale: u8,
+    pub json: bool,
+}
+
+/// `--shard i/n`, or `auto/n` with the index from the batch engine's environment.
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    if let Some(count) = text.strip_prefix("auto/") {
+        let index = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok())
+            .ok_or("--shard auto/N needs JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX")?;
+        return Shard::parse(&format!("{index}/{count}"));
+    }
+    Shard::parse(text)
+}
+
+fn parse_format(text: &str) -> Result<TileFormat, String> {
+    match text {
+        "png" => Ok(TileFormat::Png),
+        "webp" => Ok(TileFormat::Webp),
+        "mvt" | "pbf" => Ok(TileFormat::Mvt),
+        other => Err(format!("unknown format `{other}` (png, webp, mvt)")),
+    }
+}
+
+async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxError> {
+    let url = StoreUrl::parse(to.unwrap_or(&config.store.url))?;
+    let store = TileStore::open(&url, &config.store).await;
+    store
+        .check()
+        .await
+        .map_err(|e| format!("tile store {url} is not usable: {e}"))?;
+    Ok(store)
+}
+
+/// Runs `planscape seed`.
+pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
+    let shard = args
+        .shard
+        .as_deref()
+        .map(parse_shard)
+        .transpose()?
+        .unwrap_or_default();
+    let format = args.format.as_deref().map(parse_format).transpose()?;
+    if !(args.scale == 1 || args.scale == 2) {
+        return Err("--scale must be 1 or 2".into());
+    }
+    if args.concurrency == Some(0) {
+        return Err("--concurrency must be at least 1".into());
+    }
+    let mut coverage = match (&args.bbox, &args.geojson) {
+        (Some(b), _) => Some(Coverage::parse_bbox(b)?),
+        (_, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Some(Coverage::from_geojson(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        _ => None,
+    };
+    for name in &args.layers {
+        if !config.layers.contains_key(name) {
+            return Err(seed::SeedError::UnknownLayer(name.clone()).into());
+        }
+    }
+    let need_db = seed::needs_database(config, &args.layers) || args.region.is_some();
+    let client = if need_db {
+        Some(planscape::db::connect(&config.database).await?)
+    } else {
+        None
+    };
+    if let (Some(region), Some(client)) = (&args.region, &client) {
+        coverage = Some(seed::region_coverage(client, config.regions.as_ref(), region).await?);
+    }
+    let layers = seed::open_layers(
+        config,
+        &args.layers,
+        &args.zoom,
+        format,
+        args.scale,
+        client.as_ref(),
+    )
+    .await?;
+    let coverage = match coverage {
+        Some(c) => c,
+        None => layers_bounds(&layers)?,
+    };
+    let store = open_store(config, args.to.as_deref()).await?;
+    let concurrency = args
+        .concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 2));
+    let pool = if need_db {
+        let mut db = config.database.clone();
+        db.pool_size = concurrency;
+        Some(planscape::db::create_pool(&db)?)
+    } else {
+        None
+    };
+    let opts = SeedOptions {
+        coverage,
+        concurrency,
+        resume: args.resume,
+        shard,
+        cache_control: config.http.cache_control.clone(),
+        terminal: std::io::stderr().is_terminal(),
+    };
+    if args.dry_run {
+        let estimates = seed::estimate(&layers, pool.as_ref(), &store, &opts).await?;
+        if args.json {
+            println!("{}", serde_json::to_string(&estimates)?);
+            return Ok(());
+        }
+        let (mut tiles, mut bytes) = (0, 0);
+        println!(
+            "{:<24} {:>4} {:>12} {:>14}",
+            "layer", "zoom", "tiles", "est. bytes"
+        );
+        for e in &estimates {
+            println!(
+                "{:<24} {:>4} {:>12} {:>14}",
+                e.layer, e.z, e.tiles, e.estimated_bytes
+            );
+            tiles += e.tiles;
+            bytes += e.estimated_bytes;
+        }
+        println!(
+            "total: {tiles} tiles, about {:.1} MB (shard {}/{})",
+            bytes as f64 / 1e6,
+            shard.index,
+            shard.count
+        );
+        return Ok(());
+    }
+    let summary = seed::run(&layers, pool.as_ref(), &store, &opts).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("seeded: {summary}");
+    }
+    if summary.failed > 0 {
+        return Err(format!(
+            "{} tile(s) failed; rerun with --resume to retry only those",
+            summary.failed
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The union of the layers' bounds (lon/lat), when no area is given.
+fn layers_bounds(layers: &[seed::SeedLayer]) -> Result<Coverage, BoxError> {
+    let mut union: Option<[f64; 4]> = None;
+    for layer in layers {
+        let b = match &layer.source {
+            planscape::source::Source::Raster(r) => r.bounds,
+            planscape::source::Source::Vector(v) => v
+                .bounds
+                .ok_or_else(|| format!("layer `{}` has no data bounds; give --bbox", layer.name))?,
+        };
+        union = Some(match union {
+            None => b,
+            Some(u) => [
+                u[0].min(b[0]),
+                u[1].min(b[1]),
+                u[2].max(b[2]),
+                u[3].max(b[3]),
+            ],
+        });
+    }
+    let [w, s, e, n] = union.ok_or("no layer")?;
+    Ok(Coverage::from_bbox(w, s, e, n)?)
+}
+
+/// Runs `planscape purge`.
+pub async fn purge(
+    config: &Config,
+    layer: &str,
+    zoom: Option<RangeInclusive<u8>>,
+    bbox: Option<&str>,
+    to: Option<&str>,
+) -> Result<(), BoxError> {
+    if !config.layers.contains_key(layer) {
+        return Err(seed::SeedError::UnknownLayer(layer.to_owned()).into());
+    }
+    let coverage = bbox.map(Coverage::parse_bbox).transpose()?;
+    let zoom = zoom.unwrap_or(0..=planscape::tile::MAX_ZOOM);
+    let store = open_store(config, to).await?;
+    let deleted = seed::purge(&store, layer, zoom, coverage.as_ref()).await?;
+    println!("purged: {deleted} tile(s) of `{layer}`");
+    // Running servers drop their cached copies when told through the database.
+    match planscape::db::connect(&config.database).await {
+        Ok(client) => planscape::changes::notify_layer_changed(&client, layer).await?,
+        Err(e) => eprintln!(
+            "warning: could not reach the database to tell running servers ({e}); their cached tiles expire by themselves"
+        ),
+    }
+    Ok(())
+}
