@@ -19,7 +19,7 @@ use gdal::spatial_ref::SpatialRef;
 use serde::{Deserialize, Serialize};
 
 use crate::source::SourceError;
-use crate::style::{Colormap, Style};
+use crate::style::{Colormap, Rgba, Style};
 use crate::tile::{Bounds, TileFormat, TileId, mercator_to_lonlat};
 use encode::Pixels;
 use read::{Level, Resampling};
@@ -315,6 +315,9 @@ impl RasterSource {
         size: u32,
         format: TileFormat,
     ) -> Result<Option<Vec<u8>>, SourceError> {
+        if values.iter().all(|v| v.is_nan()) && self.colormap.color(f64::NAN)[3] == 0 {
+            return Ok(None);
+        }
         let pixels = self.style_pixels(values);
         if pixels.is_transparent() {
             return Ok(None);
@@ -456,23 +459,56 @@ impl RasterSource {
 
     /// Applies the style.
     fn style_pixels(&self, values: &[f64]) -> Pixels {
+        // Rasters repeat their values (integers, classes): remember recent colours.
+        let mut memo = ColorMemo::new();
         match self.colormap.palette() {
             Some(palette) => {
                 let indices = values
                     .iter()
                     .map(|&v| {
-                        let c = self.colormap.color(v);
+                        let c = memo.get(v, |v| self.colormap.color(v));
                         palette.iter().position(|p| *p == c).unwrap_or(0) as u8
                     })
                     .collect();
                 Pixels::Indexed { indices, palette }
             }
-            None => Pixels::Rgba(
-                values
-                    .iter()
-                    .flat_map(|&v| self.colormap.color(v))
-                    .collect(),
-            ),
+            None => {
+                let mut rgba = Vec::with_capacity(values.len() * 4);
+                for &v in values {
+                    rgba.extend_from_slice(&memo.get(v, |v| self.colormap.color(v)));
+                }
+                Pixels::Rgba(rgba)
+            }
         }
+    }
+}
+
+/// A small direct-mapped cache of value -> colour (exact: keyed by the value's bits).
+struct ColorMemo {
+    slots: Vec<(u64, Rgba)>,
+}
+
+impl ColorMemo {
+    const BITS: u32 = 10;
+    /// Marks an empty slot: NaN never reaches the slots.
+    const EMPTY: u64 = u64::MAX;
+
+    fn new() -> Self {
+        Self {
+            slots: vec![(Self::EMPTY, [0; 4]); 1 << Self::BITS],
+        }
+    }
+
+    fn get(&mut self, v: f64, color: impl Fn(f64) -> Rgba) -> Rgba {
+        if v.is_nan() {
+            return color(v);
+        }
+        let bits = v.to_bits();
+        let slot = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::BITS)) as usize;
+        let entry = &mut self.slots[slot];
+        if entry.0 != bits {
+            *entry = (bits, color(v));
+        }
+        entry.1
     }
 }

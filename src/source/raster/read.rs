@@ -147,6 +147,29 @@ pub fn resample(
     // Whether a buffer column/row lies inside the raster (outside it nothing is drawn).
     let res = (bounds.xmax - bounds.xmin) / size as f64;
     let mut out = vec![f64::NAN; size * size];
+    if method == Resampling::Nearest {
+        // The source column under each tile column is the same on every row.
+        let cols: Vec<isize> = (0..size)
+            .map(|i| (((bounds.xmin + (i as f64 + 0.5) * res) - ox) / sx).floor() as isize)
+            .collect();
+        for (j, row) in out.chunks_exact_mut(size).enumerate() {
+            let y = bounds.ymax - (j as f64 + 0.5) * res;
+            let r = ((y - oy) / sy).floor() as isize;
+            if r < 0 || r >= bh {
+                continue;
+            }
+            let line = &data[(r * bw) as usize..((r + 1) * bw) as usize];
+            for (value, &c) in row.iter_mut().zip(&cols) {
+                if c >= 0 && c < bw {
+                    let v = line[c as usize];
+                    if valid(v) {
+                        *value = v;
+                    }
+                }
+            }
+        }
+        return out;
+    }
     for j in 0..size {
         let y = bounds.ymax - (j as f64 + 0.5) * res;
         let fy = (y - oy) / sy;
