@@ -17,7 +17,7 @@ COG="$ROOT/.data/rasters/aboveground_biomass_30m.tif"
 CORES="$(nproc)"
 mkdir -p "$WORK"
 
-scripts/setup-debian.sh gdal-bin python3-gdal
+scripts/setup-debian.sh gdal-bin python3-gdal bc
 scripts/db.sh start
 DATABASE_URL="$(scripts/db.sh url)"
 export DATABASE_URL
@@ -64,6 +64,7 @@ echo "| tool | run | tiles written | seconds | tiles/s |"
 echo "|---|---|---:|---:|---:|"
 
 if [ "$WHAT" = raster ] || [ "$WHAT" = all ]; then
+  cat "$COG" > /dev/null   # same page-cache state for every tool
   rm -rf "$WORK/planscape-fs" "$WORK/g2t"
   s="$(timed "$WORK/seed-fs.log" target/release/planscape --config "$WORK/bench.toml" seed biomass30 --zoom 7-13 --concurrency "$((CORES * 2))")"
   row "planscape seed" "raster z7-13, folder" "$(count_files "$WORK/planscape-fs/biomass30" png)" "$s"

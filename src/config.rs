@@ -38,6 +38,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_STORE_PATH_STYLE", "store.path_style"),
     ("PLANSCAPE_STORE_PUBLIC_URL", "store.public_url"),
     ("PLANSCAPE_ADMIN_TOKEN", "admin_token"),
+    ("PLANSCAPE_SIGNING_KEY", "accounts.signing_key"),
+    ("PLANSCAPE_SESSION_TTL_S", "accounts.session_ttl_s"),
 ];
 
 /// A configuration problem, reported before anything starts.
@@ -106,9 +108,72 @@ pub struct Config {
     /// Without one the admin API is off.
     #[serde(default, skip_serializing)]
     pub admin_token: Option<String>,
+    /// Accounts, sessions and plan limits.
+    #[serde(default)]
+    pub accounts: AccountsConfig,
     /// Tile layers by name.
     #[serde(default)]
     pub layers: BTreeMap<String, LayerConfig>,
+}
+
+/// Accounts, sessions, request and plan limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Session lifetime in seconds (`PLANSCAPE_SESSION_TTL_S`).
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_s: u64,
+    /// Failed logins allowed per client address and per account in a window.
+    #[serde(default = "default_login_failures")]
+    pub login_max_failures: u32,
+    /// The window of `login_max_failures`, seconds.
+    #[serde(default = "default_login_window")]
+    pub login_window_s: u64,
+    /// Largest request body of the REST API, KiB (413 beyond).
+    #[serde(default = "default_max_body_kb")]
+    pub max_body_kb: usize,
+    /// Largest plan, acres.
+    #[serde(default = "default_plan_max_area")]
+    pub plan_max_area_acres: f64,
+    /// Most vertices in a plan's geometry.
+    #[serde(default = "default_plan_max_vertices")]
+    pub plan_max_vertices: usize,
+    /// Key of the session-token hashes (`PLANSCAPE_SIGNING_KEY`; keep it out of files).
+    #[serde(default, skip_serializing)]
+    pub signing_key: Option<String>,
+}
+
+fn default_session_ttl() -> u64 {
+    14 * 24 * 3600
+}
+fn default_login_failures() -> u32 {
+    10
+}
+fn default_login_window() -> u64 {
+    900
+}
+fn default_max_body_kb() -> usize {
+    2048
+}
+fn default_plan_max_area() -> f64 {
+    5_000_000.0
+}
+fn default_plan_max_vertices() -> usize {
+    100_000
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_s: default_session_ttl(),
+            login_max_failures: default_login_failures(),
+            login_window_s: default_login_window(),
+            max_body_kb: default_max_body_kb(),
+            plan_max_area_acres: default_plan_max_area(),
+            plan_max_vertices: default_plan_max_vertices(),
+            signing_key: None,
+        }
+    }
 }
 
 /// The tile store: a local folder or an S3 bucket.
@@ -471,6 +536,30 @@ impl Config {
                 }
             }
         }
+        let a = &self.accounts;
+        if a.session_ttl_s == 0
+            || a.login_max_failures == 0
+            || a.login_window_s == 0
+            || a.max_body_kb == 0
+            || a.plan_max_vertices < 4
+        {
+            return Err(invalid(
+                "accounts",
+                "session_ttl_s, login_max_failures, login_window_s and max_body_kb must be positive, plan_max_vertices at least 4".into(),
+            ));
+        }
+        if !(a.plan_max_area_acres.is_finite() && a.plan_max_area_acres > 0.0) {
+            return Err(invalid(
+                "accounts.plan_max_area_acres",
+                "must be positive".into(),
+            ));
+        }
+        if a.signing_key.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err(invalid(
+                "accounts.signing_key",
+                "must be at least 32 characters".into(),
+            ));
+        }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(invalid(
                 "admin_token",
@@ -583,6 +672,7 @@ fn env_value(key: &str, value: &str) -> toml::Value {
             | "database.statement_timeout_ms"
             | "cache.size_mb"
             | "shutdown_grace_s"
+            | "accounts.session_ttl_s"
     );
     match value.parse::<i64>() {
         Ok(n) if numeric => toml::Value::Integer(n),

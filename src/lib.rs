@@ -6,6 +6,7 @@
 //! [`changes`] keeps cache keys current when the data changes. [`config`] and [`db`] set
 //! things up; [`demo`] generates the demo data.
 
+pub mod accounts;
 pub mod cache;
 pub mod changes;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod planning;
 pub mod seed;
 pub mod server;
 pub mod source;

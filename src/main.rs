@@ -114,12 +114,34 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        what: UserCommand,
+    },
     /// Print the effective configuration (after environment overrides) and exit.
     CheckConfig,
     /// Import data to serve.
     Import {
         #[command(subcommand)]
         what: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from `PLANSCAPE_USER_PASSWORD`, else from
+    /// the first line of standard input.
+    Create {
+        /// Email (the login).
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Make the account an administrator.
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -347,6 +369,33 @@ async fn run(
             bbox,
             to,
         } => seed_cmd::purge(&config, &layer, zoom, bbox.as_deref(), to.as_deref()).await?,
+        Command::User {
+            what: UserCommand::Create { email, name, admin },
+        } => {
+            let password = match std::env::var("PLANSCAPE_USER_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            planscape::accounts::password::check_policy(&password)
+                .map_err(|m| format!("password {m}"))?;
+            let hash =
+                tokio::task::spawn_blocking(move || planscape::accounts::password::hash(&password))
+                    .await??;
+            planscape::db::migrate(&config.database).await?;
+            let client = planscape::db::connect(&config.database).await?;
+            let user =
+                planscape::accounts::create_user(&client, &email, &name, &hash, admin).await?;
+            println!(
+                "created user {} <{}>{}",
+                user.id,
+                user.email,
+                if user.is_admin { " (admin)" } else { "" }
+            );
+        }
         Command::CheckConfig => {
             let mut shown = config.clone();
             shown.database.url = redact(&shown.database.url);

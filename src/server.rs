@@ -64,6 +64,11 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let cache_control = HeaderValue::from_str(&config.http.cache_control)
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
     let store = open_store(&config).await?;
+    let plan_source = open_plan_source(&config).await;
+    let login_limiter = crate::accounts::limiter::Limiter::new(
+        config.accounts.login_max_failures,
+        Duration::from_secs(config.accounts.login_window_s),
+    );
     let listen = config.listen;
     let state = Arc::new(AppState {
         config,
@@ -72,6 +77,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         cache,
         cache_control,
         store,
+        login_limiter,
+        plan_source,
     });
     let change_listener =
         changes::spawn_listener(state.config.database.clone(), Arc::clone(&state));
@@ -111,6 +118,29 @@ async fn open_store(config: &Config) -> Result<Option<Arc<TileStore>>, StartErro
     Ok(Some(Arc::new(store)))
 }
 
+/// The vector source of plan outlines (`planscape.plans`, one plan per tile request).
+async fn open_plan_source(config: &Config) -> Option<Arc<crate::source::vector::VectorSource>> {
+    let cfg = crate::config::VectorLayerConfig {
+        table: "planscape.plans".into(),
+        geometry: "geom".into(),
+        id: Some("id".into()),
+        properties: vec!["name".into(), "region".into(), "area_acres".into()],
+        minzoom: 0,
+        maxzoom: 18,
+        description: Some("A plan's outline".into()),
+        attribution: None,
+        pregenerated: None,
+    };
+    let client = db::connect(&config.database).await.ok()?;
+    match crate::source::vector::VectorSource::inspect(&client, "plans", &cfg).await {
+        Ok(source) => Some(Arc::new(source)),
+        Err(e) => {
+            tracing::error!(error = %e, "plan tiles unavailable");
+            None
+        }
+    }
+}
+
 impl Server {
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run(
@@ -119,6 +149,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let app = http::router(Arc::clone(&self.state));
         tracing::info!(addr = %self.addr, layers = self.state.catalog.iter().count(), "serving");
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -72,12 +72,24 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
     let config = layers(&store, "");
     let dry = planscape(
         &config,
-        &["seed", "elevation", "--zoom", "8-12", "--bbox", BBOX, "--dry-run", "--json"],
+        &[
+            "seed",
+            "elevation",
+            "--zoom",
+            "8-12",
+            "--bbox",
+            BBOX,
+            "--dry-run",
+            "--json",
+        ],
         &[],
     );
-    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
-    let estimates: serde_json::Value =
-        serde_json::from_slice(&dry.stdout).expect("JSON estimates");
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let estimates: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("JSON estimates");
     let planned: u64 = estimates
         .as_array()
         .expect("array")
@@ -88,10 +100,22 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
 
     let out = planscape(
         &config,
-        &["seed", "elevation", "--zoom", "8-12", "--bbox", BBOX, "--json"],
+        &[
+            "seed",
+            "elevation",
+            "--zoom",
+            "8-12",
+            "--bbox",
+            BBOX,
+            "--json",
+        ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
     assert_eq!(summary["tiles"].as_u64(), Some(planned));
     let written = files(&store);
@@ -100,7 +124,11 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
         Some(written.len() as u64),
         "{summary}"
     );
-    assert!(written.iter().all(|f| f.ends_with(".png") && !f.contains(".tmp-")));
+    assert!(
+        written
+            .iter()
+            .all(|f| f.ends_with(".png") && !f.contains(".tmp-"))
+    );
 
     // `auto/2` with the Kubernetes index 1 is shard 1/2.
     let explicit = scratch_dir("fs-shard");
@@ -111,10 +139,23 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
     ] {
         let out = planscape(
             &layers(dir, ""),
-            &["seed", "elevation", "--zoom", "8-12", "--bbox", BBOX, "--shard", shard],
+            &[
+                "seed",
+                "elevation",
+                "--zoom",
+                "8-12",
+                "--bbox",
+                BBOX,
+                "--shard",
+                shard,
+            ],
             &env,
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(files(&explicit), files(&auto));
     assert!(!files(&auto).is_empty() && files(&auto).len() < written.len());
@@ -138,7 +179,11 @@ async fn a_pregenerated_layer_reads_the_folder_and_writes_back_misses() {
         &["seed", "elevation", "--zoom", "11", "--bbox", BBOX],
         &[],
     );
-    assert!(seeded.status.success(), "{}", String::from_utf8_lossy(&seeded.stderr));
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
     let before = files(&store);
     let stored = before.iter().next().expect("a seeded tile").clone();
     // Mark the stored file so that serving it from the folder is visible.
@@ -152,7 +197,12 @@ async fn a_pregenerated_layer_reads_the_folder_and_writes_back_misses() {
         "[layers.elevation.pregenerated]\nfallback = \"render\"\nwrite_back = true\n",
     ))
     .await;
-    let body = server.get(&format!("/tiles/{stored}"), &[]).await.bytes().await.expect("body");
+    let body = server
+        .get(&format!("/tiles/{stored}"), &[])
+        .await
+        .bytes()
+        .await
+        .expect("body");
     assert_eq!(body[..], marked[..], "served from the folder");
 
     // A zoom that was not seeded: rendered live, then written back.
@@ -165,7 +215,10 @@ async fn a_pregenerated_layer_reads_the_folder_and_writes_back_misses() {
     while !store.join(&key).exists() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(std::fs::read(store.join(&key)).expect("written back"), live.to_vec());
+    assert_eq!(
+        std::fs::read(store.join(&key)).expect("written back"),
+        live.to_vec()
+    );
     // A transparent tile (outside the raster) is not written back.
     let empty = server.get("/tiles/elevation/12/0/0.png", &[]).await;
     assert_eq!(empty.status(), 200);

@@ -85,14 +85,24 @@ pub async fn connect(db: &DatabaseConfig) -> Result<tokio_postgres::Client, DbEr
     Ok(client)
 }
 
-/// Applies the pending migrations of `migrations/`; returns how many ran.
+/// Applies the pending migrations of `migrations/`; returns how many ran. Servers
+/// starting together take turns (a session advisory lock), so each migration runs once.
 pub async fn migrate(db: &DatabaseConfig) -> Result<usize, DbError> {
+    /// Advisory lock key: "planscape migrate".
+    const LOCK: i64 = 0x706c_616e_6d69_6772;
     let mut client = connect(db).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
+        .await
+        .map_err(|e| DbError::Migration(e.to_string()))?;
     let report = embedded::migrations::runner()
         .run_async(&mut client)
         .await
-        .map_err(|e| DbError::Migration(e.to_string()))?;
-    Ok(report.applied_migrations().len())
+        .map_err(|e| DbError::Migration(e.to_string()));
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+        .await;
+    Ok(report?.applied_migrations().len())
 }
 
 /// Quotes a validated identifier for SQL (`schema.table` is quoted part by part).

@@ -1,7 +1,7 @@
 //! The admin API: `DELETE /admin/tiles/{layer}?zoom=MIN-MAX&bbox=W,S,E,N` purges a
 //! layer's stored tiles and the cached copies (here and, through the database, on every
-//! other server). Authorized by `Authorization: Bearer $PLANSCAPE_ADMIN_TOKEN`; without a
-//! configured token the API does not exist (404).
+//! other server). Authorized by `Authorization: Bearer $PLANSCAPE_ADMIN_TOKEN`, or by the
+//! session of an administrator account (`planscape user create --admin`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,21 +20,33 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = &state.config.admin_token else {
-        return Err(ApiError::not_found("no such endpoint"));
-    };
+/// The admin token, or the session of an administrator account.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: Option<&crate::accounts::User>,
+) -> Result<(), ApiError> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match given {
-        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
-        _ => Err(ApiError::new(
+    if let (Some(token), Some(given)) = (&state.config.admin_token, given)
+        && same_secret(given.as_bytes(), token.as_bytes())
+    {
+        return Ok(());
+    }
+    match user {
+        Some(u) if u.is_admin => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "administrators only",
+        )),
+        None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "an admin bearer token is required",
+            "an admin token or an administrator's session is required",
         )),
     }
 }
@@ -46,7 +58,25 @@ pub async fn purge(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
+    // The admin token is not a session: only look for a user when it does not match.
+    let token_matches = state.config.admin_token.as_ref().is_some_and(|t| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|g| same_secret(g.trim().as_bytes(), t.as_bytes()))
+    });
+    // Sessions only as bearer tokens here: a cookie would need the CSRF checks.
+    let bearer = matches!(
+        super::api::extract::credential(&headers),
+        Some((_, super::api::extract::Via::Bearer))
+    );
+    let user = if token_matches || !bearer {
+        None
+    } else {
+        super::api::extract::session_user(&state, &headers).await?
+    };
+    authorize(&state, &headers, user.as_ref()).await?;
     let (index, layer_ref, source) = state.layer_source(&layer)?;
     if let Some(unknown) = query
         .keys()

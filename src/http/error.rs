@@ -14,6 +14,8 @@ use crate::tile::TileIdError;
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
+    /// The request field at fault, when one is.
+    pub field: Option<String>,
     /// Stable machine-readable code.
     pub code: &'static str,
     /// Human-readable explanation.
@@ -25,9 +27,30 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
+            field: None,
             code,
             message: message.into(),
         }
+    }
+
+    /// 422 for a field that does not fit (named in `field` and in the message).
+    pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            field: Some(field.to_owned()),
+            code: "invalid_field",
+            message: format!("{field}: {message}"),
+        }
+    }
+
+    /// 500, logged in full, reported generically.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     /// 404 for a path that names nothing.
@@ -38,7 +61,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(field) = &self.field {
+            error["field"] = json!(field);
+        }
+        let body = Json(json!({ "error": error }));
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
@@ -107,5 +134,41 @@ impl From<crate::store::StoreError> for ApiError {
 impl From<crate::coverage::CoverageError> for ApiError {
     fn from(e: crate::coverage::CoverageError) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_coverage", e.to_string())
+    }
+}
+
+impl From<crate::accounts::AccountError> for ApiError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        match e {
+            crate::accounts::AccountError::EmailTaken => Self::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email exists",
+            ),
+            crate::accounts::AccountError::Invalid(field, message) => {
+                Self::invalid_field(field, message)
+            }
+            crate::accounts::AccountError::Database(e) => {
+                Self::from(&crate::source::SourceError::from_pg(e))
+            }
+            crate::accounts::AccountError::Internal(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<crate::planning::plans::PlanError> for ApiError {
+    fn from(e: crate::planning::plans::PlanError) -> Self {
+        use crate::planning::plans::PlanError;
+        match e {
+            PlanError::Invalid { field, message } => Self::invalid_field(field, message),
+            PlanError::NotFound => Self::not_found("no such plan"),
+            PlanError::Forbidden => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "your role on this plan does not allow this",
+            ),
+            PlanError::NoMember => Self::not_found("no such member"),
+            PlanError::Database(e) => Self::from(&SourceError::from_pg(e)),
+        }
     }
 }

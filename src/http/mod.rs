@@ -1,10 +1,12 @@
 //! The HTTP server: shared state, routes, middleware.
 
 mod admin;
+pub mod api;
 pub mod error;
 mod health;
 mod legend;
-mod tilejson;
+mod plan_tiles;
+pub mod tilejson;
 pub mod tiles;
 
 use std::sync::Arc;
@@ -35,9 +37,22 @@ pub struct AppState {
     pub cache_control: HeaderValue,
     /// The tile store, when a layer is pregenerated or the admin API is on.
     pub store: Option<Arc<TileStore>>,
+    /// Failed-login counters.
+    pub login_limiter: crate::accounts::limiter::Limiter,
+    /// Plan outlines as vector tiles (`/tiles/plans/{id}/...`).
+    pub plan_source: Option<Arc<crate::source::vector::VectorSource>>,
 }
 
 impl AppState {
+    /// The key of session-token hashes, when configured.
+    pub fn signing_key(&self) -> Option<&[u8]> {
+        self.config
+            .accounts
+            .signing_key
+            .as_deref()
+            .map(str::as_bytes)
+    }
+
     /// The layer called `name`, its catalog index and its source: 404 for an unknown
     /// layer, 503 for one that failed to open (the reason is on `/ready`).
     pub fn layer_source(&self, name: &str) -> Result<(usize, &Layer, &Source), ApiError> {
@@ -99,7 +114,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tiles/{layer}", get(tilejson::tilejson))
         .route("/tiles/{layer}/{file}", get(legend::legend))
         .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::get_tile))
+        .route("/tiles/plans/{id}/{z}/{x}/{y}", get(plan_tiles::get_tile))
         .route("/admin/tiles/{layer}", axum::routing::delete(admin::purge))
+        .nest(api::PREFIX, api::router(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(cors)
         .layer(axum::middleware::from_fn(crate::telemetry::track))
@@ -120,5 +137,6 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .expose_headers([header::ETAG, header::CONTENT_ENCODING])
 }

@@ -90,7 +90,7 @@ pub async fn get_tile(
     )
     .increment(1);
     Ok(respond(
-        &state,
+        &state.cache_control,
         &encoded,
         format.content_type(),
         format.compressible(),
@@ -181,8 +181,8 @@ async fn render(
 }
 
 /// Builds the response for a rendered tile.
-fn respond(
-    state: &AppState,
+pub fn respond(
+    cache_control: &HeaderValue,
     tile: &EncodedTile,
     content_type: &'static str,
     compressible: bool,
@@ -198,7 +198,7 @@ fn respond(
         format!("\"{}\"", tile.hash)
     };
     let mut headers = HeaderMap::new();
-    headers.insert(header::CACHE_CONTROL, state.cache_control.clone());
+    headers.insert(header::CACHE_CONTROL, cache_control.clone());
     if compressible {
         headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }

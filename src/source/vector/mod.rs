@@ -96,6 +96,7 @@ pub struct VectorSource {
     /// How bounding boxes of tiny features map to EPSG:3857.
     frame: SourceFrame,
     sql: String,
+    sql_by_id: Option<String>,
 }
 
 /// The kind of coordinates the layer's SRID has.
@@ -137,6 +138,7 @@ struct TileSql<'a> {
     srid: i32,
     frame: SourceFrame,
     order: &'a str,
+    filter: &'a str,
 }
 
 /// Builds a layer's tile query. Parameters: `$1..$4` the buffered tile envelope in
@@ -159,6 +161,7 @@ fn build_tile_sql(q: &TileSql<'_>) -> String {
         srid,
         frame,
         order,
+        filter,
     } = *q;
     let (envelope, geometry) = if frame == SourceFrame::Mercator {
         (
@@ -189,7 +192,7 @@ fn build_tile_sql(q: &TileSql<'_>) -> String {
               f AS (SELECT {cols}, g, b, sx, sy, \
                       (ST_XMax(b) - ST_XMin(b)) < $6 * sx AND (ST_YMax(b) - ST_YMin(b)) < $6 * sy AS tiny \
                     FROM (SELECT {inner}, t.{qgeom} AS g, postgis_getbbox(t.{qgeom}) AS b, e.sx, e.sy \
-                          FROM {qtable} AS t, e WHERE t.{qgeom} && e.env) AS s) \
+                          FROM {qtable} AS t, e WHERE t.{qgeom} && e.env{filter}) AS s) \
          SELECT {cols}, f.tiny, CASE WHEN NOT f.tiny THEN ST_AsBinary({geometry}) END, {boxes} {order}"
     )
 }
@@ -331,7 +334,7 @@ impl VectorSource {
             .collect::<Vec<_>>()
             .join(", ");
         let cols = aliases.join(", ");
-        let sql = build_tile_sql(&TileSql {
+        let mut tile_sql = TileSql {
             cols: &cols,
             inner: &inner,
             qgeom: &qgeom,
@@ -339,6 +342,17 @@ impl VectorSource {
             srid,
             frame,
             order,
+            filter: "",
+        };
+        let sql = build_tile_sql(&tile_sql);
+        // The same query for one feature (`$7` = its id), for per-object layers.
+        let id_filter = cfg
+            .id
+            .as_ref()
+            .map(|id| format!(" AND t.{}::int8 = $7", quote_ident(id)));
+        let sql_by_id = id_filter.as_ref().map(|f| {
+            tile_sql.filter = f;
+            build_tile_sql(&tile_sql)
         });
         let bounds_row = client
             .query_one(
@@ -381,6 +395,7 @@ impl VectorSource {
             tiny,
             frame,
             sql,
+            sql_by_id,
         })
     }
 
@@ -389,6 +404,16 @@ impl VectorSource {
         self: &std::sync::Arc<Self>,
         pool: &Pool,
         tile: TileId,
+    ) -> Result<Vec<u8>, SourceError> {
+        self.render_filtered(pool, tile, None).await
+    }
+
+    /// Renders one tile of only the feature with id `only` (layers with an id column).
+    pub async fn render_filtered(
+        self: &std::sync::Arc<Self>,
+        pool: &Pool,
+        tile: TileId,
+        only: Option<i64>,
     ) -> Result<Vec<u8>, SourceError> {
         let bounds = tile.bounds();
         let unit = (bounds.xmax - bounds.xmin) / f64::from(EXTENT);
@@ -405,22 +430,30 @@ impl VectorSource {
         let started = std::time::Instant::now();
         let rows = {
             let client = pool.get().await.map_err(SourceError::from_pool)?;
+            let sql = match only {
+                Some(_) => self.sql_by_id.as_ref().ok_or_else(|| {
+                    SourceError::Internal(format!("layer `{}` has no id column", self.name))
+                })?,
+                None => &self.sql,
+            };
             let statement = client
-                .prepare_cached(&self.sql)
+                .prepare_cached(sql)
                 .await
                 .map_err(SourceError::from_pg)?;
+            let id = only.unwrap_or(0);
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+                &envelope.xmin,
+                &envelope.ymin,
+                &envelope.xmax,
+                &envelope.ymax,
+                &tolerance,
+                &min_size,
+            ];
+            if only.is_some() {
+                params.push(&id);
+            }
             client
-                .query(
-                    &statement,
-                    &[
-                        &envelope.xmin,
-                        &envelope.ymin,
-                        &envelope.xmax,
-                        &envelope.ymax,
-                        &tolerance,
-                        &min_size,
-                    ],
-                )
+                .query(&statement, &params)
                 .await
                 .map_err(SourceError::from_pg)?
         };
