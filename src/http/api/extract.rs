@@ -1,0 +1,242 @@
+//! Request extractors of the REST API: JSON bodies whose errors name the field, and the
+//! signed-in user (session cookie or bearer token) with CSRF protection for cookies.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::accounts::{self, User, session};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+
+/// The header a browser app sends with cookie-authenticated changes (a cross-site form
+/// cannot set it, and CORS does not allow it from other origins).
+pub const CSRF_HEADER: &str = "x-planscape-csrf";
+
+/// A JSON body: 415 without a JSON content type, 413 past the configured size, 400 when
+/// it is not JSON, 422 naming the field when it does not fit the schema.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than allowed",
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+            }
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Ok(value) => {
+                de.end().map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        format!("the body is not valid JSON: {e}"),
+                    )
+                })?;
+                Ok(Self(value))
+            }
+            Err(e) => {
+                let inner = e.inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        format!("the body is not valid JSON: {inner}"),
+                    ));
+                }
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    // serde names a missing field only in its message.
+                    inner
+                        .to_string()
+                        .split('`')
+                        .nth(1)
+                        .unwrap_or("body")
+                        .to_owned()
+                } else {
+                    path
+                };
+                Err(ApiError::invalid_field(&field, inner.to_string()))
+            }
+        }
+    }
+}
+
+/// How the request was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The session cookie (a browser).
+    Cookie,
+    /// `Authorization: Bearer` (an API client).
+    Bearer,
+}
+
+/// The signed-in user; 401 otherwise.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// The user.
+    pub user: User,
+    /// Their session token.
+    pub token: String,
+    /// Cookie or bearer.
+    pub via: Via,
+}
+
+/// The signed-in user when there is one (401 only for a bad or expired credential is not
+/// wanted here: callers decide).
+pub struct MaybeAuth(pub Option<Auth>);
+
+/// The session token of a request: the bearer token, else the session cookie.
+pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
+    if let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some((token.trim().to_owned(), Via::Bearer));
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == session::COOKIE)
+        .map(|(_, value)| (value.trim().to_owned(), Via::Cookie))
+}
+
+pub(crate) fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "sign in first (session cookie or Authorization: Bearer)",
+    )
+}
+
+/// The origin this server is reached at (public URL, else forwarded/Host headers).
+fn own_origin(state: &AppState, headers: &HeaderMap) -> String {
+    let base = crate::http::tilejson::base_url(state, headers);
+    match base
+        .find("://")
+        .and_then(|i| base[i + 3..].find('/').map(|j| i + 3 + j))
+    {
+        Some(end) => base[..end].to_owned(),
+        None => base,
+    }
+}
+
+/// Cookie-authenticated changes must come from our own pages: the anti-CSRF header is
+/// required, and an `Origin`, when sent, must be ours or an allowed CORS origin.
+fn check_csrf(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let forbidden =
+        |message: &str| ApiError::new(StatusCode::FORBIDDEN, "csrf", message.to_owned());
+    if parts.headers.get(CSRF_HEADER).is_none() {
+        return Err(forbidden(
+            "cookie-authenticated changes need the X-Planscape-CSRF header",
+        ));
+    }
+    if let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let allowed = origin == own_origin(state, &parts.headers)
+            || state
+                .config
+                .http
+                .cors_origins
+                .iter()
+                .any(|o| o != "*" && o == origin);
+        if !allowed {
+            return Err(forbidden("cross-site request refused"));
+        }
+    }
+    Ok(())
+}
+
+/// The user of the request's session (no CSRF check: for read-only or bearer use).
+pub async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
+    let Some((token, _)) = credential(headers) else {
+        return Ok(None);
+    };
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
+    accounts::session_user(&**client, &token, state.signing_key())
+        .await
+        .map_err(ApiError::from)
+}
+
+async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Auth>, ApiError> {
+    let Some((token, via)) = credential(&parts.headers) else {
+        return Ok(None);
+    };
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
+    let user = accounts::session_user(&**client, &token, state.signing_key())
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(unauthorized)?;
+    if via == Via::Cookie {
+        check_csrf(state, parts)?;
+    }
+    Ok(Some(Auth { user, token, via }))
+}
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, parts).await?.ok_or_else(unauthorized)
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for MaybeAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, parts).await.map(MaybeAuth)
+    }
+}

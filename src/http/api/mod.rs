@@ -1,0 +1,63 @@
+//! The REST API under `/planscape-backend/`: accounts, plans, sharing, and the OpenAPI 3
+//! document generated from the handlers' annotations (utoipa), so the document and the
+//! router come from the same code.
+
+mod auth;
+pub mod extract;
+mod plans;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+
+/// Where the API is mounted.
+pub const PREFIX: &str = "/planscape-backend";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Planscape API", description = "Accounts, plans (planning areas) and sharing. \
+        Authenticate with the session cookie set by login (browsers; changes then need the \
+        `X-Planscape-CSRF` header) or `Authorization: Bearer TOKEN`."),
+    servers((url = "/planscape-backend")),
+    tags((name = "accounts"), (name = "plans"), (name = "sharing")),
+    components(schemas(crate::accounts::access::Role))
+)]
+struct ApiDoc;
+
+/// The API's router (to nest under [`PREFIX`]) and its OpenAPI document.
+pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(plans::regions))
+        .routes(routes!(plans::list, plans::create))
+        .routes(routes!(plans::get, plans::update, plans::delete))
+        .routes(routes!(plans::members, plans::invite))
+        .routes(routes!(plans::change_role, plans::remove))
+        .split_for_parts();
+    let document = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    let limit = state.config.accounts.max_body_kb.saturating_mul(1024);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let body = document.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(limit))
+}

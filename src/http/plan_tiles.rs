@@ -1,0 +1,64 @@
+//! `GET /tiles/plans/{id}/{z}/{x}/{y}.mvt`: a plan's outline as a vector tile, for those
+//! who may see the plan: 401 without a session, 404 for a plan that does not exist or
+//! that the user has no role on. Private: not in the shared tile cache, `Cache-Control:
+//! private, no-cache` (revalidated by ETag).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use super::AppState;
+use super::api::extract::{MaybeAuth, unauthorized};
+use super::error::ApiError;
+use crate::accounts::access::Action;
+use crate::cache::EncodedTile;
+use crate::tile::{TileFormat, TileId, parse_y_segment};
+
+/// The plan tile endpoint.
+pub async fn get_tile(
+    State(state): State<Arc<AppState>>,
+    Path((id, z, x, y_segment)): Path<(String, String, String, String)>,
+    MaybeAuth(auth): MaybeAuth,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let auth = auth.ok_or_else(unauthorized)?;
+    let segment = parse_y_segment(&y_segment)?;
+    let tile = TileId::parse(&z, &x, segment.y)?;
+    if segment.format != TileFormat::Mvt || segment.scale != 1 {
+        return Err(ApiError::not_found("plan tiles are .mvt"));
+    }
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::not_found("no such plan"))?;
+    let source = state.plan_source.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "plan tiles are unavailable",
+        )
+    })?;
+    {
+        let client = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
+        crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View).await?;
+    }
+    let raw = source
+        .render_filtered(&state.pool, tile, Some(id))
+        .await
+        .map_err(|e| ApiError::from(&e))?;
+    let encoded = EncodedTile::new(raw, TileFormat::Mvt);
+    Ok(super::tiles::respond(
+        &HeaderValue::from_static("private, no-cache"),
+        &encoded,
+        TileFormat::Mvt.content_type(),
+        true,
+        &headers,
+    ))
+}

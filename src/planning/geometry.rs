@@ -1,0 +1,145 @@
+//! A plan's geometry as users send it: GeoJSON Polygon or MultiPolygon in longitude,
+//! latitude (EPSG:4326), bare or in a Feature or a FeatureCollection of one feature;
+//! checked here for shape and size, then by PostGIS for validity, place and area.
+
+use serde_json::Value;
+
+/// Why a geometry is refused (always about the `geometry` field).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct GeometryError(pub String);
+
+fn err(message: impl Into<String>) -> GeometryError {
+    GeometryError(message.into())
+}
+
+/// The bare Polygon/MultiPolygon geometry of the input and its vertex count.
+pub fn extract(input: &Value, max_vertices: usize) -> Result<(Value, usize), GeometryError> {
+    let geometry = match input.get("type").and_then(Value::as_str) {
+        Some("Feature") => input
+            .get("geometry")
+            .filter(|g| !g.is_null())
+            .ok_or_else(|| err("the Feature has no geometry"))?,
+        Some("FeatureCollection") => {
+            let features = input
+                .get("features")
+                .and_then(Value::as_array)
+                .ok_or_else(|| err("the FeatureCollection has no `features` array"))?;
+            match features.as_slice() {
+                [one] => one
+                    .get("geometry")
+                    .filter(|g| !g.is_null())
+                    .ok_or_else(|| err("the feature has no geometry"))?,
+                other => {
+                    return Err(err(format!(
+                        "a FeatureCollection must hold exactly one feature, not {}",
+                        other.len()
+                    )));
+                }
+            }
+        }
+        Some("Polygon" | "MultiPolygon") => input,
+        Some(other) => {
+            return Err(err(format!(
+                "must be a Polygon or MultiPolygon (or a Feature of one), not {other}"
+            )));
+        }
+        None => return Err(err("must be a GeoJSON object with a `type`")),
+    };
+    let kind = geometry.get("type").and_then(Value::as_str).unwrap_or("");
+    let coordinates = geometry
+        .get("coordinates")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err("has no `coordinates` array"))?;
+    let polygons: Vec<&Value> = match kind {
+        "Polygon" => vec![geometry.get("coordinates").unwrap_or(&Value::Null)],
+        "MultiPolygon" => coordinates.iter().collect(),
+        other => {
+            return Err(err(format!(
+                "must be a Polygon or MultiPolygon, not {other}"
+            )));
+        }
+    };
+    if polygons.is_empty() {
+        return Err(err("is empty"));
+    }
+    let mut vertices = 0usize;
+    for polygon in polygons {
+        let rings = polygon
+            .as_array()
+            .ok_or_else(|| err("a polygon must be an array of rings"))?;
+        if rings.is_empty() {
+            return Err(err("has a polygon without rings"));
+        }
+        for ring in rings {
+            let points = ring
+                .as_array()
+                .ok_or_else(|| err("a ring must be an array of positions"))?;
+            if points.len() < 4 {
+                return Err(err("a ring needs at least 4 positions (closed)"));
+            }
+            for p in points {
+                let xy = p.as_array().filter(|a| (2..=3).contains(&a.len()));
+                let (x, y) = match xy.map(|a| (a[0].as_f64(), a[1].as_f64())) {
+                    Some((Some(x), Some(y))) => (x, y),
+                    _ => return Err(err("positions must be [longitude, latitude]")),
+                };
+                if !(-180.0..=180.0).contains(&x) || !(-90.0..=90.0).contains(&y) {
+                    return Err(err(
+                        "positions must be longitude, latitude in degrees (EPSG:4326)",
+                    ));
+                }
+            }
+            if points.first() != points.last() {
+                return Err(err("rings must be closed (first position = last)"));
+            }
+            vertices += points.len();
+            if vertices > max_vertices {
+                return Err(err(format!("has more than {max_vertices} vertices")));
+            }
+        }
+    }
+    Ok((geometry.clone(), vertices))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn square() -> Value {
+        json!({"type":"Polygon","coordinates":[[[-117,33],[-116.9,33],[-116.9,33.1],[-117,33.1],[-117,33]]]})
+    }
+
+    #[test]
+    fn accepts_the_four_shapes() {
+        let polygon = square();
+        let multi = json!({"type":"MultiPolygon","coordinates":[polygon["coordinates"].clone()]});
+        let feature = json!({"type":"Feature","properties":{},"geometry":polygon.clone()});
+        let collection = json!({"type":"FeatureCollection","features":[feature.clone()]});
+        for input in [&polygon, &multi, &feature, &collection] {
+            let (g, n) = extract(input, 100).expect("accepted");
+            assert_eq!(n, 5);
+            assert!(g["type"] == "Polygon" || g["type"] == "MultiPolygon");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_shapes() {
+        let cases = [
+            json!({"type":"Point","coordinates":[1,2]}),
+            json!({"type":"FeatureCollection","features":[]}),
+            json!({"type":"Polygon","coordinates":[[[0,0],[1,0],[0,0]]]}),
+            json!({"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1]]]}),
+            json!({"type":"Polygon","coordinates":[[[0,0],[1,0],[1,"a"],[0,0]]]}),
+            json!({"type":"Polygon","coordinates":[[[0,0],[1000,0],[1,1],[0,0]]]}),
+            json!({"type":"MultiPolygon","coordinates":[]}),
+            json!({"coordinates":[]}),
+            json!([1, 2]),
+        ];
+        for c in cases {
+            assert!(extract(&c, 100).is_err(), "{c}");
+        }
+        assert!(extract(&square(), 4).is_err(), "vertex limit");
+    }
+}

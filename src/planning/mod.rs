@@ -1,0 +1,4 @@
+//! Planning: plans (planning areas) and their members.
+
+pub mod geometry;
+pub mod plans;
