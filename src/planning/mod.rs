@@ -1,4 +1,5 @@
-//! Planning: plans (planning areas) and their members.
+//! Planning: plans (planning areas) and their members, zonal statistics of conditions.
 
 pub mod geometry;
 pub mod plans;
+pub mod stats;
