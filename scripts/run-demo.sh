@@ -12,5 +12,6 @@ scripts/db.sh start
 cargo build --release --quiet
 CONFIG="${PLANSCAPE_CONFIG:-tiles/demo.toml}"
 target/release/planscape --config "$CONFIG" demo
+target/release/planscape --config "$CONFIG" conditions build
 echo "serving the demo: open http://127.0.0.1:8080/ (tiles catalog at /tiles)" >&2
 exec target/release/planscape --config "$CONFIG" serve

@@ -111,9 +111,27 @@ pub struct Config {
     /// Accounts, sessions and plan limits.
     #[serde(default)]
     pub accounts: AccountsConfig,
+    /// The conditions catalog.
+    #[serde(default)]
+    pub conditions: Option<ConditionsConfig>,
     /// Tile layers by name.
     #[serde(default)]
     pub layers: BTreeMap<String, LayerConfig>,
+}
+
+/// Where the conditions catalog and its built rasters are.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionsConfig {
+    /// The catalog file (regions -> pillars -> elements -> metrics).
+    pub catalog: PathBuf,
+    /// Folder of the element and pillar rasters `planscape conditions build` makes.
+    #[serde(default = "default_conditions_dir")]
+    pub dir: PathBuf,
+}
+
+fn default_conditions_dir() -> PathBuf {
+    PathBuf::from(".data/conditions")
 }
 
 /// Accounts, sessions, request and plan limits.

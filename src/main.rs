@@ -114,6 +114,11 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// The conditions catalog.
+    Conditions {
+        #[command(subcommand)]
+        what: ConditionsCommand,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -126,6 +131,13 @@ enum Command {
         #[command(subcommand)]
         what: ImportCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ConditionsCommand {
+    /// Compute the normalized rasters of every element (from its metrics) and pillar
+    /// (from its elements), mean or min per node, into the catalog's `dir`.
+    Build,
 }
 
 #[derive(Subcommand)]
@@ -369,6 +381,23 @@ async fn run(
             bbox,
             to,
         } => seed_cmd::purge(&config, &layer, zoom, bbox.as_deref(), to.as_deref()).await?,
+        Command::Conditions {
+            what: ConditionsCommand::Build,
+        } => {
+            let c = config
+                .conditions
+                .clone()
+                .ok_or("no [conditions] catalog in the configuration")?;
+            let written = tokio::task::spawn_blocking(move || {
+                let catalog = planscape::planning::conditions::Catalog::load(&c.catalog)?;
+                planscape::planning::conditions::build(&catalog, &c.dir)
+            })
+            .await??;
+            println!(
+                "conditions: {} element and pillar rasters built",
+                written.len()
+            );
+        }
         Command::User {
             what: UserCommand::Create { email, name, admin },
         } => {

@@ -30,6 +30,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The conditions catalog is invalid.
+    #[error("{0}")]
+    Conditions(String),
     /// The store URL is invalid.
     #[error("invalid store url: {0}")]
     Store(String),
@@ -46,7 +49,7 @@ pub struct Server {
 }
 
 /// Prepares everything and binds the socket; call [`Server::run`] to serve.
-pub async fn start(config: Config) -> Result<Server, StartError> {
+pub async fn start(mut config: Config) -> Result<Server, StartError> {
     // Install the metrics recorder before anything records.
     crate::telemetry::handle();
     wait_for_database(&config).await?;
@@ -54,6 +57,21 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
     }
+    let conditions = match &config.conditions {
+        Some(c) => {
+            let loaded = crate::planning::conditions::Conditions::load(&c.catalog, &c.dir)
+                .map_err(|e| StartError::Conditions(e.to_string()))?;
+            // Every node is a raster layer (unless the config defines that name itself).
+            for (name, layer) in crate::planning::conditions::layer_configs(&loaded.nodes) {
+                config
+                    .layers
+                    .entry(name)
+                    .or_insert(crate::config::LayerConfig::Raster(layer));
+            }
+            Some(Arc::new(loaded))
+        }
+        None => None,
+    };
     let client = db::connect(&config.database).await?;
     let catalog = Catalog::open(&config, &client).await;
     changes::install_triggers(&client, &catalog.tables()).await;
@@ -79,6 +97,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         store,
         login_limiter,
         plan_source,
+        conditions,
     });
     let change_listener =
         changes::spawn_listener(state.config.database.clone(), Arc::clone(&state));

@@ -920,7 +920,10 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         for method in item.as_object().expect("item").keys() {
             operations.push((
                 method.to_uppercase(),
-                path.replace("{id}", "1").replace("{user_id}", "1"),
+                path.replace("{id}", "1")
+                    .replace("{user_id}", "1")
+                    .replace("{region}", "1")
+                    .replace("{name}", "1"),
             ));
         }
     }
@@ -958,6 +961,10 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         ("POST", "/plans/1/members"),
         ("PATCH", "/plans/1/members/1"),
         ("DELETE", "/plans/1/members/1"),
+        ("GET", "/conditions"),
+        ("GET", "/conditions/1/1"),
+        ("POST", "/conditions/stats"),
+        ("GET", "/plans/1/scores"),
     ];
     for (method, path) in expected {
         assert!(

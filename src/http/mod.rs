@@ -39,6 +39,8 @@ pub struct AppState {
     pub store: Option<Arc<TileStore>>,
     /// Failed-login counters.
     pub login_limiter: crate::accounts::limiter::Limiter,
+    /// The conditions catalog.
+    pub conditions: Option<Arc<crate::planning::conditions::Conditions>>,
     /// Plan outlines as vector tiles (`/tiles/plans/{id}/...`).
     pub plan_source: Option<Arc<crate::source::vector::VectorSource>>,
 }

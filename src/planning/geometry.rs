@@ -102,6 +102,26 @@ pub fn extract(input: &Value, max_vertices: usize) -> Result<(Value, usize), Geo
     Ok((geometry.clone(), vertices))
 }
 
+/// The checked bare geometry as a `geo` MultiPolygon, refused when invalid (rings that
+/// cross, holes outside, ...), for computations that do not go through PostGIS.
+pub fn to_multipolygon(geometry: &Value) -> Result<geo_types::MultiPolygon<f64>, GeometryError> {
+    use geo::Validation;
+    use geozero::ToGeo;
+    let text = geometry.to_string();
+    let shape = match geozero::geojson::GeoJson(&text)
+        .to_geo()
+        .map_err(|e| err(e.to_string()))?
+    {
+        geo_types::Geometry::Polygon(p) => geo_types::MultiPolygon(vec![p]),
+        geo_types::Geometry::MultiPolygon(mp) => mp,
+        _ => return Err(err("must be a Polygon or MultiPolygon")),
+    };
+    if let Err(e) = shape.check_validation() {
+        return Err(err(format!("is not valid: {e}")));
+    }
+    Ok(shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

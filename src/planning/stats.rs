@@ -66,6 +66,32 @@ pub fn zonal_stats(
     zonal_stats_in(&dataset, band, shape)
 }
 
+thread_local! {
+    /// Datasets this thread has open for statistics, by path.
+    static OPEN: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, Dataset>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// As [`zonal_stats`], keeping the dataset open on this thread for the next call.
+pub fn zonal_stats_pooled(
+    path: &Path,
+    band: usize,
+    shape: &MultiPolygon<f64>,
+) -> Result<ZonalStats, StatsError> {
+    OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        if !open.contains_key(path) {
+            let dataset =
+                Dataset::open(path).map_err(|e| StatsError(format!("{}: {e}", path.display())))?;
+            open.insert(path.to_path_buf(), dataset);
+        }
+        let dataset = open
+            .get(path)
+            .ok_or_else(|| StatsError("dataset cache".into()))?;
+        zonal_stats_in(dataset, band, shape)
+    })
+}
+
 /// As [`zonal_stats`], on an open dataset.
 pub fn zonal_stats_in(
     dataset: &Dataset,

@@ -3,6 +3,7 @@
 //! router come from the same code.
 
 mod auth;
+mod conditions;
 pub mod extract;
 mod plans;
 
@@ -25,7 +26,7 @@ pub const PREFIX: &str = "/planscape-backend";
         Authenticate with the session cookie set by login (browsers; changes then need the \
         `X-Planscape-CSRF` header) or `Authorization: Bearer TOKEN`."),
     servers((url = "/planscape-backend")),
-    tags((name = "accounts"), (name = "plans"), (name = "sharing")),
+    tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions")),
     components(schemas(crate::accounts::access::Role))
 )]
 struct ApiDoc;
@@ -43,6 +44,10 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(plans::get, plans::update, plans::delete))
         .routes(routes!(plans::members, plans::invite))
         .routes(routes!(plans::change_role, plans::remove))
+        .routes(routes!(conditions::tree))
+        .routes(routes!(conditions::node))
+        .routes(routes!(conditions::area_stats))
+        .routes(routes!(conditions::plan_scores))
         .split_for_parts();
     let document = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let limit = state.config.accounts.max_body_kb.saturating_mul(1024);

@@ -1,0 +1,370 @@
+//! The conditions catalog end to end: `planscape conditions build` (element = mean, pillar
+//! = min of the children, checked pixel by pixel), the catalog endpoints, node layers
+//! served as tiles, statistics over an area (checked against the statistics engine, which
+//! tests/zonal_stats.rs checks against PostGIS), bad input, and plan scores kept and
+//! recomputed when the geometry changes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{TestServer, client, unique};
+use serde_json::{Value, json};
+
+const API: &str = "/planscape-backend";
+
+/// Demo rasters (coarse, fast) and a catalog over them.
+fn setup() -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(unique("conditions"));
+    let rasters = dir.join("rasters");
+    planscape::demo::rasters::generate(&rasters, 2000.0, false).expect("demo rasters");
+    let r = |name: &str| rasters.join(format!("{name}.tif")).display().to_string();
+    let catalog = format!(
+        r#"[[regions]]
+name = "sierra_nevada"
+display_name = "Sierra Nevada"
+[[regions.pillars]]
+name = "forest_resilience"
+display_name = "Forest Resilience"
+operation = "min"
+[[regions.pillars.elements]]
+name = "disturbance"
+display_name = "Disturbance"
+operation = "mean"
+[[regions.pillars.elements.metrics]]
+name = "tree_mortality"
+display_name = "Tree Mortality"
+raw = "{tm}"
+normalized = "{tmn}"
+data_units = "%"
+min_value = 0
+max_value = 100
+invert_raw = true
+[[regions.pillars.elements.metrics]]
+name = "fire_probability"
+display_name = "Fire Probability"
+raw = "{fp}"
+normalized = "{fpn}"
+min_value = 0
+max_value = 1
+invert_raw = true
+[[regions.pillars.elements]]
+name = "structure"
+display_name = "Structure"
+[[regions.pillars.elements.metrics]]
+name = "aboveground_biomass"
+display_name = "Biomass"
+raw = "{ab}"
+normalized = "{abn}"
+data_units = "tons/acre"
+min_value = 0
+max_value = 300
+"#,
+        tm = r("tree_mortality"),
+        tmn = r("tree_mortality_normalized"),
+        fp = r("fire_probability"),
+        fpn = r("fire_probability_normalized"),
+        ab = r("aboveground_biomass"),
+        abn = r("aboveground_biomass_normalized"),
+    );
+    std::fs::write(dir.join("conditions.toml"), catalog).expect("catalog");
+    let toml = format!(
+        "styles_dir = \"{styles}\"\n[conditions]\ncatalog = \"{c}\"\ndir = \"{built}\"\n",
+        styles = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("styles")
+            .display(),
+        c = dir.join("conditions.toml").display(),
+        built = dir.join("built").display(),
+    );
+    (dir, toml)
+}
+
+fn read(path: &Path) -> (Vec<f64>, Option<f64>) {
+    let ds = gdal::Dataset::open(path).expect("open");
+    let band = ds.rasterband(1).expect("band");
+    let size = ds.raster_size();
+    let data = band.read_as::<f64>((0, 0), size, size, None).expect("read");
+    (data.data().to_vec(), band.no_data_value())
+}
+
+async fn signup(server: &TestServer) -> String {
+    let resp = client()
+        .post(format!("{}{API}/auth/signup", server.base))
+        .json(&json!({"email": format!("{}@example.org", unique("c")), "password": "a good long password", "name": "C"}))
+        .send()
+        .await
+        .expect("signup");
+    let body: Value = resp.json().await.expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// A square around a point, in lon/lat.
+fn square(lon: f64, lat: f64, half: f64) -> Value {
+    json!({"type": "Polygon", "coordinates": [[[lon - half, lat - half], [lon + half, lat - half],
+        [lon + half, lat + half], [lon - half, lat + half], [lon - half, lat - half]]]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_build_stats_and_scores() {
+    let (dir, toml) = setup();
+    let config = dir.join("planscape.toml");
+    std::fs::write(
+        &config,
+        format!("{toml}[database]\nurl = \"{}\"\n", common::database_url()),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_planscape"))
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "conditions",
+            "build",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Element = mean of its metrics, pillar = min of its elements, pixel by pixel; nodata
+    // wherever a child has none.
+    let rasters = dir.join("rasters");
+    let (tm, tm_nd) = read(&rasters.join("tree_mortality_normalized.tif"));
+    let (fp, fp_nd) = read(&rasters.join("fire_probability_normalized.tif"));
+    let (ab, ab_nd) = read(&rasters.join("aboveground_biomass_normalized.tif"));
+    let (dist, dist_nd) = read(&dir.join("built/sierra_nevada/disturbance.tif"));
+    let (structure, _) = read(&dir.join("built/sierra_nevada/structure.tif"));
+    let (pillar, pillar_nd) = read(&dir.join("built/sierra_nevada/forest_resilience.tif"));
+    let valid = |v: f64, nd: Option<f64>| !v.is_nan() && nd != Some(v);
+    let mut checked = 0;
+    for i in 0..tm.len() {
+        let all = valid(tm[i], tm_nd) && valid(fp[i], fp_nd) && valid(ab[i], ab_nd);
+        if !all {
+            assert!(!valid(pillar[i], pillar_nd), "pixel {i}: nodata expected");
+            continue;
+        }
+        let mean = (tm[i] + fp[i]) / 2.0;
+        assert!(
+            (dist[i] - mean).abs() < 1e-6,
+            "pixel {i}: {} vs {mean}",
+            dist[i]
+        );
+        assert!(valid(dist[i], dist_nd));
+        assert!((structure[i] - ab[i]).abs() < 1e-6);
+        assert!((pillar[i] - mean.min(ab[i])).abs() < 1e-6, "pixel {i}");
+        checked += 1;
+    }
+    assert!(checked > 1000, "{checked} pixels checked");
+
+    let server = TestServer::start(&toml).await;
+    // The tree and one node.
+    let tree: Value = server
+        .get(&format!("{API}/conditions"), &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    let pillar_json = &tree["regions"][0]["pillars"][0];
+    assert_eq!(pillar_json["name"], "forest_resilience");
+    assert_eq!(pillar_json["layer"], "sierra_nevada_forest_resilience");
+    assert_eq!(
+        pillar_json["elements"][0]["metrics"][0]["raw_layer"],
+        "sierra_nevada_tree_mortality_raw"
+    );
+    assert!(
+        pillar_json["elements"][0]["metrics"][0]
+            .get("raw")
+            .is_none(),
+        "no server paths"
+    );
+    let node: Value = server
+        .get(&format!("{API}/conditions/sierra_nevada/disturbance"), &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(node["level"], "element");
+    assert_eq!(
+        node["children"],
+        json!(["tree_mortality", "fire_probability"])
+    );
+    assert_eq!(
+        server
+            .get(&format!("{API}/conditions/sierra_nevada/nope"), &[])
+            .await
+            .status(),
+        404
+    );
+    // Every node is a tile layer with a legend.
+    let tile = planscape::tile::TileId::containing(-119.6, 37.6, 8);
+    for layer in [
+        "sierra_nevada_forest_resilience",
+        "sierra_nevada_disturbance",
+        "sierra_nevada_tree_mortality",
+        "sierra_nevada_tree_mortality_raw",
+    ] {
+        let r = server
+            .get(
+                &format!("/tiles/{layer}/{}/{}/{}.png", tile.z, tile.x, tile.y),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status(), 200, "{layer}");
+        assert_eq!(
+            server
+                .get(&format!("/tiles/{layer}/legend"), &[])
+                .await
+                .status(),
+            200
+        );
+    }
+
+    // Statistics over an area agree with the engine run directly on each raster.
+    let area = square(-119.6, 37.6, 0.3);
+    let post = |body: Value| {
+        client()
+            .post(format!("{}{API}/conditions/stats", server.base))
+            .json(&body)
+            .send()
+    };
+    let names = [
+        "forest_resilience",
+        "disturbance",
+        "tree_mortality",
+        "fire_probability",
+    ];
+    let resp = post(json!({"region": "sierra_nevada", "conditions": names, "geometry": area}))
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    let shape = planscape::planning::geometry::to_multipolygon(&area).expect("shape");
+    let files = [
+        dir.join("built/sierra_nevada/forest_resilience.tif"),
+        dir.join("built/sierra_nevada/disturbance.tif"),
+        rasters.join("tree_mortality_normalized.tif"),
+        rasters.join("fire_probability_normalized.tif"),
+    ];
+    for (i, file) in files.iter().enumerate() {
+        let expected = planscape::planning::stats::zonal_stats(file, 1, &shape).expect("stats");
+        let got = &body["results"][i];
+        assert_eq!(got["condition"], names[i]);
+        assert_eq!(got["count"].as_u64(), Some(expected.count));
+        assert!(expected.count > 100);
+        assert_eq!(got["mean"].as_f64(), expected.mean);
+        let band = planscape::planning::stats::band(expected.mean.expect("mean"));
+        assert_eq!(got["band"], band);
+    }
+    // Raw values of a metric.
+    let resp = post(json!({"region": "sierra_nevada", "conditions": ["tree_mortality"], "geometry": area, "values": "raw"})).await.expect("send");
+    let raw: Value = resp.json().await.expect("json");
+    let mean = raw["results"][0]["mean"].as_f64().expect("mean");
+    assert!((0.0..=100.0).contains(&mean) && raw["results"][0]["band"].is_null());
+    // Outside every raster: zero pixels and a null mean, not an error.
+    let resp = post(json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": square(-117.0, 33.0, 0.05)})).await.expect("send");
+    assert_eq!(resp.status(), 200);
+    let none: Value = resp.json().await.expect("json");
+    assert_eq!(
+        (
+            none["results"][0]["count"].as_u64(),
+            none["results"][0]["mean"].is_null()
+        ),
+        (Some(0), true)
+    );
+    // Bad input names the field.
+    let bowtie = json!({"type": "Polygon", "coordinates": [[[-120, 37], [-119, 38], [-119, 37], [-120, 38], [-120, 37]]]});
+    for (body, field) in [
+        (
+            json!({"region": "sierra_nevada", "conditions": ["nope"], "geometry": area}),
+            "conditions[0]",
+        ),
+        (
+            json!({"region": "mars", "conditions": ["disturbance"], "geometry": area}),
+            "region",
+        ),
+        (
+            json!({"region": "sierra_nevada", "conditions": [], "geometry": area}),
+            "conditions",
+        ),
+        (
+            json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": bowtie}),
+            "geometry",
+        ),
+        (
+            json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": area, "values": "raw"}),
+            "conditions[0]",
+        ),
+        (
+            json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": area, "values": "odd"}),
+            "values",
+        ),
+    ] {
+        let resp = post(body.clone()).await.expect("send");
+        assert_eq!(resp.status(), 422, "{body}");
+        let err: Value = resp.json().await.expect("json");
+        assert_eq!(err["error"]["field"], field, "{err}");
+    }
+
+    // Plan scores: every condition of the region, kept, recomputed on a geometry change.
+    let token = signup(&server).await;
+    let plan: Value = client()
+        .post(format!("{}{API}/plans", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "scores", "region": "sierra_nevada", "geometry": area}))
+        .send()
+        .await
+        .expect("plan")
+        .json()
+        .await
+        .expect("json");
+    let id = plan["id"].as_i64().expect("id");
+    let scores = |token: String| {
+        let url = format!("{}{API}/plans/{id}/scores", server.base);
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("scores")
+        }
+    };
+    let first: Value = scores(token.clone()).await.json().await.expect("json");
+    assert_eq!(
+        first["scores"].as_array().expect("scores").len(),
+        6,
+        "1 pillar, 2 elements, 3 metrics: {first}"
+    );
+    let pillar_score = first["scores"]
+        .as_array()
+        .expect("scores")
+        .iter()
+        .find(|s| s["condition"] == "forest_resilience")
+        .expect("pillar")
+        .clone();
+    assert_eq!(
+        pillar_score["mean"].as_f64(),
+        body["results"][0]["mean"].as_f64()
+    );
+    let again: Value = scores(token.clone()).await.json().await.expect("json");
+    assert_eq!(
+        again["computed_at"], first["computed_at"],
+        "kept, not recomputed"
+    );
+    client()
+        .patch(format!("{}{API}/plans/{id}", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"geometry": square(-119.2, 37.2, 0.2)}))
+        .send()
+        .await
+        .expect("patch");
+    let changed: Value = scores(token.clone()).await.json().await.expect("json");
+    assert_ne!(changed["computed_at"], first["computed_at"], "recomputed");
+    assert_ne!(changed["scores"], first["scores"]);
+    let stranger = signup(&server).await;
+    assert_eq!(scores(stranger).await.status(), 404);
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
