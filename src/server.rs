@@ -82,7 +82,15 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     let cache_control = HeaderValue::from_str(&config.http.cache_control)
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
     let store = open_store(&config).await?;
-    let plan_source = open_plan_source(&config).await;
+    let plan_source =
+        open_private_source(&config, "plans", "id", &["name", "region", "area_acres"]).await;
+    let project_area_source = open_private_source(
+        &config,
+        "project_areas",
+        "scenario_id",
+        &["rank", "score", "area_acres", "stand_count"],
+    )
+    .await;
     let login_limiter = crate::accounts::limiter::Limiter::new(
         config.accounts.login_max_failures,
         Duration::from_secs(config.accounts.login_window_s),
@@ -97,6 +105,7 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
         store,
         login_limiter,
         plan_source,
+        project_area_source,
         conditions,
     });
     let change_listener =
@@ -137,24 +146,32 @@ async fn open_store(config: &Config) -> Result<Option<Arc<TileStore>>, StartErro
     Ok(Some(Arc::new(store)))
 }
 
-/// The vector source of plan outlines (`planscape.plans`, one plan per tile request).
-async fn open_plan_source(config: &Config) -> Option<Arc<crate::source::vector::VectorSource>> {
+/// A vector source over one of the server's own tables (`planscape.{table}`), rendered
+/// one plan or scenario at a time (rows where `filter` equals the requested id).
+async fn open_private_source(
+    config: &Config,
+    table: &str,
+    filter: &str,
+    properties: &[&str],
+) -> Option<Arc<crate::source::vector::VectorSource>> {
     let cfg = crate::config::VectorLayerConfig {
-        table: "planscape.plans".into(),
+        table: format!("planscape.{table}"),
         geometry: "geom".into(),
         id: Some("id".into()),
-        properties: vec!["name".into(), "region".into(), "area_acres".into()],
+        properties: properties.iter().map(|p| (*p).to_owned()).collect(),
         minzoom: 0,
         maxzoom: 18,
-        description: Some("A plan's outline".into()),
+        description: None,
         attribution: None,
         pregenerated: None,
     };
     let client = db::connect(&config.database).await.ok()?;
-    match crate::source::vector::VectorSource::inspect(&client, "plans", &cfg).await {
+    match crate::source::vector::VectorSource::inspect_filtered(&client, table, &cfg, Some(filter))
+        .await
+    {
         Ok(source) => Some(Arc::new(source)),
         Err(e) => {
-            tracing::error!(error = %e, "plan tiles unavailable");
+            tracing::error!(table, error = %e, "private tiles unavailable");
             None
         }
     }

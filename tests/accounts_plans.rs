@@ -923,7 +923,8 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
                 path.replace("{id}", "1")
                     .replace("{user_id}", "1")
                     .replace("{region}", "1")
-                    .replace("{name}", "1"),
+                    .replace("{name}", "1")
+                    .replace("{sid}", "1"),
             ));
         }
     }
@@ -965,6 +966,10 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         ("GET", "/conditions/1/1"),
         ("POST", "/conditions/stats"),
         ("GET", "/plans/1/scores"),
+        ("POST", "/plans/1/scenarios"),
+        ("GET", "/plans/1/scenarios"),
+        ("GET", "/scenarios/1"),
+        ("DELETE", "/scenarios/1"),
     ];
     for (method, path) in expected {
         assert!(

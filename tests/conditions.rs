@@ -368,3 +368,248 @@ async fn catalog_build_stats_and_scores() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Polls a scenario until it is done or failed.
+async fn finished(server: &TestServer, token: &str, sid: i64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let s: Value = client()
+            .get(format!("{}{API}/scenarios/{sid}", server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("json");
+        if s["status"] == "done" || s["status"] == "failed" {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scenario never finished: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_rank_project_areas_within_the_constraints() {
+    let (dir, toml) = setup();
+    let catalog = planscape::planning::conditions::Catalog::load(&dir.join("conditions.toml"))
+        .expect("catalog");
+    planscape::planning::conditions::build(&catalog, &dir.join("built")).expect("build");
+    let server = TestServer::start(&toml).await;
+    let owner = signup(&server).await;
+    let plan: Value = client()
+        .post(format!("{}{API}/plans", server.base))
+        .bearer_auth(&owner)
+        .json(&json!({"name": "scenario plan", "region": "sierra_nevada", "geometry": square(-119.6, 37.6, 0.2)}))
+        .send()
+        .await
+        .expect("plan")
+        .json()
+        .await
+        .expect("json");
+    let id = plan["id"].as_i64().expect("id");
+    let plan_acres = plan["area_acres"].as_f64().expect("acres");
+    let (viewer, collaborator, stranger) = (
+        signup(&server).await,
+        signup(&server).await,
+        signup(&server).await,
+    );
+    for (token, role) in [(&viewer, "viewer"), (&collaborator, "collaborator")] {
+        let me: Value = client()
+            .get(format!("{}{API}/auth/me", server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("json");
+        let r = client()
+            .post(format!("{}{API}/plans/{id}/members", server.base))
+            .bearer_auth(&owner)
+            .json(&json!({"email": me["email"], "role": role}))
+            .send()
+            .await
+            .expect("invite");
+        assert_eq!(r.status(), 201);
+    }
+    let request = |stand: u32| {
+        json!({"name": "thin first", "stand_size_acres": stand, "max_treatment_share": 0.2, "max_project_areas": 5,
+               "priorities": [{"condition": "disturbance", "weight": 2.0}, {"condition": "aboveground_biomass", "weight": 1.0}],
+               "exclude": square(-119.45, 37.45, 0.03)})
+    };
+    let create = |token: &str, body: Value| {
+        client()
+            .post(format!("{}{API}/plans/{id}/scenarios", server.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    // Permissions: viewers cannot add scenarios, strangers do not see the plan.
+    assert_eq!(
+        create(&viewer, request(100)).await.expect("send").status(),
+        403
+    );
+    assert_eq!(
+        create(&stranger, request(100))
+            .await
+            .expect("send")
+            .status(),
+        404
+    );
+    // Bad input names the field.
+    let mut bad_weight = request(100);
+    bad_weight["priorities"][1]["weight"] = json!(-1.0);
+    let mut zero = request(100);
+    zero["priorities"] = json!([{"condition": "disturbance", "weight": 0.0}]);
+    let mut unknown = request(100);
+    unknown["priorities"][0]["condition"] = json!("nope");
+    let mut share = request(100);
+    share["max_treatment_share"] = json!(0.0);
+    for (body, field) in [
+        (request(50), "stand_size_acres"),
+        (bad_weight, "priorities[1].weight"),
+        (zero, "priorities"),
+        (unknown, "priorities[0].condition"),
+        (share, "max_treatment_share"),
+    ] {
+        let r = create(&collaborator, body).await.expect("send");
+        assert_eq!(r.status(), 422);
+        let err: Value = r.json().await.expect("json");
+        assert_eq!(err["error"]["field"], field, "{err}");
+    }
+
+    // A collaborator runs one; it goes pending -> done.
+    let started = create(&collaborator, request(10)).await.expect("send");
+    assert_eq!(started.status(), 202);
+    let started: Value = started.json().await.expect("json");
+    assert!(started["status"] == "pending" || started["status"] == "running");
+    let sid = started["id"].as_i64().expect("id");
+    let done = finished(&server, &viewer, sid).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let summary = &done["summary"];
+    // Stand count = area / stand size (the excluded square left out), within 2 %.
+    let excluded_acres = {
+        let db = planscape::db::connect(&common::db_config())
+            .await
+            .expect("db");
+        let row = db
+            .query_one(
+                "SELECT ST_Area(ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326), 5070)) / 4046.8564224",
+                &[&square(-119.45, 37.45, 0.03).to_string()],
+            )
+            .await
+            .expect("area");
+        row.get::<_, f64>(0)
+    };
+    let expected = (plan_acres - excluded_acres) / 10.0;
+    let stands = summary["stands"].as_f64().expect("stands");
+    assert!(
+        ((stands - expected) / expected).abs() < 0.02,
+        "{stands} stands vs {expected}"
+    );
+    let areas = done["project_areas"]["features"]
+        .as_array()
+        .expect("features")
+        .clone();
+    assert!(
+        !areas.is_empty() && areas.len() <= 5,
+        "{} areas",
+        areas.len()
+    );
+    let treated: f64 = areas
+        .iter()
+        .map(|a| a["properties"]["area_acres"].as_f64().expect("acres"))
+        .sum();
+    assert!(
+        treated <= 0.2 * plan_acres + 1e-6,
+        "{treated} > 20 % of {plan_acres}"
+    );
+    assert!(treated > 0.15 * plan_acres, "the budget is used: {treated}");
+    for (i, a) in areas.iter().enumerate() {
+        assert_eq!(a["properties"]["rank"].as_u64(), Some(i as u64 + 1));
+        if i > 0 {
+            assert!(
+                areas[i - 1]["properties"]["score"].as_f64() >= a["properties"]["score"].as_f64(),
+                "ranked by score"
+            );
+        }
+        assert_eq!(a["geometry"]["type"], "MultiPolygon");
+    }
+    // Project areas as private tiles.
+    let tile = planscape::tile::TileId::containing(-119.6, 37.6, 7);
+    let path = format!(
+        "{}/tiles/scenarios/{sid}/project_areas/{}/{}/{}.mvt",
+        server.base, tile.z, tile.x, tile.y
+    );
+    let r = client()
+        .get(&path)
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("tile");
+    assert_eq!(r.status(), 200);
+    let decoded = common::gdal_decode(&r.bytes().await.expect("body"), tile.z, tile.x, tile.y);
+    assert!(!decoded["features"].as_array().expect("features").is_empty());
+    assert_eq!(
+        client()
+            .get(&path)
+            .bearer_auth(&stranger)
+            .send()
+            .await
+            .expect("tile")
+            .status(),
+        404
+    );
+    assert_eq!(
+        client().get(&path).send().await.expect("tile").status(),
+        401
+    );
+    // Listing, and deleting (owners only).
+    let list: Value = client()
+        .get(format!("{}{API}/plans/{id}/scenarios", server.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list.as_array().expect("list").len(), 1);
+    let del = |token: &str| {
+        client()
+            .delete(format!("{}{API}/scenarios/{sid}", server.base))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(del(&collaborator).await.expect("send").status(), 403);
+    assert_eq!(del(&stranger).await.expect("send").status(), 404);
+    assert_eq!(del(&owner).await.expect("send").status(), 204);
+
+    // A run that cannot read a raster ends in `failed` with the reason, and writes nothing.
+    std::fs::remove_file(dir.join("built/sierra_nevada/structure.tif")).expect("remove");
+    let mut broken = request(100);
+    broken["priorities"] = json!([{"condition": "structure", "weight": 1.0}]);
+    let failed: Value = create(&owner, broken)
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let failed = finished(&server, &owner, failed["id"].as_i64().expect("id")).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("structure.tif"),
+        "{failed}"
+    );
+    assert!(failed.get("project_areas").is_none() || failed["project_areas"].is_null());
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -43,6 +43,8 @@ pub struct AppState {
     pub conditions: Option<Arc<crate::planning::conditions::Conditions>>,
     /// Plan outlines as vector tiles (`/tiles/plans/{id}/...`).
     pub plan_source: Option<Arc<crate::source::vector::VectorSource>>,
+    /// Project areas as vector tiles (`/tiles/scenarios/{id}/project_areas/...`).
+    pub project_area_source: Option<Arc<crate::source::vector::VectorSource>>,
 }
 
 impl AppState {
@@ -117,6 +119,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/tiles/{layer}/{file}", get(legend::legend))
         .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::get_tile))
         .route("/tiles/plans/{id}/{z}/{x}/{y}", get(plan_tiles::get_tile))
+        .route(
+            "/tiles/scenarios/{id}/project_areas/{z}/{x}/{y}",
+            get(plan_tiles::project_areas_tile),
+        )
         .route("/admin/tiles/{layer}", axum::routing::delete(admin::purge))
         .nest(api::PREFIX, api::router(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -1,7 +1,8 @@
-//! `GET /tiles/plans/{id}/{z}/{x}/{y}.mvt`: a plan's outline as a vector tile, for those
-//! who may see the plan: 401 without a session, 404 for a plan that does not exist or
-//! that the user has no role on. Private: not in the shared tile cache, `Cache-Control:
-//! private, no-cache` (revalidated by ETag).
+//! Private vector tiles: `GET /tiles/plans/{id}/{z}/{x}/{y}.mvt` (a plan's outline) and
+//! `GET /tiles/scenarios/{id}/project_areas/{z}/{x}/{y}.mvt` (a scenario's ranked project
+//! areas), for those who may see the plan: 401 without a session, 404 for one that does
+//! not exist or that the user has no role on. Not in the shared tile cache;
+//! `Cache-Control: private, no-cache` (revalidated by ETag).
 
 use std::sync::Arc;
 
@@ -24,31 +25,94 @@ pub async fn get_tile(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let auth = auth.ok_or_else(unauthorized)?;
-    let segment = parse_y_segment(&y_segment)?;
-    let tile = TileId::parse(&z, &x, segment.y)?;
+    let (tile, id) = parse(&id, &z, &x, &y_segment, "plan")?;
+    {
+        let client = client(&state).await?;
+        crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View).await?;
+    }
+    render(state.plan_source.as_ref(), &state, tile, id, &headers).await
+}
+
+/// The project areas tile endpoint.
+pub async fn project_areas_tile(
+    State(state): State<Arc<AppState>>,
+    Path((id, z, x, y_segment)): Path<(String, String, String, String)>,
+    MaybeAuth(auth): MaybeAuth,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let auth = auth.ok_or_else(unauthorized)?;
+    let (tile, id) = parse(&id, &z, &x, &y_segment, "scenario")?;
+    {
+        let client = client(&state).await?;
+        let plan: i64 = client
+            .query_opt(
+                "SELECT plan_id FROM planscape.scenarios WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(|e| ApiError::from(&crate::source::SourceError::from_pg(e)))?
+            .map(|r| r.get(0))
+            .ok_or_else(|| ApiError::not_found("no such scenario"))?;
+        match crate::planning::plans::authorize(&**client, plan, auth.user.id, Action::View).await {
+            Ok(_) => {}
+            Err(crate::planning::plans::PlanError::NotFound) => {
+                return Err(ApiError::not_found("no such scenario"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    render(
+        state.project_area_source.as_ref(),
+        &state,
+        tile,
+        id,
+        &headers,
+    )
+    .await
+}
+
+fn parse(
+    id: &str,
+    z: &str,
+    x: &str,
+    y_segment: &str,
+    what: &str,
+) -> Result<(TileId, i64), ApiError> {
+    let segment = parse_y_segment(y_segment)?;
+    let tile = TileId::parse(z, x, segment.y)?;
     if segment.format != TileFormat::Mvt || segment.scale != 1 {
-        return Err(ApiError::not_found("plan tiles are .mvt"));
+        return Err(ApiError::not_found("these tiles are .mvt"));
     }
     let id: i64 = id
         .parse()
         .ok()
         .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::not_found("no such plan"))?;
-    let source = state.plan_source.as_ref().ok_or_else(|| {
+        .ok_or_else(|| ApiError::not_found(format!("no such {what}")))?;
+    Ok((tile, id))
+}
+
+async fn client(state: &AppState) -> Result<deadpool_postgres::Object, ApiError> {
+    state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))
+}
+
+async fn render(
+    source: Option<&Arc<crate::source::vector::VectorSource>>,
+    state: &AppState,
+    tile: TileId,
+    id: i64,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let source = source.ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "plan tiles are unavailable",
+            "these tiles are unavailable",
         )
     })?;
-    {
-        let client = state
-            .pool
-            .get()
-            .await
-            .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
-        crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View).await?;
-    }
     let raw = source
         .render_filtered(&state.pool, tile, Some(id))
         .await
@@ -59,6 +123,6 @@ pub async fn get_tile(
         &encoded,
         TileFormat::Mvt.content_type(),
         true,
-        &headers,
+        headers,
     ))
 }

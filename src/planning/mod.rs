@@ -3,4 +3,6 @@
 pub mod conditions;
 pub mod geometry;
 pub mod plans;
+pub mod scenarios;
+pub mod stands;
 pub mod stats;

@@ -6,6 +6,7 @@ mod auth;
 mod conditions;
 pub mod extract;
 mod plans;
+mod scenarios;
 
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub const PREFIX: &str = "/planscape-backend";
         Authenticate with the session cookie set by login (browsers; changes then need the \
         `X-Planscape-CSRF` header) or `Authorization: Bearer TOKEN`."),
     servers((url = "/planscape-backend")),
-    tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions")),
+    tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions"), (name = "scenarios")),
     components(schemas(crate::accounts::access::Role))
 )]
 struct ApiDoc;
@@ -48,6 +49,8 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(conditions::node))
         .routes(routes!(conditions::area_stats))
         .routes(routes!(conditions::plan_scores))
+        .routes(routes!(scenarios::create, scenarios::list))
+        .routes(routes!(scenarios::get, scenarios::delete))
         .split_for_parts();
     let document = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let limit = state.config.accounts.max_body_kb.saturating_mul(1024);

@@ -128,7 +128,7 @@ pub async fn regions(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Regi
 }
 
 /// Plans the user owns or is a member of (without geometries).
-#[utoipa::path(get, path = "/plans", tag = "plans",
+#[utoipa::path(get, path = "/plans", operation_id = "list_plans", tag = "plans",
     responses((status = 200, body = [Plan]), (status = 401, description = "not signed in")))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -139,7 +139,7 @@ pub async fn list(
 }
 
 /// Creates a plan owned by the user.
-#[utoipa::path(post, path = "/plans", tag = "plans", request_body = NewPlan,
+#[utoipa::path(post, path = "/plans", operation_id = "create_plan", tag = "plans", request_body = NewPlan,
     responses((status = 201, body = Plan), (status = 401, description = "not signed in"),
               (status = 413, description = "body too large"), (status = 422, description = "invalid field")))]
 pub async fn create(
@@ -167,7 +167,7 @@ pub async fn create(
 }
 
 /// One plan with its geometry.
-#[utoipa::path(get, path = "/plans/{id}", tag = "plans", params(("id" = i64, Path, description = "plan id")),
+#[utoipa::path(get, path = "/plans/{id}", operation_id = "get_plan", tag = "plans", params(("id" = i64, Path, description = "plan id")),
     responses((status = 200, body = Plan), (status = 401, description = "not signed in"),
               (status = 404, description = "no such plan, or no role on it")))]
 pub async fn get(
@@ -183,7 +183,7 @@ pub async fn get(
 }
 
 /// Renames a plan and/or replaces its geometry (owners).
-#[utoipa::path(patch, path = "/plans/{id}", tag = "plans", request_body = PlanChange,
+#[utoipa::path(patch, path = "/plans/{id}", operation_id = "update_plan", tag = "plans", request_body = PlanChange,
     params(("id" = i64, Path, description = "plan id")),
     responses((status = 200, body = Plan), (status = 403, description = "role does not allow"),
               (status = 404, description = "no such plan"), (status = 422, description = "invalid field")))]
@@ -214,7 +214,7 @@ pub async fn update(
 }
 
 /// Deletes a plan (owners).
-#[utoipa::path(delete, path = "/plans/{id}", tag = "plans", params(("id" = i64, Path, description = "plan id")),
+#[utoipa::path(delete, path = "/plans/{id}", operation_id = "delete_plan", tag = "plans", params(("id" = i64, Path, description = "plan id")),
     responses((status = 204, description = "deleted"), (status = 403, description = "role does not allow"),
               (status = 404, description = "no such plan")))]
 pub async fn delete(

@@ -212,6 +212,17 @@ impl VectorSource {
         name: &str,
         cfg: &VectorLayerConfig,
     ) -> Result<Self, String> {
+        Self::inspect_filtered(client, name, cfg, cfg.id.as_deref()).await
+    }
+
+    /// As [`VectorSource::inspect`], with [`VectorSource::render_filtered`] selecting
+    /// rows by the integer column `filter` (the id column by default).
+    pub async fn inspect_filtered(
+        client: &tokio_postgres::Client,
+        name: &str,
+        cfg: &VectorLayerConfig,
+        filter: Option<&str>,
+    ) -> Result<Self, String> {
         let table_row = client
             .query_opt(
                 "SELECT n.nspname::text, c.relname::text, c.oid \
@@ -346,10 +357,7 @@ impl VectorSource {
         };
         let sql = build_tile_sql(&tile_sql);
         // The same query for one feature (`$7` = its id), for per-object layers.
-        let id_filter = cfg
-            .id
-            .as_ref()
-            .map(|id| format!(" AND t.{}::int8 = $7", quote_ident(id)));
+        let id_filter = filter.map(|column| format!(" AND t.{}::int8 = $7", quote_ident(column)));
         let sql_by_id = id_filter.as_ref().map(|f| {
             tile_sql.filter = f;
             build_tile_sql(&tile_sql)
@@ -408,7 +416,8 @@ impl VectorSource {
         self.render_filtered(pool, tile, None).await
     }
 
-    /// Renders one tile of only the feature with id `only` (layers with an id column).
+    /// Renders one tile of only the rows whose filter column (the id column unless
+    /// inspected with another) equals `only`.
     pub async fn render_filtered(
         self: &std::sync::Arc<Self>,
         pool: &Pool,
