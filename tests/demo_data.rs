@@ -158,8 +158,8 @@ fn demo_rasters_are_deterministic_coherent_and_masked_to_the_region() {
     use planscape::demo::rasters::{METRICS, generate};
     let a = std::env::temp_dir().join(common::unique("rasters"));
     let b = std::env::temp_dir().join(common::unique("rasters"));
-    assert_eq!(generate(&a, 2000.0, false).expect("rasters").len(), 6);
-    assert_eq!(generate(&b, 2000.0, false).expect("rasters").len(), 6);
+    assert_eq!(generate(&a, 2000.0, false).expect("rasters").len(), 10);
+    assert_eq!(generate(&b, 2000.0, false).expect("rasters").len(), 10);
     assert!(
         generate(&a, 2000.0, false).expect("rerun").is_empty(),
         "existing rasters are kept"

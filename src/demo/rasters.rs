@@ -40,7 +40,7 @@ pub struct Metric {
 }
 
 /// The demo metrics.
-pub const METRICS: [Metric; 3] = [
+pub const METRICS: [Metric; 5] = [
     Metric {
         name: "aboveground_biomass",
         units: "tons/acre",
@@ -67,6 +67,24 @@ pub const METRICS: [Metric; 3] = [
         invert_raw: true,
         seed: 303,
         scale: 60_000.0,
+    },
+    Metric {
+        name: "stand_density",
+        units: "trees/acre",
+        min: 0.0,
+        max: 500.0,
+        invert_raw: false,
+        seed: 404,
+        scale: 18_000.0,
+    },
+    Metric {
+        name: "wildfire_hazard",
+        units: "index",
+        min: 0.0,
+        max: 10.0,
+        invert_raw: true,
+        seed: 505,
+        scale: 35_000.0,
     },
 ];
 

@@ -8,7 +8,6 @@
 //! score. Runs happen in the background; the result is written in one transaction.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,8 +55,10 @@ pub struct ProjectArea {
     pub rank: i32,
     /// Mean score of its stands.
     pub score: f64,
-    /// Its stands' hexagons (EPSG:5070) as WKT.
-    pub hexagons: Vec<String>,
+    /// Its outline (the stands' hexagons dissolved), EPSG:5070, as WKT.
+    pub outline: String,
+    /// Stands in it.
+    pub stand_count: usize,
     /// Acres.
     pub acres: f64,
 }
@@ -157,6 +158,7 @@ pub fn run(
     plan_acres: f64,
     exclude: Option<&geo_types::MultiPolygon<f64>>,
 ) -> Result<Outcome, String> {
+    let t0 = std::time::Instant::now();
     let area = stands::to_albers(plan)?;
     let exclude = exclude.map(stands::to_albers).transpose()?;
     let acres = f64::from(config.stand_size_acres);
@@ -172,33 +174,49 @@ pub fn run(
                 .ok_or_else(|| format!("unknown condition `{}`", p.condition))
         })
         .collect::<Result<_, _>>()?;
-    let shared = Arc::new(stands);
+    let t_grid = t0.elapsed();
+    // Project the stands once per raster grid, then sweep every raster (in parallel).
+    let datasets: Vec<gdal::Dataset> = nodes
+        .iter()
+        .map(|(p, _)| gdal::Dataset::open(p).map_err(|e| format!("{}: {e}", p.display())))
+        .collect::<Result<_, _>>()?;
+    let mut grids: Vec<(Option<String>, stands::PixelStands)> = Vec::new();
+    let mut grid_of = Vec::with_capacity(datasets.len());
+    for d in &datasets {
+        let wkt = d.spatial_ref().ok().and_then(|s| s.to_wkt().ok());
+        match grids.iter().position(|(w, g)| *w == wkt && g.fits(d)) {
+            Some(i) => grid_of.push(i),
+            None => {
+                grids.push((wkt, stands::PixelStands::new(d, &stands)?));
+                grid_of.push(grids.len() - 1);
+            }
+        }
+    }
+    let grids: Vec<stands::PixelStands> = grids.into_iter().map(|(_, g)| g).collect();
+    drop(datasets);
+    let paths: Vec<std::path::PathBuf> = nodes.iter().map(|(p, _)| p.clone()).collect();
     let means: Vec<Result<Vec<Option<f64>>, String>> = std::thread::scope(|scope| {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let chunks: Vec<Vec<(usize, std::path::PathBuf)>> = (0..workers)
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(paths.len().max(1));
+        let handles: Vec<_> = (0..workers)
             .map(|w| {
-                nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % workers == w)
-                    .map(|(i, (p, _))| (i, p.clone()))
-                    .collect()
-            })
-            .collect();
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                let stands = Arc::clone(&shared);
+                let (paths, grids, grid_of) = (&paths, &grids, &grid_of);
                 scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|(i, path)| (i, stands::stand_means(&path, &stands)))
+                    (0..paths.len())
+                        .filter(|i| i % workers == w)
+                        .map(|i| {
+                            let result = gdal::Dataset::open(&paths[i])
+                                .map_err(|e| format!("{}: {e}", paths[i].display()))
+                                .and_then(|d| stands::sweep(&d, &grids[grid_of[i]]));
+                            (i, result)
+                        })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         let mut out: Vec<Option<Result<Vec<Option<f64>>, String>>> =
-            (0..nodes.len()).map(|_| None).collect();
+            (0..paths.len()).map(|_| None).collect();
         for h in handles {
             if let Ok(results) = h.join() {
                 for (i, r) in results {
@@ -211,7 +229,7 @@ pub fn run(
             .collect()
     });
     let means: Vec<Vec<Option<f64>>> = means.into_iter().collect::<Result<_, _>>()?;
-    let stands = shared;
+    let t_means = t0.elapsed();
     let total_weight: f64 = nodes.iter().map(|(_, w)| w).sum();
     let scores: Vec<Option<f64>> = (0..stands.len())
         .map(|s| {
@@ -281,27 +299,18 @@ pub fn run(
         .into_iter()
         .map(|g| {
             let score = g.iter().filter_map(|&s| scores[s]).sum::<f64>() / g.len() as f64;
-            let hexagons = g
-                .iter()
-                .map(|&s| {
-                    let c = &stands[s].corners;
-                    let pts: Vec<String> = c
-                        .iter()
-                        .chain(std::iter::once(&c[0]))
-                        .map(|(x, y)| format!("{x} {y}"))
-                        .collect();
-                    format!("POLYGON(({}))", pts.join(","))
-                })
-                .collect();
+            let members: Vec<&Stand> = g.iter().map(|&s| &stands[s]).collect();
             ProjectArea {
                 rank: 0,
                 score,
                 acres: g.len() as f64 * acres,
-                hexagons,
+                outline: wkt(&stands::dissolve(&members)),
+                stand_count: g.len(),
             }
         })
         .collect();
     areas.sort_by(|a, b| b.score.total_cmp(&a.score));
+    tracing::debug!(grid = ?t_grid, means = ?(t_means - t_grid), grouping = ?(t0.elapsed() - t_means), "scenario run");
     for (i, a) in areas.iter_mut().enumerate() {
         a.rank = i as i32 + 1;
     }
@@ -312,4 +321,28 @@ pub fn run(
         treated_acres: areas.iter().map(|a| a.acres).sum(),
         areas,
     })
+}
+
+/// WKT of a MultiPolygon.
+fn wkt(shape: &geo_types::MultiPolygon<f64>) -> String {
+    let ring = |r: &geo_types::LineString<f64>| {
+        let points: Vec<String> = r.0.iter().map(|c| format!("{} {}", c.x, c.y)).collect();
+        format!("({})", points.join(","))
+    };
+    let polygons: Vec<String> = shape
+        .0
+        .iter()
+        .map(|p| {
+            let rings: Vec<String> = std::iter::once(p.exterior())
+                .chain(p.interiors())
+                .map(ring)
+                .collect();
+            format!("({})", rings.join(","))
+        })
+        .collect();
+    if polygons.is_empty() {
+        "MULTIPOLYGON EMPTY".into()
+    } else {
+        format!("MULTIPOLYGON({})", polygons.join(","))
+    }
 }

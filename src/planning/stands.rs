@@ -16,6 +16,11 @@ use geo_types::{Coord, LineString, MultiPolygon, Point, Polygon};
 /// Square metres per acre.
 const M2_PER_ACRE: f64 = 4_046.856_422_4;
 
+/// Corners of a pointy-top hexagon on the vertex lattice (units of half a hex width
+/// across, half a side up), counter-clockwise from the upper right; the centre of hex
+/// (q, r) is at (2q + r, 3r).
+const CORNER_OFFSETS: [(i64, i64); 6] = [(1, 1), (0, 2), (-1, 1), (-1, -1), (0, -2), (1, -1)];
+
 /// A stand: its axial hex coordinates and its hexagon (EPSG:5070).
 #[derive(Debug, Clone)]
 pub struct Stand {
@@ -117,10 +122,12 @@ pub fn hex_grid(
             if !area.contains(&centre) || exclude.is_some_and(|e| e.contains(&centre)) {
                 continue;
             }
+            // Corners from the integer vertex lattice, so that neighbours share them
+            // bit for bit (the dissolve of project areas relies on it).
             let mut corners = [(0.0, 0.0); 6];
-            for (i, c) in corners.iter_mut().enumerate() {
-                let angle = std::f64::consts::PI / 180.0 * (60.0 * i as f64 + 30.0);
-                *c = (cx + size * angle.cos(), cy + size * angle.sin());
+            for (c, (dx, dy)) in corners.iter_mut().zip(CORNER_OFFSETS) {
+                let (kx, ky) = ((2 * q + r + dx) as f64, (3 * r + dy) as f64);
+                *c = (kx * w / 2.0, ky * size / 2.0);
             }
             stands.push(Stand { q, r, corners });
         }
@@ -128,75 +135,112 @@ pub fn hex_grid(
     stands
 }
 
-/// The mean of band 1 of `path` in every stand, in one pass over the raster window: the
-/// pixels whose centres fall inside the hexagon, or, for a stand smaller than a pixel
-/// (no centre inside), the pixel under the stand's centre; `None` without valid data.
+/// The stands in the pixel space of one raster grid: edges sorted by their top, and
+/// the pixel under each stand's centre. Made once per grid, swept once per raster.
+pub struct PixelStands {
+    edges: Vec<(f64, f64, f64, f64, u32)>,
+    by_row: Vec<(isize, isize, usize)>,
+    count: usize,
+    gt: [f64; 6],
+    size: (usize, usize),
+}
+
+impl PixelStands {
+    /// Projects the stands (EPSG:5070) into the grid of `dataset`.
+    pub fn new(dataset: &Dataset, stands: &[Stand]) -> Result<Self, String> {
+        let gt = dataset.geo_transform().map_err(|e| e.to_string())?;
+        if gt[2] != 0.0 || gt[4] != 0.0 {
+            return Err("rotated rasters are not supported".into());
+        }
+        let srs = dataset.spatial_ref().map_err(|e| e.to_string())?;
+        let t = transform(5070, &srs)?;
+        let centre = |s: &Stand| {
+            let (x, y) = s
+                .corners
+                .iter()
+                .fold((0.0, 0.0), |a, c| (a.0 + c.0, a.1 + c.1));
+            (x / 6.0, y / 6.0)
+        };
+        // Six corners, then the centre, of every stand.
+        let mut xs: Vec<f64> = stands
+            .iter()
+            .flat_map(|s| s.corners.iter().map(|c| c.0))
+            .collect();
+        let mut ys: Vec<f64> = stands
+            .iter()
+            .flat_map(|s| s.corners.iter().map(|c| c.1))
+            .collect();
+        xs.extend(stands.iter().map(|s| centre(s).0));
+        ys.extend(stands.iter().map(|s| centre(s).1));
+        if !xs.is_empty() {
+            t.transform_coords(&mut xs, &mut ys, &mut [])
+                .map_err(|e| e.to_string())?;
+        }
+        let centres = stands.len() * 6;
+        let mut by_row: Vec<(isize, isize, usize)> = (0..stands.len())
+            .map(|i| {
+                let col = ((xs[centres + i] - gt[0]) / gt[1]).floor() as isize;
+                let row = ((ys[centres + i] - gt[3]) / gt[5]).floor() as isize;
+                (row, col, i)
+            })
+            .collect();
+        by_row.sort_unstable();
+        // Edges in pixel space, top first: (y_top, y_bottom, x_at_top, dx/dy, stand).
+        let mut edges: Vec<(f64, f64, f64, f64, u32)> = Vec::with_capacity(stands.len() * 6);
+        for i in 0..stands.len() {
+            let px: Vec<(f64, f64)> = (0..6)
+                .map(|k| {
+                    let j = i * 6 + k;
+                    ((xs[j] - gt[0]) / gt[1], (ys[j] - gt[3]) / gt[5])
+                })
+                .collect();
+            for k in 0..6 {
+                let (a, b) = (px[k], px[(k + 1) % 6]);
+                let (top, bottom) = if a.1 <= b.1 { (a, b) } else { (b, a) };
+                if bottom.1 > top.1 {
+                    let slope = (bottom.0 - top.0) / (bottom.1 - top.1);
+                    edges.push((top.1, bottom.1, top.0, slope, i as u32));
+                }
+            }
+        }
+        edges.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(Self {
+            edges,
+            by_row,
+            count: stands.len(),
+            gt,
+            size: dataset.raster_size(),
+        })
+    }
+
+    /// Whether `dataset` is on this grid (same size, geotransform and CRS as the one
+    /// these stands were projected into).
+    pub fn fits(&self, dataset: &Dataset) -> bool {
+        dataset.raster_size() == self.size && dataset.geo_transform().ok() == Some(self.gt)
+    }
+}
+
+/// The mean of band 1 of `path` in every stand: the pixels whose centres fall inside the
+/// hexagon, or, for a stand smaller than a pixel (no centre inside), the pixel under
+/// the stand's centre; `None` without valid data. One pass over the raster window.
 /// Blocking.
 pub fn stand_means(path: &Path, stands: &[Stand]) -> Result<Vec<Option<f64>>, String> {
     let dataset = Dataset::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let gt = dataset.geo_transform().map_err(|e| e.to_string())?;
-    if gt[2] != 0.0 || gt[4] != 0.0 {
-        return Err("rotated rasters are not supported".into());
-    }
+    let projected = PixelStands::new(&dataset, stands)?;
+    sweep(&dataset, &projected)
+}
+
+/// As [`stand_means`], with the stands already projected into the raster's grid.
+pub fn sweep(dataset: &Dataset, stands: &PixelStands) -> Result<Vec<Option<f64>>, String> {
     let (width, height) = dataset.raster_size();
     let band = dataset.rasterband(1).map_err(|e| e.to_string())?;
     let nodata = band.no_data_value();
-    let srs = dataset.spatial_ref().map_err(|e| e.to_string())?;
-    let t = transform(5070, &srs)?;
-    // Six corners, then the centre, of every stand.
-    let centre = |s: &Stand| {
-        let (x, y) = s
-            .corners
-            .iter()
-            .fold((0.0, 0.0), |a, c| (a.0 + c.0, a.1 + c.1));
-        (x / 6.0, y / 6.0)
-    };
-    let mut xs: Vec<f64> = stands
-        .iter()
-        .flat_map(|s| s.corners.iter().map(|c| c.0))
-        .collect();
-    let mut ys: Vec<f64> = stands
-        .iter()
-        .flat_map(|s| s.corners.iter().map(|c| c.1))
-        .collect();
-    xs.extend(stands.iter().map(|s| centre(s).0));
-    ys.extend(stands.iter().map(|s| centre(s).1));
-    t.transform_coords(&mut xs, &mut ys, &mut [])
-        .map_err(|e| e.to_string())?;
-    let centres = stands.len() * 6;
-    // Stands by the row of their centre pixel: (row, column, stand).
-    let mut by_row: Vec<(isize, isize, usize)> = (0..stands.len())
-        .map(|i| {
-            let col = ((xs[centres + i] - gt[0]) / gt[1]).floor() as isize;
-            let row = ((ys[centres + i] - gt[3]) / gt[5]).floor() as isize;
-            (row, col, i)
-        })
-        .collect();
-    by_row.sort_unstable();
-    let mut centre_values: Vec<Option<f64>> = vec![None; stands.len()];
-    // Edges in pixel space, top first: (y_top, y_bottom, x_at_top, dx/dy, stand).
-    let mut edges: Vec<(f64, f64, f64, f64, u32)> = Vec::with_capacity(stands.len() * 6);
-    for (i, _) in stands.iter().enumerate() {
-        let px: Vec<(f64, f64)> = (0..6)
-            .map(|k| {
-                let j = i * 6 + k;
-                ((xs[j] - gt[0]) / gt[1], (ys[j] - gt[3]) / gt[5])
-            })
-            .collect();
-        for k in 0..6 {
-            let (a, b) = (px[k], px[(k + 1) % 6]);
-            let (top, bottom) = if a.1 <= b.1 { (a, b) } else { (b, a) };
-            if bottom.1 > top.1 {
-                let slope = (bottom.0 - top.0) / (bottom.1 - top.1);
-                edges.push((top.1, bottom.1, top.0, slope, i as u32));
-            }
-        }
-    }
-    edges.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut sums = vec![0.0f64; stands.len()];
-    let mut counts = vec![0u64; stands.len()];
+    let (edges, by_row) = (&stands.edges, &stands.by_row);
+    let mut sums = vec![0.0f64; stands.count];
+    let mut counts = vec![0u64; stands.count];
+    let mut centre_values: Vec<Option<f64>> = vec![None; stands.count];
     let Some(first) = edges.first() else {
-        return Ok(vec![None; stands.len()]);
+        return Ok(vec![None; stands.count]);
     };
     let ymax = edges.iter().map(|e| e.1).fold(f64::MIN, f64::max);
     let xmin = edges
@@ -212,7 +256,7 @@ pub fn stand_means(path: &Path, stands: &[Stand]) -> Result<Vec<Option<f64>>, St
     let col0 = (xmin - 0.5).ceil().max(0.0) as usize;
     let col1 = ((xmax - 0.5).floor().min(width as f64 - 1.0)) as isize;
     if row1 < row0 as isize || col1 < col0 as isize {
-        return Ok(vec![None; stands.len()]);
+        return Ok(vec![None; stands.count]);
     }
     let (row1, col1) = (row1 as usize, col1 as usize);
     let cols = col1 - col0 + 1;
@@ -291,6 +335,13 @@ pub fn stand_means(path: &Path, stands: &[Stand]) -> Result<Vec<Option<f64>>, St
         .collect())
 }
 
+/// The outline of a group of stands (EPSG:5070): their hexagons dissolved into
+/// polygons (holes kept).
+pub fn dissolve(stands: &[&Stand]) -> MultiPolygon<f64> {
+    let polygons: Vec<Polygon<f64>> = stands.iter().map(|s| s.polygon()).collect();
+    geo::unary_union(&polygons)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,16 +351,16 @@ mod tests {
         let square = MultiPolygon(vec![Polygon::new(
             LineString::from(vec![
                 (0.0, 0.0),
-                (20_000.0, 0.0),
-                (20_000.0, 20_000.0),
-                (0.0, 20_000.0),
+                (60_000.0, 0.0),
+                (60_000.0, 60_000.0),
+                (0.0, 60_000.0),
                 (0.0, 0.0),
             ]),
             vec![],
         )]);
         for acres in [10.0, 100.0, 500.0] {
             let stands = hex_grid(&square, acres, None);
-            let expected = 4.0e8 / (acres * M2_PER_ACRE);
+            let expected = 3.6e9 / (acres * M2_PER_ACRE);
             let n = stands.len() as f64;
             assert!(
                 (n - expected).abs() / expected < 0.03,

@@ -197,19 +197,20 @@ async fn execute(
     })
     .await
     .map_err(|e| e.to_string())??;
+    let computed = started.elapsed().as_secs_f64();
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     for area in &outcome.areas {
         tx.execute(
             "INSERT INTO planscape.project_areas (scenario_id, rank, score, area_acres, stand_count, geom) \
-             SELECT $1, $2, $3, $4, $5, ST_Multi(ST_Transform(ST_Union(ST_GeomFromText(w, 5070)), 4326)) \
-             FROM unnest($6::text[]) AS w",
-            &[&sid, &area.rank, &area.score, &area.acres, &(area.hexagons.len() as i32), &area.hexagons],
+             VALUES ($1, $2, $3, $4, $5, ST_Multi(ST_Transform(ST_GeomFromText($6, 5070), 4326)))",
+            &[&sid, &area.rank, &area.score, &area.acres, &(area.stand_count as i32), &area.outline],
         )
         .await
         .map_err(|e| e.to_string())?;
     }
     let mut summary = serde_json::to_value(&outcome).map_err(|e| e.to_string())?;
     summary["seconds"] = json!(started.elapsed().as_secs_f64());
+    summary["compute_seconds"] = json!(computed);
     summary["project_areas"] = json!(outcome.areas.len());
     tx.execute(
         "UPDATE planscape.scenarios SET status = 'done', summary = $2::text::jsonb, finished_at = now() WHERE id = $1",

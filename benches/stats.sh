@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Statistics and scenarios, measured:
+#   1. one 30 m raster (the demo's 10,940 x 21,179 Int16 COG) over a 100,000-acre circle:
+#      Planscape's engine against PostGIS ST_SummaryStatsAgg(ST_Clip(...)) (raster2pgsql,
+#      256 px tiles, in-db), rasterstats and exactextract (PyPI), side by side;
+#   2. all conditions of the demo catalog for the same area through the HTTP API;
+#   3. a scenario with 10-acre stands over a 500,000-acre circle and 10 weighted
+#      conditions, end to end (POST, background run, poll).
+#   benches/stats.sh [RUNS]
+# Sets up what it needs (packages, embedded PostGIS, demo data incl. the large raster,
+# conditions build, release build, a venv with rasterstats and exactextract).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUNS="${1:-15}"
+WORK="$ROOT/.data/bench/stats"
+COG="$ROOT/.data/rasters/aboveground_biomass_30m.tif"
+mkdir -p "$WORK"
+scripts/setup-debian.sh postgis curl python3-venv
+scripts/db.sh start
+DATABASE_URL="$(scripts/db.sh url)"
+export DATABASE_URL
+cargo build --release --quiet
+BIN=target/release/planscape
+$BIN --config tiles/demo.toml demo --large-raster >&2
+$BIN --config tiles/demo.toml conditions build >&2
+
+# Circles of 100,000 and 500,000 acres in the Sierra Nevada (radius from the area).
+circle() { # acres -> GeoJSON
+  psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint(-119.75, 37.55), 4326)::geography, sqrt($1 * 4046.8564224 / pi()), 64)::geometry, 9)"
+}
+circle 100000 > "$WORK/100k.geojson"
+circle 500000 > "$WORK/500k.geojson"
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+echo "| tool | 30 m raster, 100,000 acres | median ms |"
+echo "|---|---|---:|"
+ours="$($BIN conditions stats "$COG" --geojson "$WORK/100k.geojson" --repeat "$RUNS")"
+echo "| planscape (engine) | count $(echo "$ours" | sed -n 's/.*"count":\([0-9]*\).*/\1/p') | $(echo "$ours" | sed -n 's/.*"median_ms":\([0-9.]*\).*/\1/p') |"
+
+# PostGIS raster, tiled in-db (loaded once).
+if [ "$(psql "$DATABASE_URL" -Atc "SELECT to_regclass('bench.biomass30') IS NOT NULL")" != t ]; then
+  psql "$DATABASE_URL" -qc "CREATE EXTENSION IF NOT EXISTS postgis_raster SCHEMA public; CREATE SCHEMA IF NOT EXISTS bench" >&2
+  raster2pgsql -q -s 3857 -t 256x256 -I "$COG" bench.biomass30 | psql "$DATABASE_URL" -q >/dev/null
+fi
+poly="$(cat "$WORK/100k.geojson")"
+for _ in $(seq 1 "$RUNS"); do
+  psql "$DATABASE_URL" -At -v poly="$poly" <<'SQL' | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p'
+\timing on
+SELECT (ST_SummaryStatsAgg(ST_Clip(rast, g, true), 1, true)).count
+FROM bench.biomass30, (SELECT ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:'poly'), 4326), 3857) AS g) AS p
+WHERE ST_Intersects(rast, g);
+SQL
+done | median > "$WORK/postgis.ms"
+count="$(psql "$DATABASE_URL" -At -v poly="$poly" <<'SQL'
+SELECT (ST_SummaryStatsAgg(ST_Clip(rast, g, true), 1, true)).count
+FROM bench.biomass30, (SELECT ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:'poly'), 4326), 3857) AS g) AS p
+WHERE ST_Intersects(rast, g);
+SQL
+)"
+echo "| PostGIS $(psql "$DATABASE_URL" -Atc "SELECT postgis_lib_version()") ST_SummaryStatsAgg(ST_Clip) | count $count | $(cat "$WORK/postgis.ms") |"
+
+VENV="$ROOT/.data/tools/zonal"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import rasterstats, exactextract" 2>/dev/null; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q rasterstats exactextract >&2
+fi
+"$VENV/bin/python" - "$COG" "$WORK/100k.geojson" "$RUNS" <<'PY'
+import json, statistics, sys, time
+import rasterio
+from rasterio.warp import transform_geom
+from rasterstats import zonal_stats
+from exactextract import exact_extract
+cog, poly_file, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+geom = transform_geom("EPSG:4326", "EPSG:3857", json.load(open(poly_file)))
+feature = {"type": "Feature", "properties": {}, "geometry": geom}
+def timed(f):
+    times, out = [], None
+    for _ in range(runs):
+        t = time.perf_counter(); out = f(); times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times), out
+ms, out = timed(lambda: zonal_stats([geom], cog, stats=["count", "min", "max", "mean", "sum"])[0])
+print(f"| rasterstats (pixel centres) | count {out['count']} | {ms:.1f} |")
+ms, out = timed(lambda: exact_extract(cog, [feature], ["count", "min", "max", "mean", "sum"])[0])
+print(f"| exactextract (coverage-weighted) | count {out['properties']['count']:.0f} | {ms:.1f} |")
+PY
+
+# 2 and 3 through the HTTP API of a running server.
+PLANSCAPE_LISTEN=127.0.0.1:18090 RUST_LOG=warn $BIN --config tiles/demo.toml serve 2>"$WORK/server.log" &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do curl -fs -o /dev/null http://127.0.0.1:18090/ready && break; sleep 0.2; done
+API=http://127.0.0.1:18090/planscape-backend
+token="$(curl -fsS "$API/auth/signup" -H 'content-type: application/json' \
+  -d "{\"email\":\"bench$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
+  | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+all="$(curl -fsS "$API/conditions" | /usr/bin/python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+names = []
+for p in d['regions'][0]['pillars']:
+    names.append(p['name'])
+    for e in p['elements']:
+        names.append(e['name'])
+        names.extend(m['name'] for m in e['metrics'])
+print(json.dumps(names))")"
+body="{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(cat "$WORK/100k.geojson")}"
+for _ in $(seq 1 "$RUNS"); do
+  curl -fsS -o /dev/null -w '%{time_total}\n' "$API/conditions/stats" -H 'content-type: application/json' -d "$body"
+done | awk '{ print $1 * 1000 }' | median > "$WORK/api.ms"
+echo
+echo "| request | conditions | median ms |"
+echo "|---|---:|---:|"
+echo "| POST /conditions/stats, 100,000 acres | $(echo "$all" | tr ',' '\n' | wc -l) | $(cat "$WORK/api.ms") |"
+
+plan="$(curl -fsS "$API/plans" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+  -d "{\"name\":\"bench 500k\",\"region\":\"sierra_nevada\",\"geometry\":$(cat "$WORK/500k.geojson")}")"
+plan_id="$(echo "$plan" | sed -n 's/^{"id":\([0-9]*\).*/\1/p')"
+priorities="$(echo "$all" | /usr/bin/python3 -c "import json,sys; n=json.load(sys.stdin)[:10]; print(json.dumps([{'condition': c, 'weight': i + 1} for i, c in enumerate(n)]))")"
+t0="$(date +%s.%N)"
+sid="$(curl -fsS "$API/plans/$plan_id/scenarios" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+  -d "{\"name\":\"bench\",\"stand_size_acres\":10,\"max_treatment_share\":0.3,\"max_project_areas\":10,\"priorities\":$priorities}" \
+  | sed -n 's/^{"id":\([0-9]*\).*/\1/p')"
+while :; do
+  s="$(curl -fsS "$API/scenarios/$sid" -H "authorization: Bearer $token")"
+  case "$s" in *'"status":"done"'*|*'"status":"failed"'*) break ;; esac
+  sleep 0.02
+done
+t1="$(date +%s.%N)"
+echo "$s" | /usr/bin/python3 -c "
+import json, sys
+s = json.load(sys.stdin)
+m = s['summary'] or {}
+print(f\"| scenario, 500,000 acres, 10-acre stands, 10 conditions | status {s['status']}, {m.get('stands')} stands, {m.get('project_areas')} project areas | run {m.get('seconds', 0) * 1000:.0f} ms; POST to done $(echo "($t1 - $t0) * 1000" | bc -l | cut -d. -f1) ms |\")"
