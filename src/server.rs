@@ -73,6 +73,19 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
         None => None,
     };
     let client = db::connect(&config.database).await?;
+    // Scenario runs live in the server that started them: runs left unfinished by a
+    // stopped server end as failed (after a margin, so other servers' runs are spared).
+    if let Err(e) = client
+        .execute(
+            "UPDATE planscape.scenarios SET status = 'failed', finished_at = now(), \
+             reason = 'interrupted: the server running it stopped; run it again' \
+             WHERE status IN ('pending', 'running') AND created_at < now() - interval '30 minutes'",
+            &[],
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not close interrupted scenarios");
+    }
     let catalog = Catalog::open(&config, &client).await;
     changes::install_triggers(&client, &catalog.tables()).await;
     drop(client);

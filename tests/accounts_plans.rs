@@ -566,6 +566,30 @@ async fn plan_areas_agree_with_postgis_and_bad_geometry_is_refused() {
         let message = err["error"]["message"].as_str().unwrap_or("");
         assert!(message.contains(words), "expected `{words}` in {message}");
     }
+    // Elevations are dropped (plans are 2-D); control characters are refused, not a 500.
+    let with_z: Vec<Value> = ring.iter().map(|p| json!([p[0], p[1], 120.5])).collect();
+    let (status, _, body) = call(&server, Method::POST, "/plans", Some(&token),
+        Some(json!({"name": "3d", "region": "southern_california", "geometry": {"type": "Polygon", "coordinates": [with_z]}}))).await;
+    assert_eq!(status, 201, "{body}");
+    let count = count + 1;
+    let (status, _, body) = call(
+        &server,
+        Method::POST,
+        "/plans",
+        Some(&token),
+        Some(json!({"name": "a\u{0}b", "region": "southern_california", "geometry": good})),
+    )
+    .await;
+    assert_eq!((status, error_field(&body)), (422, "name"), "{body}");
+    let (status, _, body) = call(
+        &server,
+        Method::POST,
+        "/plans",
+        Some(&token),
+        Some(json!({"name": "x", "region": "a\u{0}b", "geometry": good})),
+    )
+    .await;
+    assert_eq!((status, error_field(&body)), (422, "region"), "{body}");
     // An oversized body: 413.
     let mut big = ring.clone();
     let last = big.pop().expect("closing vertex");

@@ -221,11 +221,20 @@ async fn catalog_build_stats_and_scores() {
         );
     }
 
-    // Statistics over an area agree with the engine run directly on each raster.
+    // Statistics over an area (signed in) agree with the engine run directly on each raster.
     let area = square(-119.6, 37.6, 0.3);
+    let token = signup(&server).await;
+    let anonymous = client()
+        .post(format!("{}{API}/conditions/stats", server.base))
+        .json(&json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": area}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), 401);
     let post = |body: Value| {
         client()
             .post(format!("{}{API}/conditions/stats", server.base))
+            .bearer_auth(&token)
             .json(&body)
             .send()
     };
@@ -289,6 +298,14 @@ async fn catalog_build_stats_and_scores() {
             "conditions",
         ),
         (
+            json!({"region": "sierra_nevada", "conditions": ["disturbance", "disturbance"], "geometry": area}),
+            "conditions[1]",
+        ),
+        (
+            json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": square(-119.6, 37.6, 3.0)}),
+            "geometry",
+        ),
+        (
             json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": bowtie}),
             "geometry",
         ),
@@ -308,7 +325,6 @@ async fn catalog_build_stats_and_scores() {
     }
 
     // Plan scores: every condition of the region, kept, recomputed on a geometry change.
-    let token = signup(&server).await;
     let plan: Value = client()
         .post(format!("{}{API}/plans", server.base))
         .bearer_auth(&token)

@@ -41,12 +41,26 @@ impl Limiter {
         if counts.len() > 100_000 {
             let window = self.window;
             counts.retain(|_, (start, _)| start.elapsed() < window);
+            if counts.len() > 100_000 && !counts.contains_key(key) {
+                // Bounded memory: past the cap, new keys are not tracked until the
+                // window frees room (existing keys keep counting).
+                return;
+            }
         }
         let entry = counts.entry(key.to_owned()).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= self.window {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
+    }
+
+    /// Takes back one counted attempt of `key` (it succeeded).
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut counts) = self.counts.lock()
+            && let Some(entry) = counts.get_mut(key)
+        {
+            entry.1 = entry.1.saturating_sub(1);
+        }
     }
 
     /// Forgets `key` (after a successful login).

@@ -58,7 +58,7 @@ pub fn normalize_email(email: &str) -> Result<String, AccountError> {
                 && !domain.ends_with('.')
                 && !domain.contains('@')
         })
-        && !email.chars().any(char::is_whitespace);
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid {
         Ok(email)
     } else {
@@ -79,10 +79,10 @@ pub async fn create_user(
 ) -> Result<User, AccountError> {
     let email = normalize_email(email)?;
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(AccountError::Invalid(
             "name",
-            "must be 1 to 200 characters".into(),
+            "must be 1 to 200 characters, without control characters".into(),
         ));
     }
     let row = client
@@ -101,6 +101,9 @@ pub async fn find_by_email(
     email: &str,
 ) -> Result<Option<(User, String)>, AccountError> {
     let email = email.trim().to_lowercase();
+    if email.len() > 254 || email.chars().any(char::is_control) {
+        return Ok(None);
+    }
     let row = client
         .query_opt(
             "SELECT id, email, name, is_admin, password_hash FROM planscape.users WHERE email = $1",

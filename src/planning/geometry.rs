@@ -102,6 +102,22 @@ pub fn extract(input: &Value, max_vertices: usize) -> Result<(Value, usize), Geo
     Ok((geometry.clone(), vertices))
 }
 
+/// A stored (already PostGIS-checked) geometry as a `geo` MultiPolygon, without
+/// re-validating it (rounding on export may make a valid shape look invalid to `geo`).
+pub fn stored_multipolygon(
+    geometry: &Value,
+) -> Result<geo_types::MultiPolygon<f64>, GeometryError> {
+    use geozero::ToGeo;
+    match geozero::geojson::GeoJson(&geometry.to_string())
+        .to_geo()
+        .map_err(|e| err(e.to_string()))?
+    {
+        geo_types::Geometry::Polygon(p) => Ok(geo_types::MultiPolygon(vec![p])),
+        geo_types::Geometry::MultiPolygon(mp) => Ok(mp),
+        _ => Err(err("must be a Polygon or MultiPolygon")),
+    }
+}
+
 /// The checked bare geometry as a `geo` MultiPolygon, refused when invalid (rings that
 /// cross, holes outside, ...), for computations that do not go through PostGIS.
 pub fn to_multipolygon(geometry: &Value) -> Result<geo_types::MultiPolygon<f64>, GeometryError> {

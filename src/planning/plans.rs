@@ -101,7 +101,7 @@ pub async fn check_geometry(
 ) -> Result<f64, PlanError> {
     let row = client
         .query_one(
-            "WITH g AS (SELECT ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326)) AS geom) \
+            "WITH g AS (SELECT ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326))) AS geom) \
              SELECT ST_IsEmpty(geom), ST_IsValid(geom), ST_IsValidReason(geom), \
                     ST_CoveredBy(geom, (SELECT geom FROM planscape.boundaries WHERE name = 'california')), \
                     ST_Area(ST_Transform(geom, 5070)) FROM g",
@@ -142,12 +142,16 @@ pub async fn check_geometry(
 
 /// Checks that a region exists.
 pub async fn check_region(client: &impl GenericClient, region: &str) -> Result<(), PlanError> {
-    let found = client
-        .query_opt(
-            "SELECT 1 FROM planscape.regions WHERE slug = $1",
-            &[&region],
-        )
-        .await?;
+    let found = if region.chars().any(char::is_control) || region.len() > 100 {
+        None
+    } else {
+        client
+            .query_opt(
+                "SELECT 1 FROM planscape.regions WHERE slug = $1",
+                &[&region],
+            )
+            .await?
+    };
     if found.is_none() {
         let known: Vec<String> = client
             .query("SELECT slug FROM planscape.regions ORDER BY slug", &[])
@@ -166,8 +170,11 @@ pub async fn check_region(client: &impl GenericClient, region: &str) -> Result<(
 /// Checks a plan name.
 pub fn check_name(name: &str) -> Result<String, PlanError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(invalid("name", "must be 1 to 200 characters"));
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "name",
+            "must be 1 to 200 characters, without control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -269,7 +276,7 @@ pub async fn create(
     let row = client
         .query_one(
             "INSERT INTO planscape.plans (owner_id, name, region, geom, area_acres) \
-             VALUES ($1, $2, $3, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($4), 4326)), $5) RETURNING id",
+             VALUES ($1, $2, $3, ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($4), 4326))), $5) RETURNING id",
             &[&owner, &name, &region, &geojson, &area_acres],
         )
         .await?;
@@ -290,7 +297,7 @@ pub async fn update(
     client
         .execute(
             "UPDATE planscape.plans SET name = coalesce($2, name), \
-               geom = coalesce(ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($3), 4326)), geom), \
+               geom = coalesce(ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($3), 4326))), geom), \
                area_acres = coalesce($4, area_acres), updated_at = now() WHERE id = $1",
             &[&plan_id, &name, &geojson, &acres],
         )

@@ -110,10 +110,10 @@ pub fn check(
     };
     let mut seen = HashSet::new();
     for (i, p) in config.priorities.iter().enumerate() {
-        if !(p.weight.is_finite() && p.weight >= 0.0) {
+        if !(p.weight.is_finite() && (0.0..=1e6).contains(&p.weight)) {
             return field(
                 &format!("priorities[{i}].weight"),
-                "must be a number >= 0".into(),
+                "must be a number from 0 to 1,000,000".into(),
             );
         }
         if conditions.node(region, &p.condition).is_none() {

@@ -68,7 +68,7 @@ pub fn zonal_stats(
 
 thread_local! {
     /// Datasets this thread has open for statistics, by path.
-    static OPEN: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, Dataset>> =
+    static OPEN: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, (Option<std::time::SystemTime>, Dataset)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
@@ -80,12 +80,20 @@ pub fn zonal_stats_pooled(
 ) -> Result<ZonalStats, StatsError> {
     OPEN.with(|open| {
         let mut open = open.borrow_mut();
+        // Bounded per thread, and reopened when the file was replaced (rebuilt).
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if open.get(path).is_some_and(|(m, _)| *m != modified) {
+            open.remove(path);
+        }
+        if open.len() >= 64 && !open.contains_key(path) {
+            open.clear();
+        }
         if !open.contains_key(path) {
             let dataset =
                 Dataset::open(path).map_err(|e| StatsError(format!("{}: {e}", path.display())))?;
-            open.insert(path.to_path_buf(), dataset);
+            open.insert(path.to_path_buf(), (modified, dataset));
         }
-        let dataset = open
+        let (_, dataset) = open
             .get(path)
             .ok_or_else(|| StatsError("dataset cache".into()))?;
         zonal_stats_in(dataset, band, shape)

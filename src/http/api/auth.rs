@@ -116,12 +116,19 @@ async fn start_session(
 /// Creates an account and signs it in.
 #[utoipa::path(post, path = "/auth/signup", tag = "accounts", request_body = SignupRequest,
     responses((status = 201, body = SessionResponse), (status = 409, description = "email taken"),
-              (status = 422, description = "invalid field")))]
+              (status = 422, description = "invalid field"), (status = 429, description = "too many from this client")))]
 pub async fn signup(
     State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     JsonBody(form): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
+    // Sign-ups (an Argon2 hash each) count against the client's login allowance.
+    let ip_key = format!("ip:{}", client_address(peer.map(|c| (c.0).0), &headers));
+    if let Some(wait) = state.login_limiter.blocked(&ip_key) {
+        return Ok(too_many(wait));
+    }
+    state.login_limiter.failed(&ip_key);
     let email = accounts::normalize_email(&form.email).map_err(ApiError::from)?;
     password::check_policy(&form.password).map_err(|m| ApiError::invalid_field("password", m))?;
     let hash = hash_blocking(form.password).await?;
@@ -177,13 +184,17 @@ pub async fn login(
     JsonBody(form): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let ip_key = format!("ip:{}", client_address(peer.map(|c| (c.0).0), &headers));
-    let email = form.email.trim().to_lowercase();
+    let email: String = form.email.trim().to_lowercase().chars().take(254).collect();
     let account_key = format!("account:{email}");
     for key in [&ip_key, &account_key] {
         if let Some(wait) = state.login_limiter.blocked(key) {
             return Ok(too_many(wait));
         }
     }
+    // Counted before the (slow) verification, so parallel guesses cannot all slip under
+    // the limit; taken back on success.
+    state.login_limiter.failed(&ip_key);
+    state.login_limiter.failed(&account_key);
     let client = db(&state).await?;
     let found = accounts::find_by_email(&**client, &email)
         .await
@@ -197,17 +208,14 @@ pub async fn login(
     match user {
         Some(user) if ok => {
             state.login_limiter.reset(&account_key);
+            state.login_limiter.succeeded(&ip_key);
             start_session(&state, &headers, user, StatusCode::OK).await
         }
-        _ => {
-            state.login_limiter.failed(&ip_key);
-            state.login_limiter.failed(&account_key);
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "wrong email or password",
-            ))
-        }
+        _ => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong email or password",
+        )),
     }
 }
 

@@ -79,6 +79,9 @@ pub struct StatsResponse {
     pub results: Vec<ConditionStats>,
 }
 
+/// Most conditions in one statistics request.
+const MAX_CONDITIONS: usize = 100;
+
 fn catalog(state: &AppState) -> Result<&Conditions, ApiError> {
     state
         .conditions
@@ -215,9 +218,11 @@ pub async fn node(
 
 /// Statistics of conditions over a drawn area. A pixel counts when its centre is inside.
 #[utoipa::path(post, path = "/conditions/stats", tag = "conditions", request_body = StatsRequest,
-    responses((status = 200, body = StatsResponse), (status = 422, description = "invalid field")))]
+    responses((status = 200, body = StatsResponse), (status = 401, description = "not signed in"),
+              (status = 422, description = "invalid field")))]
 pub async fn area_stats(
     State(state): State<Arc<AppState>>,
+    _auth: Auth,
     JsonBody(form): JsonBody<StatsRequest>,
 ) -> Result<Json<StatsResponse>, ApiError> {
     let c = catalog(&state)?;
@@ -228,10 +233,17 @@ pub async fn area_stats(
             format!("unknown region (one of: {})", known.join(", ")),
         ));
     }
-    if form.conditions.is_empty() {
+    if form.conditions.is_empty() || form.conditions.len() > MAX_CONDITIONS {
         return Err(ApiError::invalid_field(
             "conditions",
-            "name at least one condition",
+            format!("name 1 to {MAX_CONDITIONS} conditions"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(i) = form.conditions.iter().position(|c| !seen.insert(c)) {
+        return Err(ApiError::invalid_field(
+            &format!("conditions[{i}]"),
+            "appears twice",
         ));
     }
     let mut nodes = Vec::new();
@@ -265,6 +277,16 @@ pub async fn area_stats(
         .map_err(|e| ApiError::invalid_field("geometry", e))?;
     let shape =
         geometry::to_multipolygon(&bare).map_err(|e| ApiError::invalid_field("geometry", e))?;
+    let acres = crate::planning::stands::to_albers(&shape)
+        .map(|a| geo::Area::unsigned_area(&a) / crate::planning::plans::SQUARE_METRES_PER_ACRE)
+        .map_err(|e| ApiError::invalid_field("geometry", e))?;
+    let limit = state.config.accounts.plan_max_area_acres;
+    if acres > limit {
+        return Err(ApiError::invalid_field(
+            "geometry",
+            format!("covers {acres:.0} acres, more than the limit of {limit:.0}"),
+        ));
+    }
     let results = compute(nodes, form.values, Arc::new(shape)).await?;
     Ok(Json(StatsResponse {
         region: form.region,
@@ -309,13 +331,14 @@ pub async fn plan_scores(
     let db = |e: tokio_postgres::Error| ApiError::from(&crate::source::SourceError::from_pg(e));
     let plan = crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View).await?;
     let row = client
-        .query_one(
+        .query_opt(
             "SELECT md5(ST_AsBinary(p.geom)), s.geom_md5, to_json(s.computed_at)#>>'{}', s.scores::text \
              FROM planscape.plans p LEFT JOIN planscape.plan_scores s ON s.plan_id = p.id WHERE p.id = $1",
             &[&id],
         )
         .await
-        .map_err(db)?;
+        .map_err(db)?
+        .ok_or_else(|| ApiError::not_found("no such plan"))?;
     let (current, stored_md5, computed_at, stored): (
         String,
         Option<String>,
@@ -340,8 +363,15 @@ pub async fn plan_scores(
         .unwrap_or_default();
     let geometry = plan.geometry.clone().unwrap_or(Value::Null);
     let shape =
-        geometry::to_multipolygon(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
+        geometry::stored_multipolygon(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
+    // No connection held while the rasters are read.
+    drop(client);
     let scores = compute(nodes, Values::Normalized, Arc::new(shape)).await?;
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
     let text = serde_json::to_string(&scores).map_err(|e| ApiError::internal(e.to_string()))?;
     let row = client
         .query_one(

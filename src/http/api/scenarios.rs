@@ -131,7 +131,7 @@ pub async fn create(
         }
         None => None,
     };
-    let shape = geometry::to_multipolygon(plan.geometry.as_ref().unwrap_or(&Value::Null))
+    let shape = geometry::stored_multipolygon(plan.geometry.as_ref().unwrap_or(&Value::Null))
         .map_err(ApiError::internal)?;
     let stored = serde_json::to_string(&config).map_err(ApiError::internal)?;
     let row = client
@@ -173,15 +173,24 @@ async fn execute(
     shape: geo_types::MultiPolygon<f64>,
     exclude: Option<geo_types::MultiPolygon<f64>>,
 ) -> Result<(), String> {
+    // At most one run per core at a time (each run sweeps rasters on every core);
+    // others wait as `pending`.
+    static RUNS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _permit = RUNS.acquire().await.map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
-    let mut client = state.pool.get().await.map_err(|e| e.to_string())?;
-    client
-        .execute(
-            "UPDATE planscape.scenarios SET status = 'running' WHERE id = $1",
-            &[&sid],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    {
+        // No connection held during the run.
+        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        client
+            .execute(
+                "UPDATE planscape.scenarios SET status = 'running' WHERE id = $1",
+                &[&sid],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let conditions = state.conditions.clone().ok_or("no conditions catalog")?;
     let region = plan.region.clone();
     let acres = plan.area_acres;
@@ -198,6 +207,7 @@ async fn execute(
     .await
     .map_err(|e| e.to_string())??;
     let computed = started.elapsed().as_secs_f64();
+    let mut client = state.pool.get().await.map_err(|e| e.to_string())?;
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     for area in &outcome.areas {
         tx.execute(
