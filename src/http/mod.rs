@@ -48,6 +48,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A pooled database connection (503 when none can be had).
+    pub async fn db(&self) -> Result<deadpool_postgres::Object, ApiError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))
+    }
+
     /// The key of session-token hashes, when configured.
     pub fn signing_key(&self) -> Option<&[u8]> {
         self.config

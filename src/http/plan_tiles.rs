@@ -27,7 +27,7 @@ pub async fn get_tile(
     let auth = auth.ok_or_else(unauthorized)?;
     let (tile, id) = parse(&id, &z, &x, &y_segment, "plan")?;
     {
-        let client = client(&state).await?;
+        let client = state.db().await?;
         crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View).await?;
     }
     render(state.plan_source.as_ref(), &state, tile, id, &headers).await
@@ -43,7 +43,7 @@ pub async fn project_areas_tile(
     let auth = auth.ok_or_else(unauthorized)?;
     let (tile, id) = parse(&id, &z, &x, &y_segment, "scenario")?;
     {
-        let client = client(&state).await?;
+        let client = state.db().await?;
         let plan: i64 = client
             .query_opt(
                 "SELECT plan_id FROM planscape.scenarios WHERE id = $1",
@@ -89,14 +89,6 @@ fn parse(
         .filter(|i| *i > 0)
         .ok_or_else(|| ApiError::not_found(format!("no such {what}")))?;
     Ok((tile, id))
-}
-
-async fn client(state: &AppState) -> Result<deadpool_postgres::Object, ApiError> {
-    state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))
 }
 
 async fn render(

@@ -58,14 +58,6 @@ pub struct SessionResponse {
     pub expires_in: u64,
 }
 
-async fn db(state: &AppState) -> Result<deadpool_postgres::Object, ApiError> {
-    state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))
-}
-
 async fn hash_blocking(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
@@ -99,7 +91,7 @@ async fn start_session(
     user: User,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
-    let client = db(state).await?;
+    let client = state.db().await?;
     let ttl = state.config.accounts.session_ttl_s;
     let (token, _) = accounts::create_session(&**client, user.id, ttl, state.signing_key())
         .await
@@ -132,7 +124,7 @@ pub async fn signup(
     let email = accounts::normalize_email(&form.email).map_err(ApiError::from)?;
     password::check_policy(&form.password).map_err(|m| ApiError::invalid_field("password", m))?;
     let hash = hash_blocking(form.password).await?;
-    let client = db(&state).await?;
+    let client = state.db().await?;
     let user = accounts::create_user(&**client, &email, &form.name, &hash, false)
         .await
         .map_err(ApiError::from)?;
@@ -195,7 +187,7 @@ pub async fn login(
     // the limit; taken back on success.
     state.login_limiter.failed(&ip_key);
     state.login_limiter.failed(&account_key);
-    let client = db(&state).await?;
+    let client = state.db().await?;
     let found = accounts::find_by_email(&**client, &email)
         .await
         .map_err(ApiError::from)?;
@@ -227,7 +219,7 @@ pub async fn logout(
     headers: HeaderMap,
     auth: Auth,
 ) -> Result<Response, ApiError> {
-    let client = db(&state).await?;
+    let client = state.db().await?;
     accounts::revoke_session(&**client, &auth.token, state.signing_key())
         .await
         .map_err(ApiError::from)?;
@@ -254,7 +246,7 @@ pub async fn change_password(
 ) -> Result<Response, ApiError> {
     password::check_policy(&form.new_password)
         .map_err(|m| ApiError::invalid_field("new_password", m))?;
-    let mut client = db(&state).await?;
+    let mut client = state.db().await?;
     let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
         .await
         .map_err(ApiError::from)?

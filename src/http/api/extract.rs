@@ -240,3 +240,11 @@ impl FromRequestParts<Arc<AppState>> for MaybeAuth {
         authenticate(state, parts).await.map(MaybeAuth)
     }
 }
+
+/// A positive id from a path segment; anything else names nothing (404 "no such {what}").
+pub fn path_id(id: &str, what: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::not_found(format!("no such {what}")))
+}

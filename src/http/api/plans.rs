@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::extract::{Auth, JsonBody};
+use super::extract::{Auth, JsonBody, path_id};
 use crate::accounts::access::{Action, Role};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -69,14 +69,6 @@ pub struct Region {
     pub name: String,
 }
 
-async fn db(state: &AppState) -> Result<deadpool_postgres::Object, ApiError> {
-    state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))
-}
-
 fn limits(state: &AppState) -> Limits {
     Limits {
         max_area_acres: state.config.accounts.plan_max_area_acres,
@@ -98,18 +90,10 @@ async fn checked_geometry(
     Ok((text, acres))
 }
 
-fn plan_id(id: &str) -> Result<i64, ApiError> {
-    // Any malformed id is as unknown as a missing one.
-    id.parse::<i64>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::not_found("no such plan"))
-}
-
 /// The planning regions.
 #[utoipa::path(get, path = "/regions", tag = "plans", responses((status = 200, body = [Region])))]
 pub async fn regions(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Region>>, ApiError> {
-    let client = db(&state).await?;
+    let client = state.db().await?;
     let rows = client
         .query(
             "SELECT slug, name FROM planscape.regions ORDER BY name",
@@ -134,7 +118,7 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     auth: Auth,
 ) -> Result<Json<Vec<Plan>>, ApiError> {
-    let client = db(&state).await?;
+    let client = state.db().await?;
     Ok(Json(plans::list(&**client, auth.user.id).await?))
 }
 
@@ -148,7 +132,7 @@ pub async fn create(
     JsonBody(form): JsonBody<NewPlan>,
 ) -> Result<Response, ApiError> {
     let name = plans::check_name(&form.name)?;
-    let client = db(&state).await?;
+    let client = state.db().await?;
     plans::check_region(&**client, &form.region).await?;
     let (geojson, acres) = checked_geometry(&client, &state, &form.geometry).await?;
     let id = plans::create(
@@ -175,8 +159,8 @@ pub async fn get(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Plan>, ApiError> {
-    let id = plan_id(&id)?;
-    let client = db(&state).await?;
+    let id = path_id(&id, "plan")?;
+    let client = state.db().await?;
     Ok(Json(
         plans::authorize(&**client, id, auth.user.id, Action::View).await?,
     ))
@@ -193,8 +177,8 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(change): JsonBody<PlanChange>,
 ) -> Result<Json<Plan>, ApiError> {
-    let id = plan_id(&id)?;
-    let client = db(&state).await?;
+    let id = path_id(&id, "plan")?;
+    let client = state.db().await?;
     plans::authorize(&**client, id, auth.user.id, Action::Edit).await?;
     let name = change.name.as_deref().map(plans::check_name).transpose()?;
     let geometry = match &change.geometry {
@@ -222,8 +206,8 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = plan_id(&id)?;
-    let client = db(&state).await?;
+    let id = path_id(&id, "plan")?;
+    let client = state.db().await?;
     plans::authorize(&**client, id, auth.user.id, Action::Delete).await?;
     plans::delete(&**client, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -237,8 +221,8 @@ pub async fn members(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
-    let id = plan_id(&id)?;
-    let client = db(&state).await?;
+    let id = path_id(&id, "plan")?;
+    let client = state.db().await?;
     plans::authorize(&**client, id, auth.user.id, Action::ListMembers).await?;
     Ok(Json(plans::members(&**client, id).await?))
 }
@@ -254,18 +238,11 @@ pub async fn invite(
     Path(id): Path<String>,
     JsonBody(form): JsonBody<NewMember>,
 ) -> Result<Response, ApiError> {
-    let id = plan_id(&id)?;
-    let client = db(&state).await?;
+    let id = path_id(&id, "plan")?;
+    let client = state.db().await?;
     let plan = plans::authorize(&**client, id, auth.user.id, Action::ManageMembers).await?;
     let member = plans::add_member(&**client, &plan, &form.email, form.role).await?;
     Ok((StatusCode::CREATED, Json(member)).into_response())
-}
-
-fn user_id(id: &str) -> Result<i64, ApiError> {
-    id.parse::<i64>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::not_found("no such member"))
 }
 
 /// Changes a member's role (owners).
@@ -279,8 +256,8 @@ pub async fn change_role(
     Path((id, member)): Path<(String, String)>,
     JsonBody(form): JsonBody<RoleChange>,
 ) -> Result<StatusCode, ApiError> {
-    let (id, member) = (plan_id(&id)?, user_id(&member)?);
-    let client = db(&state).await?;
+    let (id, member) = (path_id(&id, "plan")?, path_id(&member, "member")?);
+    let client = state.db().await?;
     plans::authorize(&**client, id, auth.user.id, Action::ManageMembers).await?;
     plans::set_member_role(&**client, id, member, form.role).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -296,8 +273,8 @@ pub async fn remove(
     auth: Auth,
     Path((id, member)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (id, member) = (plan_id(&id)?, user_id(&member)?);
-    let client = db(&state).await?;
+    let (id, member) = (path_id(&id, "plan")?, path_id(&member, "member")?);
+    let client = state.db().await?;
     let action = if member == auth.user.id {
         Action::View
     } else {

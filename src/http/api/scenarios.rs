@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::extract::{Auth, JsonBody};
+use super::extract::{Auth, JsonBody, path_id};
 use crate::accounts::access::Action;
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -46,23 +46,8 @@ pub struct Scenario {
     pub project_areas: Option<Value>,
 }
 
-async fn db(state: &AppState) -> Result<deadpool_postgres::Object, ApiError> {
-    state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))
-}
-
 fn pg(e: tokio_postgres::Error) -> ApiError {
     ApiError::from(&crate::source::SourceError::from_pg(e))
-}
-
-fn positive(id: &str, what: &str) -> Result<i64, ApiError> {
-    id.parse::<i64>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::not_found(format!("no such {what}")))
 }
 
 const SCENARIO_SQL: &str = "SELECT id, plan_id, name, status, reason, config::text, summary::text, \
@@ -115,8 +100,8 @@ pub async fn create(
     Path(id): Path<String>,
     JsonBody(config): JsonBody<ScenarioConfig>,
 ) -> Result<Response, ApiError> {
-    let id = positive(&id, "plan")?;
-    let client = db(&state).await?;
+    let id = path_id(&id, "plan")?;
+    let client = state.db().await?;
     let plan = plans::authorize(&**client, id, auth.user.id, Action::AddScenario).await?;
     scenarios::check(&config, state.conditions.as_deref(), &plan.region)
         .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;
@@ -245,8 +230,8 @@ pub async fn list(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Scenario>>, ApiError> {
-    let id = positive(&id, "plan")?;
-    let client = db(&state).await?;
+    let id = path_id(&id, "plan")?;
+    let client = state.db().await?;
     plans::authorize(&**client, id, auth.user.id, Action::View).await?;
     let rows = client
         .query(
@@ -266,8 +251,8 @@ pub async fn get(
     auth: Auth,
     Path(sid): Path<String>,
 ) -> Result<Json<Scenario>, ApiError> {
-    let sid = positive(&sid, "scenario")?;
-    let client = db(&state).await?;
+    let sid = path_id(&sid, "scenario")?;
+    let client = state.db().await?;
     let mut scenario = load(&client, sid, auth.user.id, Action::View).await?;
     if scenario.status == "done" {
         let row = client
@@ -296,8 +281,8 @@ pub async fn delete(
     auth: Auth,
     Path(sid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let sid = positive(&sid, "scenario")?;
-    let client = db(&state).await?;
+    let sid = path_id(&sid, "scenario")?;
+    let client = state.db().await?;
     load(&client, sid, auth.user.id, Action::Edit).await?;
     client
         .execute("DELETE FROM planscape.scenarios WHERE id = $1", &[&sid])
