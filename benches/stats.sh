@@ -106,7 +106,7 @@ for p in d['regions'][0]['pillars']:
 print(json.dumps(names))")"
 body="{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(cat "$WORK/100k.geojson")}"
 for _ in $(seq 1 "$RUNS"); do
-  curl -fsS -o /dev/null -w '%{time_total}\n' "$API/conditions/stats" -H 'content-type: application/json' -d "$body"
+  curl -fsS -o /dev/null -w '%{time_total}\n' "$API/conditions/stats" -H "authorization: Bearer $token" -H 'content-type: application/json' -d "$body"
 done | awk '{ print $1 * 1000 }' | median > "$WORK/api.ms"
 echo
 echo "| request | conditions | median ms |"

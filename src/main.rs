@@ -312,8 +312,21 @@ async fn run(
             if !(raster_resolution.is_finite() && raster_resolution >= 10.0) {
                 return Err("--raster-resolution must be at least 10 metres".into());
             }
+            let catalog = match &config.conditions {
+                Some(c) => Some(planscape::planning::conditions::Catalog::load(&c.catalog)?),
+                None => None,
+            };
             let written = tokio::task::spawn_blocking(move || {
-                demo::rasters::generate(&rasters, raster_resolution, large_raster)
+                let mut written =
+                    demo::rasters::generate(&rasters, raster_resolution, large_raster)?;
+                // Every metric of the configured catalog gets demo rasters too.
+                if let Some(catalog) = catalog {
+                    written.extend(demo::rasters::generate_catalog(
+                        &catalog,
+                        raster_resolution,
+                    )?);
+                }
+                Ok::<_, demo::rasters::RasterDemoError>(written)
             })
             .await??;
             println!(

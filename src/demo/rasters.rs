@@ -164,6 +164,65 @@ pub fn generate(dir: &Path, resolution: f64, large: bool) -> Result<Vec<PathBuf>
     Ok(written)
 }
 
+/// Writes the raw and normalized rasters of every catalog metric whose files are
+/// missing (the five metrics above keep their own fields; others get a field of their
+/// own seeded by their name), at `resolution` metres. Returns the files written.
+pub fn generate_catalog(
+    catalog: &crate::planning::conditions::Catalog,
+    resolution: f64,
+) -> Result<Vec<PathBuf>, RasterDemoError> {
+    let mut written = Vec::new();
+    for metric in catalog
+        .regions
+        .iter()
+        .flat_map(|r| &r.pillars)
+        .flat_map(|p| &p.elements)
+        .flat_map(|e| &e.metrics)
+    {
+        let seed = xxhash_rust::xxh3::xxh3_64(metric.name.as_bytes());
+        let field = METRICS
+            .iter()
+            .find(|m| m.name == metric.name)
+            .copied()
+            .unwrap_or(Metric {
+                name: "",
+                units: "",
+                min: metric.min_value,
+                max: metric.max_value,
+                invert_raw: metric.invert_raw,
+                seed: seed % 10_000,
+                scale: 15_000.0 + (seed % 45) as f64 * 1_000.0,
+            });
+        for (path, twin) in [(&metric.raw, false), (&metric.normalized, true)] {
+            if path.exists() {
+                continue;
+            }
+            let (Some(dir), Some(name)) =
+                (path.parent(), path.file_stem().and_then(|n| n.to_str()))
+            else {
+                return Err(RasterDemoError(format!(
+                    "{}: not a file path",
+                    path.display()
+                )));
+            };
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RasterDemoError(format!("{}: {e}", dir.display())))?;
+            let albers = dir.join(format!("{name}.3310.tif"));
+            write_field(
+                &albers,
+                &field,
+                resolution,
+                twin,
+                gdal::raster::GdalDataType::Float32,
+            )?;
+            import(&albers, name, dir)?;
+            let _ = std::fs::remove_file(&albers);
+            written.push(path.clone());
+        }
+    }
+    Ok(written)
+}
+
 fn import(albers: &Path, name: &str, dir: &Path) -> Result<(), RasterDemoError> {
     let opts = ImportOptions {
         input: albers.to_owned(),
