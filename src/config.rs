@@ -39,6 +39,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_STORE_PUBLIC_URL", "store.public_url"),
     ("PLANSCAPE_ADMIN_TOKEN", "admin_token"),
     ("PLANSCAPE_SIGNING_KEY", "accounts.signing_key"),
+    ("PLANSCAPE_CONDITIONS_CATALOG", "conditions.catalog"),
     ("PLANSCAPE_SESSION_TTL_S", "accounts.session_ttl_s"),
 ];
 
