@@ -64,41 +64,7 @@ enum Command {
         large_raster: bool,
     },
     /// Pregenerate tiles of layers into the tile store (a folder or S3).
-    Seed {
-        /// Layers to seed.
-        #[arg(required = true)]
-        layers: Vec<String>,
-        /// Zoom range `MIN-MAX` (or one zoom); clipped to each layer's range.
-        #[arg(long, short, value_parser = planscape::seed::parse_zooms)]
-        zoom: RangeInclusive<u8>,
-        #[command(flatten)]
-        area: AreaArgs,
-        /// Destination: `file://FOLDER` or `s3://BUCKET/PREFIX` (default: `store.url`).
-        #[arg(long)]
-        to: Option<String>,
-        /// Tiles (raster: 4x4 metatiles) rendered and written at once; default 2 per core.
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Skip tiles already in the store (continue an interrupted run).
-        #[arg(long)]
-        resume: bool,
-        /// Seed only part `i` of `n` (0-based) of the tile list; `auto/n` takes `i` from
-        /// `JOB_COMPLETION_INDEX` (Kubernetes) or `AWS_BATCH_JOB_ARRAY_INDEX` (AWS Batch).
-        #[arg(long)]
-        shard: Option<String>,
-        /// Print the tile count and an estimated size, write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Stored format of raster layers: png or webp.
-        #[arg(long)]
-        format: Option<String>,
-        /// Pixel ratio of raster tiles: 1 (256 px) or 2 (512 px, `@2x`).
-        #[arg(long, default_value_t = 1)]
-        scale: u8,
-        /// Print the summary as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Seed(seed_cmd::SeedArgs),
     /// Delete a layer's stored tiles (a zoom range, optionally a bbox) and tell running
     /// servers to drop their cached copies.
     Purge {
@@ -201,22 +167,6 @@ enum ImportCommand {
         #[arg(long)]
         no_register: bool,
     },
-}
-
-/// What to seed: one of a bbox, a GeoJSON file or a region (default: the layers' bounds).
-#[derive(clap::Args)]
-#[group(multiple = false)]
-struct AreaArgs {
-    /// `WEST,SOUTH,EAST,NORTH` in degrees.
-    #[arg(long, allow_hyphen_values = true)]
-    bbox: Option<String>,
-    /// A GeoJSON file (Polygon/MultiPolygon geometry, Feature or FeatureCollection):
-    /// only tiles touching its polygons are seeded.
-    #[arg(long)]
-    geojson: Option<PathBuf>,
-    /// A region name from the configured `[regions]` table.
-    #[arg(long)]
-    region: Option<String>,
 }
 
 fn parse_range(s: &str) -> Result<[f64; 2], String> {
@@ -373,36 +323,7 @@ async fn run(
                 imported.original.display()
             );
         }
-        Command::Seed {
-            layers,
-            zoom,
-            area,
-            to,
-            concurrency,
-            resume,
-            shard,
-            dry_run,
-            format,
-            scale,
-            json,
-        } => {
-            let args = seed_cmd::SeedArgs {
-                layers,
-                zoom,
-                bbox: area.bbox,
-                geojson: area.geojson,
-                region: area.region,
-                to,
-                concurrency,
-                resume,
-                shard,
-                dry_run,
-                format,
-                scale,
-                json,
-            };
-            seed_cmd::seed(&config, args).await?;
-        }
+        Command::Seed(args) => seed_cmd::seed(&config, args).await?,
         Command::Purge {
             layer,
             zoom,

@@ -13,21 +13,58 @@ use planscape::tile::TileFormat;
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// The parsed `seed` arguments.
+/// `planscape seed` arguments.
+#[derive(clap::Args)]
 pub struct SeedArgs {
+    /// Layers to seed.
+    #[arg(required = true)]
     pub layers: Vec<String>,
+    /// Zoom range `MIN-MAX` (or one zoom); clipped to each layer's range.
+    #[arg(long, short, value_parser = planscape::seed::parse_zooms)]
     pub zoom: RangeInclusive<u8>,
-    pub bbox: Option<String>,
-    pub geojson: Option<PathBuf>,
-    pub region: Option<String>,
+    #[command(flatten)]
+    pub area: AreaArgs,
+    /// Destination: `file://FOLDER` or `s3://BUCKET/PREFIX` (default: `store.url`).
+    #[arg(long)]
     pub to: Option<String>,
+    /// Tiles (raster: 4x4 metatiles) rendered and written at once; default 2 per core.
+    #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Skip tiles already in the store (continue an interrupted run).
+    #[arg(long)]
     pub resume: bool,
+    /// Seed only part `i` of `n` (0-based) of the tile list; `auto/n` takes `i` from
+    /// `JOB_COMPLETION_INDEX` (Kubernetes) or `AWS_BATCH_JOB_ARRAY_INDEX` (AWS Batch).
+    #[arg(long)]
     pub shard: Option<String>,
+    /// Print the tile count and an estimated size, write nothing.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Stored format of raster layers: png or webp.
+    #[arg(long)]
     pub format: Option<String>,
+    /// Pixel ratio of raster tiles: 1 (256 px) or 2 (512 px, `@2x`).
+    #[arg(long, default_value_t = 1)]
     pub scale: u8,
+    /// Print the summary as JSON.
+    #[arg(long)]
     pub json: bool,
+}
+
+/// What to seed: one of a bbox, a GeoJSON file or a region (default: the layers' bounds).
+#[derive(clap::Args)]
+#[group(multiple = false)]
+pub struct AreaArgs {
+    /// `WEST,SOUTH,EAST,NORTH` in degrees.
+    #[arg(long, allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// A GeoJSON file (Polygon/MultiPolygon geometry, Feature or FeatureCollection):
+    /// only tiles touching its polygons are seeded.
+    #[arg(long)]
+    pub geojson: Option<PathBuf>,
+    /// A region name from the configured `[regions]` table.
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 /// `--shard i/n`, or `auto/n` with the index from the batch engine's environment.
@@ -76,7 +113,7 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     if args.concurrency == Some(0) {
         return Err("--concurrency must be at least 1".into());
     }
-    let mut coverage = match (&args.bbox, &args.geojson) {
+    let mut coverage = match (&args.area.bbox, &args.area.geojson) {
         (Some(b), _) => Some(Coverage::parse_bbox(b)?),
         (_, Some(path)) => {
             let text = std::fs::read_to_string(path)
@@ -90,13 +127,13 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
             return Err(seed::SeedError::UnknownLayer(name.clone()).into());
         }
     }
-    let need_db = seed::needs_database(config, &args.layers) || args.region.is_some();
+    let need_db = seed::needs_database(config, &args.layers) || args.area.region.is_some();
     let client = if need_db {
         Some(planscape::db::connect(&config.database).await?)
     } else {
         None
     };
-    if let (Some(region), Some(client)) = (&args.region, &client) {
+    if let (Some(region), Some(client)) = (&args.area.region, &client) {
         coverage = Some(seed::region_coverage(client, config.regions.as_ref(), region).await?);
     }
     let layers = seed::open_layers(

@@ -86,6 +86,16 @@ async fn new_plan(server: &TestServer, token: &str, file: &str) -> Value {
     body
 }
 
+/// `GET /auth/me` with a token (or none): the status.
+async fn me_status(server: &TestServer, token: Option<&str>) -> u16 {
+    call(server, Method::GET, "/auth/me", token, None).await.0
+}
+
+/// `POST /auth/login`.
+async fn login(server: &TestServer, form: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    call(server, Method::POST, "/auth/login", None, Some(form)).await
+}
+
 fn error_field(body: &Value) -> &str {
     body["error"]["field"].as_str().unwrap_or("")
 }
@@ -127,10 +137,7 @@ async fn accounts_sessions_and_passwords() {
     let (status, _, me) = call(&server, Method::GET, "/auth/me", Some(&token), None).await;
     assert_eq!((status, me["email"].as_str()), (200, Some(mail.as_str())));
     assert!(me.get("password_hash").is_none());
-    assert_eq!(
-        call(&server, Method::GET, "/auth/me", None, None).await.0,
-        401
-    );
+    assert_eq!(me_status(&server, None).await, 401);
     assert_eq!(
         call(
             &server,
@@ -145,35 +152,26 @@ async fn accounts_sessions_and_passwords() {
     );
 
     // Same answer for a wrong password and an unknown email.
-    let (s1, _, wrong) = call(
+    let (s1, _, wrong) = login(
         &server,
-        Method::POST,
-        "/auth/login",
-        None,
-        Some(json!({"email": mail, "password": "not the password"})),
+        json!({"email": mail, "password": "not the password"}),
     )
     .await;
-    let (s2, _, unknown) = call(
+    let (s2, _, unknown) = login(
         &server,
-        Method::POST,
-        "/auth/login",
-        None,
-        Some(json!({"email": email("nobody"), "password": "not the password"})),
+        json!({"email": email("nobody"), "password": "not the password"}),
     )
     .await;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(wrong, unknown);
 
     // Password change: the wrong current password is refused; then every session ends.
-    let (_, _, login) = call(
+    let (_, _, session) = login(
         &server,
-        Method::POST,
-        "/auth/login",
-        None,
-        Some(json!({"email": mail, "password": "first password ok"})),
+        json!({"email": mail, "password": "first password ok"}),
     )
     .await;
-    let second = login["token"].as_str().expect("token").to_owned();
+    let second = session["token"].as_str().expect("token").to_owned();
     let (status, _, body) = call(
         &server,
         Method::POST,
@@ -205,25 +203,12 @@ async fn accounts_sessions_and_passwords() {
     assert_eq!(status, 200, "{body}");
     let third = body["token"].as_str().expect("token").to_owned();
     for old in [&token, &second] {
-        assert_eq!(
-            call(&server, Method::GET, "/auth/me", Some(old), None)
-                .await
-                .0,
-            401
-        );
+        assert_eq!(me_status(&server, Some(old)).await, 401);
     }
-    assert_eq!(
-        call(&server, Method::GET, "/auth/me", Some(&third), None)
-            .await
-            .0,
-        200
-    );
-    let (status, _, _) = call(
+    assert_eq!(me_status(&server, Some(&third)).await, 200);
+    let (status, _, _) = login(
         &server,
-        Method::POST,
-        "/auth/login",
-        None,
-        Some(json!({"email": mail, "password": "first password ok"})),
+        json!({"email": mail, "password": "first password ok"}),
     )
     .await;
     assert_eq!(status, 401);
@@ -235,12 +220,7 @@ async fn accounts_sessions_and_passwords() {
             .0,
         204
     );
-    assert_eq!(
-        call(&server, Method::GET, "/auth/me", Some(&third), None)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(me_status(&server, Some(&third)).await, 401);
 
     // Bad bodies.
     let raw = |body: &'static str, content_type: &'static str| {
@@ -297,22 +277,26 @@ async fn accounts_sessions_and_passwords() {
     }
     server.stop().await;
 
-    // Sessions expire.
-    let server = TestServer::start("[accounts]\nsession_ttl_s = 1\n").await;
-    let (token, _, _) = signup(&server, "brief").await;
-    assert_eq!(
-        call(&server, Method::GET, "/auth/me", Some(&token), None)
-            .await
-            .0,
-        200
-    );
+    // Sessions expire; behind HTTPS the cookie is `Secure`.
+    let server = TestServer::start(
+        "public_url = \"https://maps.example.org\"\n[accounts]\nsession_ttl_s = 1\n",
+    )
+    .await;
+    let (status, headers, body) = call(
+        &server,
+        Method::POST,
+        "/auth/signup",
+        None,
+        Some(json!({"email": email("brief"), "password": "a good long password", "name": "B"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let cookie = headers["set-cookie"].to_str().expect("cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let token = body["token"].as_str().expect("token").to_owned();
+    assert_eq!(me_status(&server, Some(&token)).await, 200);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(
-        call(&server, Method::GET, "/auth/me", Some(&token), None)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(me_status(&server, Some(&token)).await, 401);
     server.stop().await;
 }
 
@@ -1038,12 +1022,9 @@ async fn the_cli_creates_admins() {
         .expect("run");
     assert!(!short.status.success());
     let server = TestServer::start("").await;
-    let (status, _, body) = call(
+    let (status, _, body) = login(
         &server,
-        Method::POST,
-        "/auth/login",
-        None,
-        Some(json!({"email": mail, "password": "an admin password"})),
+        json!({"email": mail, "password": "an admin password"}),
     )
     .await;
     assert_eq!(status, 200, "{body}");

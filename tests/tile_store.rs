@@ -151,6 +151,17 @@ fn summary(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|_| panic!("no JSON summary in {stdout:?}; stderr: {}", stderr(out)))
 }
 
+/// A bucket, a scratch schema with the counties, and a config serving them and
+/// `test_raster.tif`.
+async fn setup() -> (Client, String, Scratch, PathBuf) {
+    let s3 = s3_at(&endpoint()).await;
+    let bucket = new_bucket(&s3).await;
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    let config = write_config(&layers_toml(&scratch));
+    (s3, bucket, scratch, config)
+}
+
 fn seed(config: &Path, to: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "seed",
@@ -172,11 +183,7 @@ fn seed(config: &Path, to: &str, extra: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeded_objects_are_the_live_tiles_with_the_live_headers() {
-    let s3 = s3_at(&endpoint()).await;
-    let bucket = new_bucket(&s3).await;
-    let scratch = Scratch::new().await;
-    scratch.load_counties("counties").await;
-    let config = write_config(&layers_toml(&scratch));
+    let (s3, bucket, scratch, config) = setup().await;
     let out = seed(&config, &format!("s3://{bucket}/tiles"), &[]);
     assert!(out.status.success(), "seed failed: {}", stderr(&out));
     let sum = summary(&out);
@@ -256,11 +263,7 @@ async fn seeded_objects_are_the_live_tiles_with_the_live_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_run() {
-    let s3 = s3_at(&endpoint()).await;
-    let bucket = new_bucket(&s3).await;
-    let scratch = Scratch::new().await;
-    scratch.load_counties("counties").await;
-    let config = write_config(&layers_toml(&scratch));
+    let (s3, bucket, scratch, config) = setup().await;
 
     let whole = seed(&config, &format!("s3://{bucket}/whole"), &[]);
     assert!(whole.status.success(), "{}", stderr(&whole));
@@ -338,10 +341,7 @@ async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_ru
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pregenerated_layers_are_served_from_s3_and_purged() {
-    let s3 = s3_at(&endpoint()).await;
-    let bucket = new_bucket(&s3).await;
-    let scratch = Scratch::new().await;
-    scratch.load_counties("counties").await;
+    let (s3, bucket, scratch, _) = setup().await;
     let token = "test-admin-token-0123456789";
     let toml = format!(
         "admin_token = \"{token}\"\n{}",
@@ -549,11 +549,7 @@ async fn polygon_coverage_matches_postgis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_fail_before_any_work() {
-    let s3 = s3_at(&endpoint()).await;
-    let bucket = new_bucket(&s3).await;
-    let scratch = Scratch::new().await;
-    scratch.load_counties("counties").await;
-    let config = write_config(&layers_toml(&scratch));
+    let (s3, bucket, scratch, config) = setup().await;
     let dir = config.parent().expect("dir").to_path_buf();
     let not_geojson = dir.join("not.geojson");
     std::fs::write(&not_geojson, "<kml/>").expect("write");
