@@ -5,6 +5,7 @@
 #   scripts/db.sh stop     stop it
 #   scripts/db.sh status   say whether it runs
 #   scripts/db.sh url      print its DATABASE_URL
+#   scripts/db.sh fresh N  start it, (re)create the empty PostGIS database N, print its URL
 #
 # The cluster lives in .data/pg (git-ignored). PostgreSQL refuses to run as root, so as
 # root it runs as the `postgres` user; when that user cannot reach the checkout (e.g.
@@ -80,6 +81,19 @@ CONF
   echo "PostGIS running: $URL" >&2
 }
 
+# A new empty database with PostGIS (the test suite's: every run migrates from nothing).
+fresh() {
+  local name="$1"
+  if ! [[ "$name" =~ ^[a-z_][a-z0-9_]*$ ]] || [ "$name" = planscape ]; then
+    echo "fresh: '$name' is not a test database name" >&2; exit 64
+  fi
+  start >/dev/null 2>&1
+  "$PGBIN/dropdb" -h 127.0.0.1 -p "$PORT" -U planscape --if-exists --force "$name"
+  "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U planscape "$name"
+  PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT" -U planscape -d "$name" -c "CREATE EXTENSION postgis" >/dev/null
+  echo "postgres://planscape@127.0.0.1:${PORT}/$name"
+}
+
 stop() {
   local data
   data="$(data_dir)"
@@ -95,5 +109,6 @@ case "${1:-start}" in
   restart) stop; start ;;
   status) if is_running "$(data_dir)"; then echo "running: $URL"; else echo "stopped"; exit 3; fi ;;
   url) echo "$URL" ;;
-  *) echo "usage: $0 start|stop|restart|status|url" >&2; exit 64 ;;
+  fresh) fresh "${2:?usage: $0 fresh DATABASE}" ;;
+  *) echo "usage: $0 start|stop|restart|status|url|fresh NAME" >&2; exit 64 ;;
 esac

@@ -3,15 +3,18 @@
 # system packages, the embedded PostGIS, an S3 API on loopback (moto), format and lint
 # gates, then every test (unit and integration, against real PostGIS, real S3 API, real
 # HTTP and GDAL's MVT driver).
-# Set DATABASE_URL to test against another PostGIS (the database-restart test needs the
-# embedded cluster, whose scripts/db.sh it calls).
+# The tests run in a database of their own, `planscape_test`, made anew each run so that
+# migrations always run from nothing and no earlier run's leftovers count; the demo's
+# `planscape` database is left alone. Set DATABASE_URL to test against another PostGIS
+# (the database-restart test needs the embedded cluster, whose scripts/db.sh it calls).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 scripts/setup-debian.sh
 scripts/db.sh start
-export DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
+if [ -z "${DATABASE_URL:-}" ]; then DATABASE_URL="$(scripts/db.sh fresh planscape_test)"; fi
+export DATABASE_URL
 # A real S3 API on loopback (moto) for the tile store tests, with dummy credentials:
 # the tests never talk to AWS, whatever credentials the caller's environment holds.
 scripts/s3.sh start

@@ -85,6 +85,13 @@ pub async fn connect(db: &DatabaseConfig) -> Result<tokio_postgres::Client, DbEr
     Ok(client)
 }
 
+/// Where refinery records the applied migrations: in the server's own schema, named in
+/// full. Unqualified, the table would land in the first schema of the search path, and
+/// with the default path (`"$user", public`) that changes once V1 creates `planscape`
+/// when the database role is itself called `planscape`: the history then splits across
+/// two tables and later runs re-apply migrations that already ran.
+const HISTORY_TABLE: &str = "planscape.refinery_schema_history";
+
 /// Applies the pending migrations of `migrations/`; returns how many ran. Servers
 /// starting together take turns (a session advisory lock), so each migration runs once.
 pub async fn migrate(db: &DatabaseConfig) -> Result<usize, DbError> {
@@ -94,15 +101,64 @@ pub async fn migrate(db: &DatabaseConfig) -> Result<usize, DbError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await
-        .map_err(|e| DbError::Migration(e.to_string()))?;
-    let report = embedded::migrations::runner()
-        .run_async(&mut client)
-        .await
-        .map_err(|e| DbError::Migration(e.to_string()));
+        .map_err(|e| DbError::Migration(error_chain(&e)))?;
+    let result = run_migrations(&mut client).await;
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
         .await;
-    Ok(report?.applied_migrations().len())
+    result
+}
+
+/// Runs refinery against [`HISTORY_TABLE`], adopting a history of ours (its V1 row names
+/// `planscape_schema`) that earlier versions kept unqualified in `public`; when both
+/// exist they are merged, as each row in either is a migration that ran.
+async fn run_migrations(client: &mut tokio_postgres::Client) -> Result<usize, DbError> {
+    client
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS planscape;
+             DO $$
+             BEGIN
+               -- Nested: a condition naming the table is planned only once it exists.
+               IF to_regclass('public.refinery_schema_history') IS NOT NULL THEN
+                 IF EXISTS (SELECT 1 FROM public.refinery_schema_history
+                            WHERE version = 1 AND name = 'planscape_schema') THEN
+                   IF to_regclass('planscape.refinery_schema_history') IS NULL THEN
+                     ALTER TABLE public.refinery_schema_history SET SCHEMA planscape;
+                   ELSE
+                     INSERT INTO planscape.refinery_schema_history
+                       SELECT * FROM public.refinery_schema_history p
+                       WHERE NOT EXISTS (SELECT 1 FROM planscape.refinery_schema_history h
+                                         WHERE h.version = p.version);
+                     DROP TABLE public.refinery_schema_history;
+                   END IF;
+                 END IF;
+               END IF;
+             END $$;",
+        )
+        .await
+        .map_err(|e| DbError::Migration(error_chain(&e)))?;
+    let mut runner = embedded::migrations::runner();
+    runner.set_migration_table_name(HISTORY_TABLE);
+    let report = runner
+        .run_async(client)
+        .await
+        .map_err(|e| DbError::Migration(error_chain(&e)))?;
+    Ok(report.applied_migrations().len())
+}
+
+/// An error with its causes (`db error` alone hides what PostgreSQL said).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Quotes a validated identifier for SQL (`schema.table` is quoted part by part).
