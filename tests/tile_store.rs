@@ -76,6 +76,36 @@ async fn keys(s3: &Client, bucket: &str, prefix: &str) -> BTreeSet<String> {
     out
 }
 
+/// Whether a key is an empty-tile record (`{layer}/_empty/...`), not a tile.
+fn is_record(key: &str) -> bool {
+    key.contains("/_empty/")
+}
+
+/// The tile keys of a listing, without the empty-tile records.
+fn tile_keys<'a>(keys: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    keys.into_iter()
+        .filter(|k| !is_record(k))
+        .cloned()
+        .collect()
+}
+
+/// The tiles the records among `objects` name, as `{layer}/{z}/{x}/{y}`.
+fn recorded_empty(objects: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (key, body) in objects.iter().filter(|(k, _)| is_record(k)) {
+        let mut parts = key.split('/');
+        let (layer, _, z) = (
+            parts.next().expect("layer"),
+            parts.next(),
+            parts.next().expect("zoom"),
+        );
+        for line in String::from_utf8_lossy(body).lines() {
+            out.push(format!("{layer}/{z}/{line}"));
+        }
+    }
+    out
+}
+
 /// Every object's body under `prefix/`.
 async fn objects(s3: &Client, bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -187,7 +217,10 @@ async fn seeded_objects_are_the_live_tiles_with_the_live_headers() {
     let out = seed(&config, &format!("s3://{bucket}/tiles"), &[]);
     assert!(out.status.success(), "seed failed: {}", stderr(&out));
     let sum = summary(&out);
-    let stored = objects(&s3, &bucket, "tiles").await;
+    let mut stored = objects(&s3, &bucket, "tiles").await;
+    let empties = recorded_empty(&stored);
+    assert_eq!(sum["empty"].as_u64(), Some(empties.len() as u64));
+    stored.retain(|k, _| !is_record(k));
     assert_eq!(sum["written"].as_u64(), Some(stored.len() as u64));
     assert_eq!(sum["failed"].as_u64(), Some(0));
     assert!(stored.keys().any(|k| k.starts_with("counties/")));
@@ -283,11 +316,12 @@ async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_ru
         written += summary(&out)["written"].as_u64().expect("written");
         shard_sets.push(keys(&s3, &bucket, &prefix).await);
     }
-    let union: BTreeSet<String> = shard_sets.iter().flatten().cloned().collect();
-    assert_eq!(union, expected.keys().cloned().collect::<BTreeSet<_>>());
+    let union = tile_keys(shard_sets.iter().flatten());
+    let expected_tiles = tile_keys(expected.keys());
+    assert_eq!(union, expected_tiles);
     assert_eq!(
         written,
-        expected.len() as u64,
+        expected_tiles.len() as u64,
         "no tile written by two shards"
     );
     assert!(
@@ -318,24 +352,133 @@ async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_ru
     .expect("spawn seed");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let n = keys(&s3, &bucket, "killed").await.len();
-        if n >= expected.len() / 4 || Instant::now() > deadline {
+        let n = tile_keys(&keys(&s3, &bucket, "killed").await).len();
+        if n >= expected_tiles.len() / 4 || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     child.kill().expect("kill");
     let _ = child.wait();
-    let partial = keys(&s3, &bucket, "killed").await.len();
+    let left = objects(&s3, &bucket, "killed").await;
+    let partial = tile_keys(left.keys()).len();
     assert!(
-        partial > 0 && partial < expected.len(),
+        partial > 0 && partial < expected_tiles.len(),
         "killed mid-run: {partial}"
     );
     let resumed = seed(&config, &format!("s3://{bucket}/killed"), &["--resume"]);
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let sum = summary(&resumed);
-    assert_eq!(sum["skipped"].as_u64(), Some(partial as u64));
+    // Skipped: the tiles written before the kill and the empty ones recorded by then.
+    assert_eq!(
+        sum["skipped"].as_u64(),
+        Some((partial + recorded_empty(&left).len()) as u64)
+    );
+    // Tiles and records alike: the same objects, byte for byte.
     assert_eq!(objects(&s3, &bucket, "killed").await, expected);
+    scratch.cleanup().await;
+}
+
+/// Off the coast at San Francisco: half land (counties), half ocean (empty tiles).
+const COAST: &str = "-123.4,37.4,-122.3,38.1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_tiles_are_recorded_and_resume_skips_them() {
+    let (s3, bucket, scratch, config) = setup().await;
+    let seed_coast = |prefix: &str, extra: &[&str]| {
+        let to = format!("s3://{bucket}/{prefix}");
+        let mut args = vec![
+            "seed", "counties", "--zoom", "7-12", "--bbox", COAST, "--to", &to, "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = planscape(&config, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        summary(&out)
+    };
+    let first = seed_coast("coast", &[]);
+    let stored = objects(&s3, &bucket, "coast").await;
+    let written = tile_keys(stored.keys());
+    let empties: BTreeSet<String> = recorded_empty(&stored).into_iter().collect();
+    assert_eq!(first["empty"].as_u64(), Some(empties.len() as u64));
+    assert_eq!(first["written"].as_u64(), Some(written.len() as u64));
+    assert!(!empties.is_empty() && !written.is_empty(), "{first}");
+    // One record per zoom, named for the shard and the stored form.
+    assert!(
+        stored
+            .keys()
+            .filter(|k| is_record(k))
+            .all(|k| k.starts_with("counties/_empty/") && k.ends_with("/0-of-1.mvt.txt")),
+        "{:?}",
+        stored.keys().filter(|k| is_record(k)).collect::<Vec<_>>()
+    );
+
+    // Every tile of the coverage is written or recorded empty, never both; and every
+    // recorded one is empty when served live.
+    let coverage = Coverage::parse_bbox(COAST).expect("bbox");
+    let all: BTreeSet<String> = (7..=12u8)
+        .flat_map(|z| coverage.tiles(z))
+        .map(|t| format!("counties/{}/{}/{}", t.z, t.x, t.y))
+        .collect();
+    let written_tiles: BTreeSet<String> = written
+        .iter()
+        .map(|k| k.trim_end_matches(".mvt").to_owned())
+        .collect();
+    assert!(written_tiles.is_disjoint(&empties));
+    assert_eq!(
+        written_tiles
+            .union(&empties)
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        all
+    );
+    let server = TestServer::start(&layers_toml(&scratch)).await;
+    for tile in &empties {
+        let live = server.get(&format!("/tiles/{tile}.mvt"), &[]).await;
+        assert_eq!(live.status(), 204, "{tile} was recorded empty");
+    }
+    server.stop().await;
+
+    // A resumed complete run renders nothing: stored and empty tiles are both skipped,
+    // and the objects stay as they were.
+    let again = seed_coast("coast", &["--resume"]);
+    assert_eq!(again["skipped"].as_u64(), Some(all.len() as u64), "{again}");
+    assert_eq!(again["written"].as_u64(), Some(0));
+    assert_eq!(again["empty"].as_u64(), Some(0));
+    assert_eq!(objects(&s3, &bucket, "coast").await, stored);
+
+    // Two shards record disjoint parts whose union is the unsharded record.
+    let mut sharded = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        seed_coast("sharded", &["--shard", shard]);
+    }
+    let shard_objects = objects(&s3, &bucket, "sharded").await;
+    for (key, body) in shard_objects.iter().filter(|(k, _)| is_record(k)) {
+        assert!(key.ends_with("-of-2.mvt.txt"), "{key}");
+        let one = BTreeMap::from([(key.clone(), body.clone())]);
+        sharded.push(recorded_empty(&one).into_iter().collect::<BTreeSet<_>>());
+    }
+    let merged: BTreeSet<String> = sharded.iter().flatten().cloned().collect();
+    assert_eq!(merged, empties);
+    assert_eq!(
+        sharded.iter().map(BTreeSet::len).sum::<usize>(),
+        empties.len(),
+        "no tile recorded by two shards"
+    );
+
+    // Purge removes the tiles and the records of its zooms.
+    let out = planscape(
+        &config,
+        &[
+            "purge",
+            "counties",
+            "--zoom",
+            "7-12",
+            "--to",
+            &format!("s3://{bucket}/coast"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(keys(&s3, &bucket, "coast").await.is_empty());
     scratch.cleanup().await;
 }
 
@@ -365,7 +508,8 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let stored = objects(&s3, &bucket, "tiles").await;
+    let mut stored = objects(&s3, &bucket, "tiles").await;
+    stored.retain(|k, _| !is_record(k));
     let (key, body) = stored.iter().next().expect("some tiles");
 
     let server = TestServer::start(&toml).await;

@@ -4,9 +4,11 @@
 //! polygons, a named region), keeps this shard's part, drops what `--resume` finds
 //! already stored, then renders and writes with bounded concurrency. Raster tiles are
 //! rendered in metatiles (one raster read for a 4 x 4 block); empty tiles (no feature,
-//! fully transparent) are counted but not written, as the server answers them without
-//! the store. Every tile ends up written, skipped, empty or failed: none is dropped.
+//! fully transparent) are not written, as the server answers them without the store,
+//! but recorded ([`empties`]) so that `--resume` skips them too. Every tile ends up
+//! written, skipped, empty or failed: none is dropped.
 
+pub mod empties;
 mod plan;
 mod progress;
 
@@ -28,6 +30,7 @@ use crate::source::vector::VectorSource;
 use crate::source::{Source, SourceError};
 use crate::store::{StoreError, StoredTile, TileStore, parse_tile_key, tile_key};
 use crate::tile::{TileFormat, TileId};
+use empties::EmptyRecords;
 pub use plan::{METATILE, Shard};
 use progress::Progress;
 
@@ -255,9 +258,9 @@ pub struct Summary {
     pub tiles: u64,
     /// Tiles written to the store.
     pub written: u64,
-    /// Tiles already stored (`--resume`).
+    /// Tiles already stored or recorded empty (`--resume`).
     pub skipped: u64,
-    /// Empty tiles, not written.
+    /// Empty tiles found by this run: recorded, not written.
     pub empty: u64,
     /// Tiles that could not be rendered or written.
     pub failed: u64,
@@ -314,11 +317,13 @@ impl Tally {
 }
 
 /// The tile list of each layer for this shard: blocks (metatiles for rasters), without
-/// the tiles `resume` finds stored. Returns the blocks and the skipped count.
-pub async fn plan(
+/// the tiles `resume` finds stored or recorded empty (this shard's records are loaded
+/// into `empties`). Returns the blocks and the skipped count.
+async fn plan(
     layers: &[SeedLayer],
     store: &TileStore,
     opts: &SeedOptions,
+    empties: &EmptyRecords,
 ) -> Result<(Vec<plan::Block>, u64), SeedError> {
     let mut blocks = Vec::new();
     let mut skipped = 0;
@@ -335,9 +340,11 @@ pub async fn plan(
                 plan::layer_blocks(index, z..=z, &opts.coverage, filter, block, opts.shard);
             if opts.resume {
                 let stored = stored_tiles(store, layer, z).await?;
+                let empty = empties.load(store, index, layer, z).await?;
                 for b in &mut zoom_blocks {
                     let before = b.tiles.len();
-                    b.tiles.retain(|t| !stored.contains(t));
+                    b.tiles
+                        .retain(|t| !stored.contains(t) && !empty.contains(t));
                     skipped += (before - b.tiles.len()) as u64;
                 }
                 zoom_blocks.retain(|b| !b.tiles.is_empty());
@@ -376,7 +383,8 @@ pub async fn run(
 ) -> Result<Summary, SeedError> {
     let started = Instant::now();
     store.check().await?;
-    let (blocks, skipped) = plan(layers, store, opts).await?;
+    let empties = EmptyRecords::new(opts.shard);
+    let (blocks, skipped) = plan(layers, store, opts, &empties).await?;
     let total: u64 = blocks.iter().map(|b| b.tiles.len() as u64).sum();
     tracing::info!(
         tiles = total,
@@ -388,21 +396,33 @@ pub async fn run(
     let tally = Tally::default();
     let mut results = futures_util::stream::iter(blocks)
         .map(|block| {
-            let (tally, progress) = (&tally, &progress);
+            let (tally, progress, empties) = (&tally, &progress, &empties);
             async move {
                 let n = block.tiles.len() as u64;
-                let layer = &layers[block.layer];
                 if tally.giving_up() {
                     tally.failed.fetch_add(n, Ordering::Relaxed);
                 } else {
-                    seed_block(layer, &block.tiles, pool, store, &opts.cache_control, tally).await;
+                    let out = Output {
+                        store,
+                        cache_control: &opts.cache_control,
+                        tally,
+                        empties,
+                    };
+                    seed_block(layers, &block, pool, &out).await;
                 }
                 progress.advance(n);
             }
         })
         .buffer_unordered(opts.concurrency.max(1));
-    while results.next().await.is_some() {}
+    let mut flushed = Instant::now();
+    while results.next().await.is_some() {
+        if flushed.elapsed() >= empties::FLUSH_EVERY {
+            flush_empties(&empties, layers, store).await;
+            flushed = Instant::now();
+        }
+    }
     drop(results);
+    flush_empties(&empties, layers, store).await;
     progress.finish();
     if tally.giving_up() {
         tracing::error!(
@@ -420,21 +440,43 @@ pub async fn run(
     })
 }
 
-/// Renders one block and writes its non-empty tiles.
+/// Writes the empty-tile records that changed; a failure is reported, and only means a
+/// later `--resume` renders those empty tiles again.
+async fn flush_empties(empties: &EmptyRecords, layers: &[SeedLayer], store: &TileStore) {
+    if let Err(e) = empties.flush(layers, store).await {
+        tracing::warn!(error = %e, "empty-tile records not written (--resume renders those tiles again)");
+    }
+}
+
+/// Where a seed's rendered tiles go.
+struct Output<'a> {
+    store: &'a TileStore,
+    cache_control: &'a str,
+    tally: &'a Tally,
+    empties: &'a EmptyRecords,
+}
+
+/// Renders one block, writes its non-empty tiles and records its empty ones.
 async fn seed_block(
-    layer: &SeedLayer,
-    tiles: &[TileId],
+    layers: &[SeedLayer],
+    block: &plan::Block,
     pool: Option<&Pool>,
-    store: &TileStore,
-    cache_control: &str,
-    tally: &Tally,
+    out: &Output<'_>,
 ) {
-    let rendered = render_block(layer, tiles, pool).await;
+    let Output {
+        store,
+        cache_control,
+        tally,
+        empties,
+    } = *out;
+    let layer = &layers[block.layer];
+    let rendered = render_block(layer, &block.tiles, pool).await;
     for (tile, result) in rendered {
         let image = match result {
             Ok(Some(image)) => image,
             Ok(None) => {
                 tally.empty.fetch_add(1, Ordering::Relaxed);
+                empties.add(block.layer, tile);
                 tally.success();
                 continue;
             }
@@ -528,7 +570,7 @@ pub async fn estimate(
     opts: &SeedOptions,
 ) -> Result<Vec<Estimate>, SeedError> {
     const SAMPLES: usize = 8;
-    let (blocks, _) = plan(layers, store, opts).await?;
+    let (blocks, _) = plan(layers, store, opts, &EmptyRecords::new(opts.shard)).await?;
     let mut out = Vec::new();
     for (index, layer) in layers.iter().enumerate() {
         for z in layer.zooms.clone() {
@@ -569,7 +611,9 @@ pub async fn estimate(
 }
 
 /// Removes `layer`'s stored tiles over `zooms` (and `coverage`, else everywhere), all
-/// formats and pixel ratios. Returns how many objects were deleted.
+/// formats and pixel ratios, and the empty-tile records of those zooms (whole: a later
+/// `--resume` renders the zooms' empty tiles again rather than trust a stale record).
+/// Returns how many tiles were deleted.
 pub async fn purge(
     store: &TileStore,
     layer: &str,
@@ -589,6 +633,8 @@ pub async fn purge(
             .collect();
         store.delete(&doomed).await?;
         deleted += doomed.len();
+        let records = store.list(&empties::zoom_prefix(layer, z)).await?;
+        store.delete(&records).await?;
     }
     Ok(deleted)
 }
