@@ -324,6 +324,41 @@ async fn catalog_build_stats_and_scores() {
         assert_eq!(err["error"]["field"], field, "{err}");
     }
 
+    // A valid area drawn in detail (60,000 vertices: validity is PostGIS's indexed
+    // check, not a pairwise one on the request path) gets its statistics.
+    let detailed = {
+        let n = 60_000;
+        let ring: Vec<Value> = (0..=n)
+            .map(|i| {
+                let t = std::f64::consts::TAU * f64::from(i % n) / f64::from(n);
+                let r = 0.05 * (1.0 + 0.1 * (40.0 * t).sin());
+                let round = |v: f64| (v * 1e6).round() / 1e6;
+                json!([round(-119.6 + r * t.cos()), round(37.6 + r * t.sin())])
+            })
+            .collect();
+        json!({"type": "Polygon", "coordinates": [ring]})
+    };
+    let resp = post(
+        json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": detailed}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(resp.status(), 200);
+    let detailed_body: Value = resp.json().await.expect("json");
+    let detailed_shape = planscape::planning::geometry::to_multipolygon(&detailed).expect("shape");
+    let expected = planscape::planning::stats::zonal_stats(
+        &dir.join("built/sierra_nevada/disturbance.tif"),
+        1,
+        &detailed_shape,
+    )
+    .expect("stats");
+    assert!(expected.count > 1000, "the area lies on the raster");
+    assert_eq!(
+        detailed_body["results"][0]["count"].as_u64(),
+        Some(expected.count),
+        "{detailed_body}"
+    );
+
     // Plan scores: every condition of the region, kept, recomputed on a geometry change.
     let plan: Value = client()
         .post(format!("{}{API}/plans", server.base))
@@ -383,6 +418,61 @@ async fn catalog_build_stats_and_scores() {
     assert_eq!(scores(stranger).await.status(), 404);
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Checks project areas against PostGIS: each lies inside the plan and outside the
+/// excluded area, both taken with straight edges in EPSG:5070 as the scenario does (but
+/// for slivers of the output's 1 cm rounding), and its acres are its
+/// geodesic area's within 0.5 %, never more than its stands'. Returns the stated and the
+/// stands' (unclipped) acres.
+async fn check_project_areas(
+    areas: &[Value],
+    plan: &Value,
+    exclude: &Value,
+    stand_acres: f64,
+) -> (f64, f64) {
+    let db = planscape::db::connect(&common::db_config())
+        .await
+        .expect("db");
+    let (mut stated_sum, mut nominal_sum) = (0.0, 0.0);
+    for a in areas {
+        let row = db
+            .query_one(
+                "WITH g AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON($1), 4326) a, \
+                                   ST_SetSRID(ST_GeomFromGeoJSON($2), 4326) p, \
+                                   ST_SetSRID(ST_GeomFromGeoJSON($3), 4326) x) \
+                 SELECT ST_Area(ST_Difference(ST_Transform(a, 5070), ST_Transform(p, 5070))), \
+                        ST_Area(ST_Intersection(ST_Transform(a, 5070), ST_Transform(x, 5070))), \
+                        ST_Area(a::geography) / 4046.8564224, \
+                        ST_Perimeter(ST_Transform(a, 5070)) FROM g",
+                &[
+                    &a["geometry"].to_string(),
+                    &plan.to_string(),
+                    &exclude.to_string(),
+                ],
+            )
+            .await
+            .expect("PostGIS measures the area");
+        let (outside, excluded, acres, perimeter): (f64, f64, f64, f64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        // The GeoJSON has 7 decimals (about 1 cm): slivers of at most that width.
+        let slivers = perimeter * 0.01;
+        assert!(outside < slivers, "{outside} m² outside the plan");
+        assert!(excluded < slivers, "{excluded} m² in the excluded area");
+        let stated = a["properties"]["area_acres"].as_f64().expect("acres");
+        assert!(
+            (stated - acres).abs() / acres < 0.005,
+            "{stated} acres stated, {acres} by PostGIS"
+        );
+        let nominal = a["properties"]["stand_count"].as_f64().expect("stands") * stand_acres;
+        assert!(
+            stated <= nominal * (1.0 + 1e-6),
+            "clipping never adds area: {stated} > {nominal}"
+        );
+        stated_sum += stated;
+        nominal_sum += nominal;
+    }
+    (stated_sum, nominal_sum)
 }
 
 /// Polls a scenario until it is done or failed.
@@ -492,6 +582,14 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         (zero, "priorities"),
         (unknown, "priorities[0].condition"),
         (share, "max_treatment_share"),
+        (
+            {
+                let mut b = request(100);
+                b["name"] = json!("tab\tand nul\u{0}");
+                b
+            },
+            "name",
+        ),
     ] {
         let r = create(&collaborator, body).await.expect("send");
         assert_eq!(r.status(), 422);
@@ -556,6 +654,49 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         }
         assert_eq!(a["geometry"]["type"], "MultiPolygon");
     }
+    check_project_areas(
+        &areas,
+        &square(-119.6, 37.6, 0.2),
+        &square(-119.45, 37.45, 0.03),
+        10.0,
+    )
+    .await;
+    // Treating everything in 500-acre stands: the edge stands reach past the plan and
+    // into the excluded square, and the outlines are clipped back.
+    let mut everything = request(500);
+    everything["max_treatment_share"] = json!(1.0);
+    // Given as a Feature with free-text properties (a NUL among them, which PostgreSQL
+    // refuses in jsonb): the bare geometry is what is kept.
+    everything["exclude"] = json!({"type": "Feature", "properties": {"note": "a\u{0}b"},
+        "geometry": square(-119.45, 37.45, 0.03)});
+    let all: Value = create(&collaborator, everything)
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let all = finished(&server, &viewer, all["id"].as_i64().expect("id")).await;
+    assert_eq!(all["status"], "done", "{all}");
+    assert_eq!(all["config"]["exclude"]["type"], "Polygon", "{all}");
+    let all_areas = all["project_areas"]["features"]
+        .as_array()
+        .expect("features")
+        .clone();
+    let (stated, nominal) = check_project_areas(
+        &all_areas,
+        &square(-119.6, 37.6, 0.2),
+        &square(-119.45, 37.45, 0.03),
+        500.0,
+    )
+    .await;
+    assert!(
+        stated < nominal - 500.0,
+        "outlines clipped at the edges: {stated} of {nominal} acres"
+    );
+    assert!(
+        stated <= (plan_acres - excluded_acres) * 1.001,
+        "{stated} acres treated of {plan_acres} - {excluded_acres}"
+    );
     // Project areas as private tiles.
     let tile = planscape::tile::TileId::containing(-119.6, 37.6, 7);
     let path = format!(
@@ -595,7 +736,7 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         .json()
         .await
         .expect("json");
-    assert_eq!(list.as_array().expect("list").len(), 1);
+    assert_eq!(list.as_array().expect("list").len(), 2);
     let del = |token: &str| {
         client()
             .delete(format!("{}{API}/scenarios/{sid}", server.base))
@@ -626,6 +767,67 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         "{failed}"
     );
     assert!(failed.get("project_areas").is_none() || failed["project_areas"].is_null());
+    let db = planscape::db::connect(&common::db_config())
+        .await
+        .expect("db");
+    let rows_of = |sid: i64| {
+        let db = &db;
+        async move {
+            db.query_one(
+                "SELECT count(*) FROM planscape.project_areas WHERE scenario_id = $1",
+                &[&sid],
+            )
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(rows_of(failed["id"].as_i64().expect("id")).await, 0);
+
+    // A run failing while its results are written (the second project area refused by a
+    // trigger) leaves none of them: one transaction.
+    db.batch_execute(
+        "CREATE FUNCTION planscape.test_refuse_rank_2() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.rank = 2 AND (SELECT name FROM planscape.scenarios WHERE id = NEW.scenario_id) = 'rollback probe' THEN
+             RAISE EXCEPTION 'refused by the test';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER test_refuse_rank_2 BEFORE INSERT ON planscape.project_areas
+           FOR EACH ROW EXECUTE FUNCTION planscape.test_refuse_rank_2();",
+    )
+    .await
+    .expect("trigger");
+    let mut probe = request(10);
+    probe["name"] = json!("rollback probe");
+    probe["priorities"] = json!([{"condition": "disturbance", "weight": 1.0}]);
+    let probe: Value = create(&owner, probe)
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let probe_id = probe["id"].as_i64().expect("id");
+    let probe = finished(&server, &owner, probe_id).await;
+    db.batch_execute(
+        "DROP TRIGGER test_refuse_rank_2 ON planscape.project_areas; DROP FUNCTION planscape.test_refuse_rank_2();",
+    )
+    .await
+    .expect("drop trigger");
+    assert_eq!(probe["status"], "failed", "{probe}");
+    assert!(
+        probe["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refused by the test"),
+        "{probe}"
+    );
+    assert_eq!(
+        rows_of(probe_id).await,
+        0,
+        "the first project area went too"
+    );
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

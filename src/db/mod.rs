@@ -146,8 +146,9 @@ async fn run_migrations(client: &mut tokio_postgres::Client) -> Result<usize, Db
     Ok(report.applied_migrations().len())
 }
 
-/// An error with its causes (`db error` alone hides what PostgreSQL said).
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes (`db error` alone hides what PostgreSQL said), for logs
+/// and recorded failure reasons.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -102,11 +102,13 @@ pub fn extract(input: &Value, max_vertices: usize) -> Result<(Value, usize), Geo
     Ok((geometry.clone(), vertices))
 }
 
-/// A stored (already PostGIS-checked) geometry as a `geo` MultiPolygon, without
-/// re-validating it (rounding on export may make a valid shape look invalid to `geo`).
-pub fn stored_multipolygon(
-    geometry: &Value,
-) -> Result<geo_types::MultiPolygon<f64>, GeometryError> {
+/// A bare GeoJSON geometry (from [`extract`]) as a `geo` MultiPolygon. It does not
+/// validate: validity is checked by PostGIS (`plans::check_geometry`,
+/// `plans::check_shape`), whose GEOS check is indexed, where `geo`'s compares every
+/// pair of segments (minutes for a 100,000-vertex ring); and a stored shape, once
+/// checked, is not re-validated (rounding on export may make a valid shape look
+/// invalid).
+pub fn to_multipolygon(geometry: &Value) -> Result<geo_types::MultiPolygon<f64>, GeometryError> {
     use geozero::ToGeo;
     match geozero::geojson::GeoJson(&geometry.to_string())
         .to_geo()
@@ -116,26 +118,6 @@ pub fn stored_multipolygon(
         geo_types::Geometry::MultiPolygon(mp) => Ok(mp),
         _ => Err(err("must be a Polygon or MultiPolygon")),
     }
-}
-
-/// The checked bare geometry as a `geo` MultiPolygon, refused when invalid (rings that
-/// cross, holes outside, ...), for computations that do not go through PostGIS.
-pub fn to_multipolygon(geometry: &Value) -> Result<geo_types::MultiPolygon<f64>, GeometryError> {
-    use geo::Validation;
-    use geozero::ToGeo;
-    let text = geometry.to_string();
-    let shape = match geozero::geojson::GeoJson(&text)
-        .to_geo()
-        .map_err(|e| err(e.to_string()))?
-    {
-        geo_types::Geometry::Polygon(p) => geo_types::MultiPolygon(vec![p]),
-        geo_types::Geometry::MultiPolygon(mp) => mp,
-        _ => return Err(err("must be a Polygon or MultiPolygon")),
-    };
-    if let Err(e) = shape.check_validation() {
-        return Err(err(format!("is not valid: {e}")));
-    }
-    Ok(shape)
 }
 
 #[cfg(test)]

@@ -140,6 +140,35 @@ pub async fn check_geometry(
     Ok(acres)
 }
 
+/// Checks a bare GeoJSON geometry that is not stored as a plan (a statistics area, a
+/// scenario's excluded areas) with PostGIS: parsable, not empty, valid. `field` names
+/// it in the error.
+pub async fn check_shape(
+    client: &impl GenericClient,
+    geojson: &str,
+    field: &'static str,
+) -> Result<(), PlanError> {
+    let row = client
+        .query_one(
+            "WITH g AS (SELECT ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326)) AS geom) \
+             SELECT ST_IsEmpty(geom), ST_IsValid(geom), ST_IsValidReason(geom) FROM g",
+            &[&geojson],
+        )
+        .await
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => invalid(field, db.message().to_owned()),
+            None => PlanError::Database(e),
+        })?;
+    let (empty, valid, reason): (bool, bool, String) = (row.get(0), row.get(1), row.get(2));
+    if empty {
+        return Err(invalid(field, "is empty"));
+    }
+    if !valid {
+        return Err(invalid(field, format!("is not valid: {reason}")));
+    }
+    Ok(())
+}
+
 /// Checks that a region exists.
 pub async fn check_region(client: &impl GenericClient, region: &str) -> Result<(), PlanError> {
     let found = if region.chars().any(char::is_control) || region.len() > 100 {

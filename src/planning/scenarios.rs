@@ -87,8 +87,11 @@ pub fn check(
 ) -> Result<(), (String, String)> {
     let field = |f: &str, m: String| Err((f.to_owned(), m));
     let name = config.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return field("name", "must be 1 to 200 characters".into());
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return field(
+            "name",
+            "must be 1 to 200 characters, without control characters".into(),
+        );
     }
     if !STAND_SIZES.contains(&config.stand_size_acres) {
         return field(
@@ -295,16 +298,23 @@ pub fn run(
             groups.push(group);
         }
     }
+    // Whole hexagons reach past the plan's edge and into excluded areas: outlines are
+    // clipped to what may be treated, and their acres are the clipped area's.
+    let allowed = match &exclude {
+        Some(e) => geo::BooleanOps::difference(&area, e),
+        None => area.clone(),
+    };
     let mut areas: Vec<ProjectArea> = groups
         .into_iter()
         .map(|g| {
             let score = g.iter().filter_map(|&s| scores[s]).sum::<f64>() / g.len() as f64;
             let members: Vec<&Stand> = g.iter().map(|&s| &stands[s]).collect();
+            let outline = geo::BooleanOps::intersection(&stands::dissolve(&members), &allowed);
             ProjectArea {
                 rank: 0,
                 score,
-                acres: g.len() as f64 * acres,
-                outline: wkt(&stands::dissolve(&members)),
+                acres: geo::Area::unsigned_area(&outline) / stands::M2_PER_ACRE,
+                outline: wkt(&outline),
                 stand_count: g.len(),
             }
         })

@@ -14,7 +14,8 @@ use geo::Contains;
 use geo_types::{Coord, LineString, MultiPolygon, Point, Polygon};
 
 /// Square metres per acre.
-const M2_PER_ACRE: f64 = 4_046.856_422_4;
+/// Square metres in an international acre.
+pub const M2_PER_ACRE: f64 = 4_046.856_422_4;
 
 /// Corners of a pointy-top hexagon on the vertex lattice (units of half a hex width
 /// across, half a side up), counter-clockwise from the upper right; the centre of hex

@@ -275,6 +275,11 @@ pub async fn area_stats(
     let limits = state.config.accounts.plan_max_vertices;
     let (bare, _) = geometry::extract(&form.geometry, limits)
         .map_err(|e| ApiError::invalid_field("geometry", e))?;
+    // Validity by PostGIS (indexed), the connection given back before the raster work.
+    {
+        let client = state.db().await?;
+        crate::planning::plans::check_shape(&**client, &bare.to_string(), "geometry").await?;
+    }
     let shape =
         geometry::to_multipolygon(&bare).map_err(|e| ApiError::invalid_field("geometry", e))?;
     let acres = crate::planning::stands::to_albers(&shape)
@@ -363,7 +368,7 @@ pub async fn plan_scores(
         .unwrap_or_default();
     let geometry = plan.geometry.clone().unwrap_or(Value::Null);
     let shape =
-        geometry::stored_multipolygon(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
+        geometry::to_multipolygon(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
     // No connection held while the rasters are read.
     drop(client);
     let scores = compute(nodes, Values::Normalized, Arc::new(shape)).await?;

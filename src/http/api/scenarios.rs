@@ -98,7 +98,7 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     auth: Auth,
     Path(id): Path<String>,
-    JsonBody(config): JsonBody<ScenarioConfig>,
+    JsonBody(mut config): JsonBody<ScenarioConfig>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "plan")?;
     let client = state.db().await?;
@@ -109,14 +109,22 @@ pub async fn create(
         Some(value) => {
             let (bare, _) = geometry::extract(value, state.config.accounts.plan_max_vertices)
                 .map_err(|e| ApiError::invalid_field("exclude", e))?;
-            Some(
+            plans::check_shape(&**client, &bare.to_string(), "exclude").await?;
+            Some((
                 geometry::to_multipolygon(&bare)
                     .map_err(|e| ApiError::invalid_field("exclude", e))?,
-            )
+                bare,
+            ))
         }
         None => None,
     };
-    let shape = geometry::stored_multipolygon(plan.geometry.as_ref().unwrap_or(&Value::Null))
+    // Stored is the bare geometry, not a Feature's properties (free text, possibly with
+    // characters PostgreSQL's jsonb refuses).
+    let exclude = exclude.map(|(shape, bare)| {
+        config.exclude = Some(bare);
+        shape
+    });
+    let shape = geometry::to_multipolygon(plan.geometry.as_ref().unwrap_or(&Value::Null))
         .map_err(ApiError::internal)?;
     let stored = serde_json::to_string(&config).map_err(ApiError::internal)?;
     let row = client
@@ -136,17 +144,35 @@ pub async fn create(
     tokio::spawn(async move {
         if let Err(reason) = execute(&task_state, sid, config, plan, shape, exclude).await {
             tracing::warn!(scenario = sid, %reason, "scenario failed");
-            if let Ok(client) = task_state.pool.get().await {
-                let _ = client
-                    .execute(
-                        "UPDATE planscape.scenarios SET status = 'failed', reason = $2, finished_at = now() WHERE id = $1",
-                        &[&sid, &reason],
-                    )
-                    .await;
-            }
+            record_failure(&task_state, sid, &reason).await;
         }
     });
     Ok((StatusCode::ACCEPTED, Json(scenario)).into_response())
+}
+
+/// Marks a scenario failed with its reason, retrying while the database is away (up to
+/// about a minute; after that the stale-run sweep at start-up closes it).
+async fn record_failure(state: &AppState, sid: i64, reason: &str) {
+    for attempt in 0..8u32 {
+        let written = match state.pool.get().await {
+            Ok(client) => client
+                .execute(
+                    "UPDATE planscape.scenarios SET status = 'failed', reason = $2, finished_at = now() WHERE id = $1",
+                    &[&sid, &reason],
+                )
+                .await
+                .map_err(|e| crate::db::error_chain(&e)),
+            Err(e) => Err(crate::db::error_chain(&e)),
+        };
+        match written {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(scenario = sid, error = %e, attempt, "cannot record the failure yet");
+                tokio::time::sleep(std::time::Duration::from_millis(500 << attempt.min(4))).await;
+            }
+        }
+    }
+    tracing::error!(scenario = sid, "the failure could not be recorded");
 }
 
 /// Runs a scenario and writes its results in one transaction.
@@ -167,14 +193,18 @@ async fn execute(
     let started = std::time::Instant::now();
     {
         // No connection held during the run.
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        let client = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| crate::db::error_chain(&e))?;
         client
             .execute(
                 "UPDATE planscape.scenarios SET status = 'running' WHERE id = $1",
                 &[&sid],
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| crate::db::error_chain(&e))?;
     }
     let conditions = state.conditions.clone().ok_or("no conditions catalog")?;
     let region = plan.region.clone();
@@ -192,8 +222,15 @@ async fn execute(
     .await
     .map_err(|e| e.to_string())??;
     let computed = started.elapsed().as_secs_f64();
-    let mut client = state.pool.get().await.map_err(|e| e.to_string())?;
-    let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    let mut client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| crate::db::error_chain(&e))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| crate::db::error_chain(&e))?;
     for area in &outcome.areas {
         tx.execute(
             "INSERT INTO planscape.project_areas (scenario_id, rank, score, area_acres, stand_count, geom) \
@@ -201,7 +238,7 @@ async fn execute(
             &[&sid, &area.rank, &area.score, &area.acres, &(area.stand_count as i32), &area.outline],
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::db::error_chain(&e))?;
     }
     let mut summary = serde_json::to_value(&outcome).map_err(|e| e.to_string())?;
     summary["seconds"] = json!(started.elapsed().as_secs_f64());
@@ -212,8 +249,8 @@ async fn execute(
         &[&sid, &summary.to_string()],
     )
     .await
-    .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
+    .map_err(|e| crate::db::error_chain(&e))?;
+    tx.commit().await.map_err(|e| crate::db::error_chain(&e))?;
     tracing::info!(
         scenario = sid,
         seconds = started.elapsed().as_secs_f64(),
