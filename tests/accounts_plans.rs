@@ -349,6 +349,58 @@ async fn logins_are_rate_limited_per_client_and_per_account() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+
+    // Guessing the current password through a (stolen) session spends the account's
+    // allowance too: the right one is then refused as well.
+    let (token, _, _) = signup(&server, "session").await;
+    let change = |current: &'static str| {
+        client()
+            .post(format!("{}{API}/auth/password", server.base))
+            .bearer_auth(&token)
+            .json(
+                &json!({"current_password": current, "new_password": "another good long password"}),
+            )
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(change("wrong password!").await.expect("send").status(), 422);
+    }
+    let r = change("a good long password").await.expect("send");
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+
+    // Sign-ups have an allowance of their own per client: an office signing up more
+    // people than the login limit still logs in from the same address.
+    let signup_from = |ip: &'static str, mail: String| {
+        client()
+            .post(format!("{}{API}/auth/signup", server.base))
+            .header("x-real-ip", ip)
+            .json(&json!({"email": mail, "password": "a good long password", "name": "staff"}))
+            .send()
+    };
+    let mut staff = Vec::new();
+    for _ in 0..3 {
+        let mail = email("staff");
+        assert_eq!(
+            signup_from("10.5.5.5", mail.clone())
+                .await
+                .expect("send")
+                .status(),
+            201
+        );
+        staff.push(mail);
+    }
+    assert_eq!(
+        signup_from("10.5.5.5", email("staff"))
+            .await
+            .expect("send")
+            .status(),
+        429
+    );
+    let r = login("10.5.5.5", staff[0].clone(), "a good long password")
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
     server.stop().await;
 }
 

@@ -115,8 +115,9 @@ pub async fn signup(
     headers: HeaderMap,
     JsonBody(form): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    // Sign-ups (an Argon2 hash each) count against the client's login allowance.
-    let ip_key = format!("ip:{}", client_address(peer.map(|c| (c.0).0), &headers));
+    // Sign-ups (an Argon2 hash each) are limited per client like failed logins, on an
+    // allowance of their own (an office signing its staff up is not locked out of login).
+    let ip_key = format!("signup:{}", client_address(peer.map(|c| (c.0).0), &headers));
     if let Some(wait) = state.login_limiter.blocked(&ip_key) {
         return Ok(too_many(wait));
     }
@@ -237,7 +238,8 @@ pub async fn me(auth: Auth) -> Json<User> {
 /// Changes the password; every session of the account ends, and a new one starts.
 #[utoipa::path(post, path = "/auth/password", tag = "accounts", request_body = PasswordRequest,
     responses((status = 200, body = SessionResponse), (status = 401, description = "not signed in"),
-              (status = 422, description = "wrong current password or weak new one")))]
+              (status = 422, description = "wrong current password or weak new one"),
+              (status = 429, description = "too many wrong current passwords")))]
 pub async fn change_password(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -246,18 +248,30 @@ pub async fn change_password(
 ) -> Result<Response, ApiError> {
     password::check_policy(&form.new_password)
         .map_err(|m| ApiError::invalid_field("new_password", m))?;
-    let mut client = state.db().await?;
-    let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(super::extract::unauthorized)?;
+    // Guesses of the current password (a stolen session) share the account's login
+    // allowance, counted before the verification like logins.
+    let account_key = format!("account:{}", auth.user.email);
+    if let Some(wait) = state.login_limiter.blocked(&account_key) {
+        return Ok(too_many(wait));
+    }
+    state.login_limiter.failed(&account_key);
+    let stored = {
+        let client = state.db().await?;
+        let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(super::extract::unauthorized)?;
+        stored
+    };
     if !verify_blocking(form.current_password, stored).await? {
         return Err(ApiError::invalid_field(
             "current_password",
             "is not the current password",
         ));
     }
+    state.login_limiter.succeeded(&account_key);
     let hash = hash_blocking(form.new_password).await?;
+    let mut client = state.db().await?;
     accounts::set_password(&mut client, auth.user.id, &hash)
         .await
         .map_err(ApiError::from)?;

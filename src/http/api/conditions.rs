@@ -337,19 +337,23 @@ pub async fn plan_scores(
     let plan = crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View).await?;
     let row = client
         .query_opt(
-            "SELECT md5(ST_AsBinary(p.geom)), s.geom_md5, to_json(s.computed_at)#>>'{}', s.scores::text \
+            "SELECT md5(ST_AsBinary(p.geom)), s.geom_md5, to_json(s.computed_at)#>>'{}', s.scores::text, \
+                    ST_AsGeoJSON(p.geom, 7) \
              FROM planscape.plans p LEFT JOIN planscape.plan_scores s ON s.plan_id = p.id WHERE p.id = $1",
             &[&id],
         )
         .await
         .map_err(db)?
         .ok_or_else(|| ApiError::not_found("no such plan"))?;
-    let (current, stored_md5, computed_at, stored): (
+    // The geometry and its md5 from one statement: a change landing in between cannot
+    // pair new-geometry md5 with old-geometry scores.
+    let (current, stored_md5, computed_at, stored, geometry): (
         String,
         Option<String>,
         Option<String>,
         Option<String>,
-    ) = (row.get(0), row.get(1), row.get(2), row.get(3));
+        String,
+    ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     if let (Some(md5), Some(at), Some(text)) = (stored_md5, computed_at, stored)
         && md5 == current
         && let Ok(scores) = serde_json::from_str::<Vec<ConditionStats>>(&text)
@@ -366,7 +370,8 @@ pub async fn plan_scores(
         .as_deref()
         .map(|c| c.region_nodes(&plan.region).into_iter().cloned().collect())
         .unwrap_or_default();
-    let geometry = plan.geometry.clone().unwrap_or(Value::Null);
+    let geometry: Value =
+        serde_json::from_str(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
     let shape =
         geometry::to_multipolygon(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
     // No connection held while the rasters are read.
@@ -378,11 +383,16 @@ pub async fn plan_scores(
         .await
         .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
     let text = serde_json::to_string(&scores).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Kept only while the plan still has the geometry they were computed for (it may
+    // have changed or gone during the computation: then they are answered, not kept).
     let row = client
         .query_one(
-            "INSERT INTO planscape.plan_scores (plan_id, geom_md5, scores) VALUES ($1, $2, $3::text::jsonb) \
+            "WITH kept AS (INSERT INTO planscape.plan_scores (plan_id, geom_md5, scores) \
+                 SELECT $1, $2, $3::text::jsonb FROM planscape.plans \
+                 WHERE id = $1 AND md5(ST_AsBinary(geom)) = $2 \
              ON CONFLICT (plan_id) DO UPDATE SET geom_md5 = EXCLUDED.geom_md5, scores = EXCLUDED.scores, computed_at = now() \
-             RETURNING to_json(computed_at)#>>'{}'",
+             RETURNING computed_at) \
+             SELECT to_json(coalesce((SELECT computed_at FROM kept), now()))#>>'{}'",
             &[&id, &current, &text],
         )
         .await
