@@ -172,6 +172,13 @@ impl Coverage {
         }
     }
 
+    /// How many tiles of zoom `z` the coverage's bounds span: an upper bound of
+    /// [`Coverage::tiles`]' length, known without enumerating them.
+    pub fn max_tiles(&self, z: u8) -> u64 {
+        let (x0, y0, x1, y1) = tile_range(&self.bounds(), z);
+        (u64::from(x1) - u64::from(x0) + 1) * (u64::from(y1) - u64::from(y0) + 1)
+    }
+
     /// The tiles of zoom `z` the coverage touches, row by row.
     pub fn tiles(&self, z: u8) -> Vec<TileId> {
         let mut out = Vec::new();

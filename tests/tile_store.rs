@@ -702,6 +702,19 @@ async fn bad_arguments_fail_before_any_work() {
     let to = format!("s3://{bucket}/t");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
+            // The world at z13-14: a tile list too large to hold, refused before work.
+            vec![
+                "counties".into(),
+                "--zoom".into(),
+                "13-14".into(),
+                "--bbox".into(),
+                "-180,-85,180,85".into(),
+                "--to".into(),
+                to.clone(),
+            ],
+            "more than 20000000 for one run",
+        ),
+        (
             vec![
                 "nope".into(),
                 "--zoom".into(),

@@ -38,6 +38,10 @@ use progress::Progress;
 /// down, and the remaining tiles are reported failed for a later `--resume`.
 const MAX_CONSECUTIVE_FAILURES: u64 = 50;
 
+/// The most tiles one seed plans (its tile list is held in memory, about 12 bytes a
+/// tile): larger jobs are split by zoom range into several runs.
+pub const MAX_PLANNED_TILES: u64 = 20_000_000;
+
 /// A seed or purge that cannot start, with what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
@@ -325,6 +329,17 @@ async fn plan(
     opts: &SeedOptions,
     empties: &EmptyRecords,
 ) -> Result<(Vec<plan::Block>, u64), SeedError> {
+    let bound: u64 = layers
+        .iter()
+        .flat_map(|l| l.zooms.clone())
+        .map(|z| opts.coverage.max_tiles(z))
+        .fold(0u64, u64::saturating_add);
+    if bound > MAX_PLANNED_TILES {
+        return Err(SeedError::Zoom(format!(
+            "the area spans up to {bound} tiles over these zooms, more than {MAX_PLANNED_TILES} for one run: \
+             seed the zoom range in several runs (e.g. one per zoom for the deepest ones)"
+        )));
+    }
     let mut blocks = Vec::new();
     let mut skipped = 0;
     for (index, layer) in layers.iter().enumerate() {
