@@ -46,6 +46,7 @@ pub struct Server {
     pub state: Arc<AppState>,
     listener: TcpListener,
     change_listener: tokio::task::JoinHandle<()>,
+    run_sweeper: tokio::task::JoinHandle<()>,
 }
 
 /// Prepares everything and binds the socket; call [`Server::run`] to serve.
@@ -73,18 +74,12 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
         None => None,
     };
     let client = db::connect(&config.database).await?;
-    // Scenario runs live in the server that started them: runs left unfinished by a
-    // stopped server end as failed (after a margin, so other servers' runs are spared).
-    if let Err(e) = client
-        .execute(
-            "UPDATE planscape.scenarios SET status = 'failed', finished_at = now(), \
-             reason = 'interrupted: the server running it stopped; run it again' \
-             WHERE status IN ('pending', 'running') AND created_at < now() - interval '30 minutes'",
-            &[],
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "could not close interrupted scenarios");
+    // Scenario runs left by stopped servers end as failed (live servers' are spared:
+    // their heartbeats are fresh).
+    match crate::planning::runs::close_stale(&client).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(runs = n, "closed scenario runs whose server stopped"),
+        Err(e) => tracing::warn!(error = %e, "could not close interrupted scenarios"),
     }
     let catalog = Catalog::open(&config, &client).await;
     changes::install_triggers(&client, &catalog.tables()).await;
@@ -123,6 +118,7 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     });
     let change_listener =
         changes::spawn_listener(state.config.database.clone(), Arc::clone(&state));
+    let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -138,6 +134,7 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
         state,
         listener,
         change_listener,
+        run_sweeper,
     })
 }
 
@@ -203,6 +200,7 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         self.change_listener.abort();
+        self.run_sweeper.abort();
         result
     }
 }

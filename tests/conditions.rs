@@ -828,6 +828,46 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         0,
         "the first project area went too"
     );
+
+    // Runs whose server stopped (a heartbeat an hour old) are closed as failed by the
+    // next server to start; a run with a fresh heartbeat (a live server's) is left be.
+    let owner_id = plan["owner_id"].as_i64().expect("owner id");
+    let insert = |age: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(
+                "INSERT INTO planscape.scenarios (plan_id, created_by, name, config, status, heartbeat_at) \
+                 VALUES ($1, $2, 'orphan', '{}', 'running', now() - $3::text::interval) RETURNING id",
+                &[&id, &owner_id, &age],
+            )
+            .await
+            .expect("insert run")
+            .get::<_, i64>(0)
+        }
+    };
+    let (orphan, live) = (insert("1 hour").await, insert("0 seconds").await);
+    let second = TestServer::start(&toml).await;
+    let status = |sid: i64| {
+        let db = &db;
+        async move {
+            let row = db
+                .query_one(
+                    "SELECT status, coalesce(reason, '') FROM planscape.scenarios WHERE id = $1",
+                    &[&sid],
+                )
+                .await
+                .expect("status");
+            (row.get::<_, String>(0), row.get::<_, String>(1))
+        }
+    };
+    let (orphan_status, reason) = status(orphan).await;
+    assert_eq!(orphan_status, "failed");
+    assert!(reason.contains("interrupted"), "{reason}");
+    assert_eq!(status(live).await.0, "running");
+    second.stop().await;
+    db.execute("DELETE FROM planscape.scenarios WHERE id = $1", &[&live])
+        .await
+        .expect("clean up");
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

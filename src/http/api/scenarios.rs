@@ -142,7 +142,12 @@ pub async fn create(
     let sid = scenario.id;
     let task_state = Arc::clone(&state);
     tokio::spawn(async move {
-        if let Err(reason) = execute(&task_state, sid, config, plan, shape, exclude).await {
+        // The heartbeat goes while the run is queued or running, and stops with it.
+        let outcome = tokio::select! {
+            outcome = execute(&task_state, sid, config, plan, shape, exclude) => outcome,
+            () = crate::planning::runs::keep_alive(&task_state.pool, sid) => Ok(()),
+        };
+        if let Err(reason) = outcome {
             tracing::warn!(scenario = sid, %reason, "scenario failed");
             record_failure(&task_state, sid, &reason).await;
         }
@@ -151,7 +156,7 @@ pub async fn create(
 }
 
 /// Marks a scenario failed with its reason, retrying while the database is away (up to
-/// about a minute; after that the stale-run sweep at start-up closes it).
+/// about a minute; after that its stopped heartbeat gets it swept, see `planning::runs`).
 async fn record_failure(state: &AppState, sid: i64, reason: &str) {
     for attempt in 0..8u32 {
         let written = match state.pool.get().await {
