@@ -43,6 +43,33 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_SESSION_TTL_S", "accounts.session_ttl_s"),
 ];
 
+/// Secrets come from the environment only: a file holding one (the admin token, the
+/// signing key, a password in the database URL) is refused, naming the variable to use.
+fn refuse_file_secrets(table: &toml::Table) -> Result<(), ConfigError> {
+    let refused = |key: &str, var: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        message: format!("is a secret: set {var} in the environment, not in a file"),
+    };
+    if table.contains_key("admin_token") {
+        return Err(refused("admin_token", "PLANSCAPE_ADMIN_TOKEN"));
+    }
+    let section = |name: &str| table.get(name).and_then(toml::Value::as_table);
+    if section("accounts").is_some_and(|a| a.contains_key("signing_key")) {
+        return Err(refused("accounts.signing_key", "PLANSCAPE_SIGNING_KEY"));
+    }
+    let url = section("database")
+        .and_then(|d| d.get("url"))
+        .and_then(toml::Value::as_str);
+    if let Some(url) = url
+        && url
+            .parse::<tokio_postgres::Config>()
+            .is_ok_and(|c| c.get_password().is_some())
+    {
+        return Err(refused("database.url", "DATABASE_URL (with the password)"));
+    }
+    Ok(())
+}
+
 /// A configuration problem, reported before anything starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -105,7 +132,7 @@ pub struct Config {
     /// Where `seed --region NAME` finds region outlines.
     #[serde(default)]
     pub regions: Option<RegionsConfig>,
-    /// Bearer token of the admin API (`PLANSCAPE_ADMIN_TOKEN`; keep it out of the file).
+    /// Bearer token of the admin API (`PLANSCAPE_ADMIN_TOKEN` only: refused in a file).
     /// Without one the admin API is off.
     #[serde(default, skip_serializing)]
     pub admin_token: Option<String>,
@@ -157,7 +184,7 @@ pub struct AccountsConfig {
     /// Most vertices in a plan's geometry.
     #[serde(default = "default_plan_max_vertices")]
     pub plan_max_vertices: usize,
-    /// Key of the session-token hashes (`PLANSCAPE_SIGNING_KEY`; keep it out of files).
+    /// Key of the session-token hashes (`PLANSCAPE_SIGNING_KEY` only: refused in a file).
     #[serde(default, skip_serializing)]
     pub signing_key: Option<String>,
 }
@@ -458,6 +485,7 @@ impl Config {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
+        refuse_file_secrets(&table)?;
         let mut origin = origin.to_owned();
         let mut overridden = Vec::new();
         for (var, key) in ENV_OVERRIDES {

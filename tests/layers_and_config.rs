@@ -47,6 +47,19 @@ fn bad_config_is_refused_naming_the_key() {
             "layers.a.properties",
         ),
         ("[database]\npool_size = 0\n", "database.pool_size"),
+        // Secrets only from the environment.
+        (
+            "admin_token = \"0123456789abcdef0123\"\n",
+            "PLANSCAPE_ADMIN_TOKEN",
+        ),
+        (
+            "[accounts]\nsigning_key = \"0123456789abcdef0123456789abcdef\"\n",
+            "PLANSCAPE_SIGNING_KEY",
+        ),
+        (
+            "[database]\nurl = \"postgres://app:s3cret@db.internal/planscape\"\n",
+            "DATABASE_URL",
+        ),
         ("not toml at all [", "TOML"),
     ];
     for (text, needle) in cases {

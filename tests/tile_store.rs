@@ -486,20 +486,17 @@ async fn empty_tiles_are_recorded_and_resume_skips_them() {
 async fn pregenerated_layers_are_served_from_s3_and_purged() {
     let (s3, bucket, scratch, _) = setup().await;
     let token = "test-admin-token-0123456789";
-    let toml = format!(
-        "admin_token = \"{token}\"\n{}",
-        layers_toml(&scratch)
-            .replace(
-                "url = \"s3://unused-default\"",
-                &format!(
-                    "url = \"s3://{bucket}/tiles\"\npublic_url = \"https://cdn.example.org/tiles\""
-                ),
-            )
-            .replace(
-                "properties = [\"name\"]\n",
-                "properties = [\"name\"]\n[layers.counties.pregenerated]\nfallback = \"empty\"\n",
-            )
-    );
+    let toml = layers_toml(&scratch)
+        .replace(
+            "url = \"s3://unused-default\"",
+            &format!(
+                "url = \"s3://{bucket}/tiles\"\npublic_url = \"https://cdn.example.org/tiles\""
+            ),
+        )
+        .replace(
+            "properties = [\"name\"]\n",
+            "properties = [\"name\"]\n[layers.counties.pregenerated]\nfallback = \"empty\"\n",
+        );
     let config = write_config(&toml);
     let out = planscape(
         &config,
@@ -512,7 +509,7 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
     stored.retain(|k, _| !is_record(k));
     let (key, body) = stored.iter().next().expect("some tiles");
 
-    let server = TestServer::start(&toml).await;
+    let server = TestServer::start_with_env(&toml, &[("PLANSCAPE_ADMIN_TOKEN", token)]).await;
     let tilejson: serde_json::Value = server
         .get("/tiles/counties", &[])
         .await

@@ -138,11 +138,20 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server from TOML text (listen and database are filled in).
     pub async fn start(toml_text: &str) -> Self {
+        Self::start_with_env(toml_text, &[]).await
+    }
+
+    /// Starts a server from TOML text and environment variables (secrets, which a
+    /// file may not hold).
+    pub async fn start_with_env(toml_text: &str, env: &[(&str, &str)]) -> Self {
         let url = database_url();
         let config = Config::parse(toml_text, "test config", |k| match k {
             "DATABASE_URL" => Some(url.clone()),
             "PLANSCAPE_LISTEN" => Some("127.0.0.1:0".to_owned()),
-            _ => None,
+            _ => env
+                .iter()
+                .find(|(var, _)| *var == k)
+                .map(|(_, v)| (*v).to_owned()),
         })
         .expect("valid test config");
         let server = planscape::server::start(config)
