@@ -401,6 +401,48 @@ async fn logins_are_rate_limited_per_client_and_per_account() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+
+    // An invitation naming no account says so: such invitations are limited per
+    // inviting user, so plans cannot be used to list who has an account.
+    // (From another address: this one has spent its sign-up allowance.)
+    let signed: Value = signup_from("10.6.6.6", email("inviter"))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let inviter = signed["token"].as_str().expect("token").to_owned();
+    let (status, _, plan) = call(
+        &server,
+        Method::POST,
+        "/plans",
+        Some(&inviter),
+        Some(json!({"name": "p", "region": "southern_california", "geometry": geojson("sandiego.geojson")})),
+    )
+    .await;
+    assert_eq!(status, 201, "{plan}");
+    let members = format!("/plans/{}/members", plan["id"]);
+    for _ in 0..3 {
+        let (status, _, body) = call(
+            &server,
+            Method::POST,
+            &members,
+            Some(&inviter),
+            Some(json!({"email": email("nobody"), "role": "viewer"})),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["field"], "email");
+    }
+    let (status, _, body) = call(
+        &server,
+        Method::POST,
+        &members,
+        Some(&inviter),
+        Some(json!({"email": staff[1], "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
     server.stop().await;
 }
 

@@ -584,6 +584,15 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         (share, "max_treatment_share"),
         (
             {
+                // 0.1 % of the plan (about 96 acres) holds no 500-acre stand.
+                let mut b = request(500);
+                b["max_treatment_share"] = json!(0.001);
+                b
+            },
+            "stand_size_acres",
+        ),
+        (
+            {
                 let mut b = request(100);
                 b["name"] = json!("tab\tand nul\u{0}");
                 b

@@ -153,12 +153,13 @@ fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
 }
 
 fn too_many(retry_after: u64) -> Response {
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "too many failed logins; try again later",
-    )
-    .into_response();
+    rate_limited(retry_after, "too many failed logins; try again later")
+}
+
+/// 429 with `Retry-After` and a JSON error saying what was limited.
+pub(super) fn rate_limited(retry_after: u64, message: &str) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
     if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
     }

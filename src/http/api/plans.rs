@@ -231,7 +231,8 @@ pub async fn members(
 #[utoipa::path(post, path = "/plans/{id}/members", tag = "sharing", request_body = NewMember,
     params(("id" = i64, Path, description = "plan id")),
     responses((status = 201, body = Member), (status = 403, description = "role does not allow"),
-              (status = 404, description = "no such plan"), (status = 422, description = "unknown email or role")))]
+              (status = 404, description = "no such plan"), (status = 422, description = "unknown email or role"),
+              (status = 429, description = "too many unknown emails")))]
 pub async fn invite(
     State(state): State<Arc<AppState>>,
     auth: Auth,
@@ -239,10 +240,25 @@ pub async fn invite(
     JsonBody(form): JsonBody<NewMember>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "plan")?;
+    // Invites naming no account tell that the email has none: limited per inviting
+    // user like failed logins, so they cannot be used to list who has an account.
+    let probe_key = format!("invite:{}", auth.user.id);
+    if let Some(wait) = state.login_limiter.blocked(&probe_key) {
+        return Ok(super::auth::rate_limited(
+            wait,
+            "too many invitations of unknown emails; try again later",
+        ));
+    }
     let client = state.db().await?;
     let plan = plans::authorize(&**client, id, auth.user.id, Action::ManageMembers).await?;
-    let member = plans::add_member(&**client, &plan, &form.email, form.role).await?;
-    Ok((StatusCode::CREATED, Json(member)).into_response())
+    match plans::add_member(&**client, &plan, &form.email, form.role).await {
+        Ok(member) => Ok((StatusCode::CREATED, Json(member)).into_response()),
+        Err(e @ plans::PlanError::Invalid { field: "email", .. }) => {
+            state.login_limiter.failed(&probe_key);
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Changes a member's role (owners).

@@ -105,6 +105,16 @@ pub async fn create(
     let plan = plans::authorize(&**client, id, auth.user.id, Action::AddScenario).await?;
     scenarios::check(&config, state.conditions.as_deref(), &plan.region)
         .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;
+    let budget = config.max_treatment_share * plan.area_acres;
+    if budget < f64::from(config.stand_size_acres) {
+        return Err(ApiError::invalid_field(
+            "stand_size_acres",
+            format!(
+                "the budget ({budget:.0} acres: max_treatment_share of the plan's {:.0}) holds no stand of {} acres",
+                plan.area_acres, config.stand_size_acres
+            ),
+        ));
+    }
     let exclude = match &config.exclude {
         Some(value) => {
             let (bare, _) = geometry::extract(value, state.config.accounts.plan_max_vertices)
