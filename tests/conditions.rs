@@ -310,6 +310,10 @@ async fn catalog_build_stats_and_scores() {
             "geometry",
         ),
         (
+            json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": square(-120.0, 88.0, 1.0)}),
+            "geometry",
+        ),
+        (
             json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": area, "values": "raw"}),
             "conditions[0]",
         ),

@@ -216,6 +216,9 @@ pub async fn node(
         .ok_or_else(|| ApiError::not_found(format!("no condition `{name}` in region `{region}`")))
 }
 
+/// The latitude limit of Web Mercator (EPSG:3857), in degrees.
+const MAX_MERCATOR_LAT: f64 = 85.051_128_78;
+
 /// Statistics of conditions over a drawn area. A pixel counts when its centre is inside.
 #[utoipa::path(post, path = "/conditions/stats", tag = "conditions", request_body = StatsRequest,
     responses((status = 200, body = StatsResponse), (status = 401, description = "not signed in"),
@@ -282,6 +285,16 @@ pub async fn area_stats(
     }
     let shape =
         geometry::to_multipolygon(&bare).map_err(|e| ApiError::invalid_field("geometry", e))?;
+    // Rasters in Web Mercator cannot place the poles: refused up front rather than
+    // failing on each raster.
+    if geo::BoundingRect::bounding_rect(&shape)
+        .is_some_and(|r| r.min().y < -MAX_MERCATOR_LAT || r.max().y > MAX_MERCATOR_LAT)
+    {
+        return Err(ApiError::invalid_field(
+            "geometry",
+            format!("latitudes must lie within ±{MAX_MERCATOR_LAT}° (Web Mercator's range)"),
+        ));
+    }
     let acres = crate::planning::stands::to_albers(&shape)
         .map(|a| geo::Area::unsigned_area(&a) / crate::planning::plans::SQUARE_METRES_PER_ACRE)
         .map_err(|e| ApiError::invalid_field("geometry", e))?;
