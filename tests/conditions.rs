@@ -739,6 +739,73 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         client().get(&path).send().await.expect("tile").status(),
         401
     );
+    // The whole matrix over the plan-scoped endpoints of this issue: anonymous, stranger,
+    // viewer, collaborator, owner. Creation is tried with a stand size not offered: the
+    // role is checked first (401/404/403), then the body (422), so no run starts.
+    let who: [(&str, Option<&str>); 5] = [
+        ("anonymous", None),
+        ("stranger", Some(&stranger)),
+        ("viewer", Some(&viewer)),
+        ("collaborator", Some(&collaborator)),
+        ("owner", Some(&owner)),
+    ];
+    let mut bad_size = request(100);
+    bad_size["stand_size_acres"] = json!(50);
+    let cases: [(reqwest::Method, String, Option<&Value>, [u16; 5]); 5] = [
+        (
+            reqwest::Method::GET,
+            format!("{}{API}/plans/{id}/scenarios", server.base),
+            None,
+            [401, 404, 200, 200, 200],
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}{API}/scenarios/{sid}", server.base),
+            None,
+            [401, 404, 200, 200, 200],
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}{API}/plans/{id}/scores", server.base),
+            None,
+            [401, 404, 200, 200, 200],
+        ),
+        (
+            reqwest::Method::GET,
+            path.clone(),
+            None,
+            [401, 404, 200, 200, 200],
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{}{API}/plans/{id}/scenarios", server.base),
+            Some(&bad_size),
+            [401, 404, 403, 422, 422],
+        ),
+    ];
+    for (method, url, body, expected) in &cases {
+        for ((name, token), want) in who.iter().zip(expected) {
+            let mut req = client().request(method.clone(), url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let got = req.send().await.expect("send").status().as_u16();
+            assert_eq!(got, *want, "{method} {url} as {name}");
+        }
+    }
+    // Deleting: anonymous 401 and viewers 403 here; collaborators, strangers and the
+    // owner below.
+    for (token, want) in [(None, 401), (Some(&viewer), 403)] {
+        let mut req = client().delete(format!("{}{API}/scenarios/{sid}", server.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        assert_eq!(req.send().await.expect("send").status().as_u16(), want);
+    }
+
     // Listing, and deleting (owners only).
     let list: Value = client()
         .get(format!("{}{API}/plans/{id}/scenarios", server.base))
