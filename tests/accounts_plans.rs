@@ -898,6 +898,19 @@ async fn the_permission_matrix() {
             assert_eq!(features[0]["properties"]["name"], "new name");
         }
     }
+    // Viewers cannot delete the plan (collaborators neither: below).
+    assert_eq!(
+        call(
+            &server,
+            Method::DELETE,
+            &format!("/plans/{id}"),
+            Some(&viewer),
+            None
+        )
+        .await
+        .0,
+        403
+    );
     // Members leave on their own; viewers cannot remove others.
     let (status, _, _) = call(
         &server,
