@@ -1030,10 +1030,16 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
 
     // Every documented operation is served (not the router's fallback, not 405) ...
     let paths = doc["paths"].as_object().expect("paths");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session_cookie"]["in"],
+        "cookie"
+    );
     let mut operations = Vec::new();
     for (path, item) in paths {
-        for method in item.as_object().expect("item").keys() {
+        for (method, op) in item.as_object().expect("item") {
             operations.push((
+                op.get("security").is_some(),
                 method.to_uppercase(),
                 path.replace("{id}", "1")
                     .replace("{user_id}", "1")
@@ -1043,7 +1049,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
             ));
         }
     }
-    for (method, path) in &operations {
+    for (secured, method, path) in &operations {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let resp = client()
             .request(method.clone(), format!("{}{API}{path}", server.base))
@@ -1058,6 +1064,13 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         assert_ne!(
             body["error"]["message"], "no such endpoint",
             "{method} {path} is documented but not served"
+        );
+        // The documented security is the served one: anonymous requests to secured
+        // operations get 401, to public ones never.
+        assert_eq!(
+            status == 401,
+            *secured,
+            "{method} {path}: {status}, documented secured: {secured}"
         );
     }
     // ... and every route of the API is documented.
@@ -1088,7 +1101,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
     ];
     for (method, path) in expected {
         assert!(
-            operations.iter().any(|(m, p)| m == method && p == path),
+            operations.iter().any(|(_, m, p)| m == method && p == path),
             "{method} {path} missing"
         );
     }

@@ -32,6 +32,64 @@ pub const PREFIX: &str = "/planscape-backend";
 )]
 struct ApiDoc;
 
+/// Paths that need no session.
+const PUBLIC_PATHS: [&str; 5] = [
+    "/auth/signup",
+    "/auth/login",
+    "/regions",
+    "/conditions",
+    "/conditions/{region}/{name}",
+];
+
+/// Declares the two ways to authenticate (a bearer token, or the session cookie with
+/// the CSRF header on changes) and requires one of them on every other operation.
+fn document_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "The `token` of a login or sign-up response: `Authorization: Bearer TOKEN`.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "session_cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::accounts::session::COOKIE,
+            "The HttpOnly cookie set by login (browsers); requests that change state also \
+             need the `X-Planscape-CSRF` header and a same-origin `Origin`.",
+        ))),
+    );
+    let either = vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("session_cookie", Vec::<String>::new()),
+    ];
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if PUBLIC_PATHS.contains(&path.as_str()) {
+            continue;
+        }
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.security = Some(either.clone());
+        }
+    }
+}
+
 /// The API's router (to nest under [`PREFIX`]) and its OpenAPI document.
 pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -52,6 +110,8 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(scenarios::create, scenarios::list))
         .routes(routes!(scenarios::get, scenarios::delete))
         .split_for_parts();
+    let mut doc = doc;
+    document_security(&mut doc);
     let document = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let limit = state.config.accounts.max_body_kb.saturating_mul(1024);
     router
