@@ -509,7 +509,13 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
     stored.retain(|k, _| !is_record(k));
     let (key, body) = stored.iter().next().expect("some tiles");
 
-    let server = TestServer::start_with_env(&toml, &[("PLANSCAPE_ADMIN_TOKEN", token)]).await;
+    let server = TestServer::start_with_env(
+        &format!(
+            "{toml}[layers.gone]\ntype = \"raster\"\npath = \"/nonexistent/gone.tif\"\nstyle = \"viridis\"\nrange = [0, 1]\n"
+        ),
+        &[("PLANSCAPE_ADMIN_TOKEN", token)],
+    )
+    .await;
     let tilejson: serde_json::Value = server
         .get("/tiles/counties", &[])
         .await
@@ -589,6 +595,16 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
     // The cached copy went with it: the same tile is now empty.
     let after = server.get(&format!("/tiles/{key}"), &[]).await;
     assert_eq!(after.status(), 204);
+    // A layer whose source does not open (its raster is gone) can still be purged.
+    let broken = client
+        .delete(format!("{}/admin/tiles/gone?zoom=5-6", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(broken.status(), 200);
+    let broken: serde_json::Value = broken.json().await.expect("json");
+    assert_eq!(broken["deleted"].as_u64(), Some(0));
     server.stop().await;
 
     // The CLI purge, with a bbox that only removes part of the tiles.

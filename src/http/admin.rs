@@ -77,7 +77,15 @@ pub async fn purge(
         super::api::extract::session_user(&state, &headers).await?
     };
     authorize(&state, &headers, user.as_ref()).await?;
-    let (index, layer_ref, source) = state.layer_source(&layer)?;
+    // A layer whose source failed to open can still be purged (its stored tiles are
+    // what is wrong, perhaps): only its zoom range is taken from the source.
+    let (index, layer_ref) = state.catalog.get(&layer).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown layer `{}`",
+            layer.chars().take(64).collect::<String>()
+        ))
+    })?;
+    let source = layer_ref.source.as_ref().ok();
     if let Some(unknown) = query
         .keys()
         .find(|k| !["zoom", "bbox"].contains(&k.as_str()))
@@ -91,7 +99,7 @@ pub async fn purge(
     let zooms = match query.get("zoom") {
         Some(z) => crate::seed::parse_zooms(z)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_zoom", e))?,
-        None => source.minzoom()..=source.maxzoom(),
+        None => source.map_or(0..=crate::tile::MAX_ZOOM, |s| s.minzoom()..=s.maxzoom()),
     };
     let coverage = query
         .get("bbox")
