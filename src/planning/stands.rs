@@ -10,10 +10,8 @@ use std::path::Path;
 
 use gdal::Dataset;
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
-use geo::Contains;
-use geo_types::{Coord, LineString, MultiPolygon, Point, Polygon};
+use geo_types::{Coord, LineString, MultiPolygon, Polygon};
 
-/// Square metres per acre.
 /// Square metres in an international acre.
 pub const M2_PER_ACRE: f64 = 4_046.856_422_4;
 
@@ -111,16 +109,19 @@ pub fn hex_grid(
     let (w, h) = (3f64.sqrt() * size, 1.5 * size);
     let r0 = (bbox.min().y / h).floor() as i64 - 1;
     let r1 = (bbox.max().y / h).ceil() as i64 + 1;
+    let (area_edges, exclude_edges) = (edges(area), exclude.map(edges).unwrap_or_default());
     let mut stands = Vec::new();
     for r in r0..=r1 {
         let cy = r as f64 * h;
         let shift = r as f64 / 2.0;
         let q0 = (bbox.min().x / w - shift).floor() as i64 - 1;
         let q1 = (bbox.max().x / w - shift).ceil() as i64 + 1;
+        // One row at a time: where the row's line crosses the rings (even-odd), so a
+        // centre costs a binary search, not a pass over every vertex of the plan.
+        let (inside, excluded) = (crossings(&area_edges, cy), crossings(&exclude_edges, cy));
         for q in q0..=q1 {
             let cx = w * (q as f64 + shift);
-            let centre = Point::new(cx, cy);
-            if !area.contains(&centre) || exclude.is_some_and(|e| e.contains(&centre)) {
+            if !within(&inside, cx) || within(&excluded, cx) {
                 continue;
             }
             // Corners from the integer vertex lattice, so that neighbours share them
@@ -134,6 +135,33 @@ pub fn hex_grid(
         }
     }
     stands
+}
+
+/// The edges of every ring of `shape`, as `(x0, y0, x1, y1)`.
+fn edges(shape: &MultiPolygon<f64>) -> Vec<(f64, f64, f64, f64)> {
+    shape
+        .0
+        .iter()
+        .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
+        .flat_map(|ring| ring.0.windows(2).map(|w| (w[0].x, w[0].y, w[1].x, w[1].y)))
+        .collect()
+}
+
+/// The sorted x where the line `y` crosses `edges` (half-open in y, so a vertex on the
+/// line counts once): between the 1st and 2nd, 3rd and 4th, ... is inside.
+fn crossings(edges: &[(f64, f64, f64, f64)], y: f64) -> Vec<f64> {
+    let mut xs: Vec<f64> = edges
+        .iter()
+        .filter(|(_, y0, _, y1)| (*y0 <= y) != (*y1 <= y))
+        .map(|(x0, y0, x1, y1)| x0 + (y - y0) / (y1 - y0) * (x1 - x0))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs
+}
+
+/// Whether `x` lies inside by the even-odd rule over `crossings`.
+fn within(crossings: &[f64], x: f64) -> bool {
+    crossings.partition_point(|c| *c < x) % 2 == 1
 }
 
 /// The stands in the pixel space of one raster grid: edges sorted by their top, and
@@ -346,6 +374,49 @@ pub fn dissolve(stands: &[&Stand]) -> MultiPolygon<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_crossings_agree_with_point_in_polygon() {
+        use geo::Contains;
+        // A 40-point star with a square hole, and a second part beside it.
+        let star: Vec<(f64, f64)> = (0..=40)
+            .map(|i| {
+                let t = std::f64::consts::TAU * f64::from(i % 40) / 40.0;
+                let r = if i % 2 == 0 { 10_000.0 } else { 4_000.0 };
+                (r * t.cos(), r * t.sin())
+            })
+            .collect();
+        let hole = vec![
+            (-1_000.0, -1_000.0),
+            (-1_000.0, 1_000.0),
+            (1_000.0, 1_000.0),
+            (1_000.0, -1_000.0),
+            (-1_000.0, -1_000.0),
+        ];
+        let side = vec![
+            (12_000.0, 0.0),
+            (15_000.0, 0.0),
+            (15_000.0, 3_000.0),
+            (12_000.0, 0.0),
+        ];
+        let shape = MultiPolygon(vec![
+            Polygon::new(LineString::from(star), vec![LineString::from(hole)]),
+            Polygon::new(LineString::from(side), vec![]),
+        ]);
+        let edges = edges(&shape);
+        let mut inside = 0;
+        for j in 0..200 {
+            let y = -10_500.0 + 105.3 * f64::from(j);
+            let xs = crossings(&edges, y);
+            for i in 0..300 {
+                let x = -10_500.0 + 87.1 * f64::from(i);
+                let expected = shape.contains(&geo_types::Point::new(x, y));
+                assert_eq!(within(&xs, x), expected, "({x}, {y})");
+                inside += usize::from(expected);
+            }
+        }
+        assert!(inside > 5_000, "{inside} points inside");
+    }
 
     #[test]
     fn hexagons_have_the_stand_area_and_tile_the_plane() {
