@@ -76,11 +76,7 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     let client = db::connect(&config.database).await?;
     // Scenario runs left by stopped servers end as failed (live servers' are spared:
     // their heartbeats are fresh).
-    match crate::planning::runs::close_stale(&client).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(runs = n, "closed scenario runs whose server stopped"),
-        Err(e) => tracing::warn!(error = %e, "could not close interrupted scenarios"),
-    }
+    crate::planning::runs::sweep(&client).await;
     let catalog = Catalog::open(&config, &client).await;
     changes::install_triggers(&client, &catalog.tables()).await;
     drop(client);

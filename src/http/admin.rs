@@ -79,12 +79,7 @@ pub async fn purge(
     authorize(&state, &headers, user.as_ref()).await?;
     // A layer whose source failed to open can still be purged (its stored tiles are
     // what is wrong, perhaps): only its zoom range is taken from the source.
-    let (index, layer_ref) = state.catalog.get(&layer).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "unknown layer `{}`",
-            layer.chars().take(64).collect::<String>()
-        ))
-    })?;
+    let (index, layer_ref) = state.layer(&layer)?;
     let source = layer_ref.source.as_ref().ok();
     if let Some(unknown) = query
         .keys()

@@ -65,15 +65,20 @@ impl AppState {
             .map(str::as_bytes)
     }
 
-    /// The layer called `name`, its catalog index and its source: 404 for an unknown
-    /// layer, 503 for one that failed to open (the reason is on `/ready`).
-    pub fn layer_source(&self, name: &str) -> Result<(usize, &Layer, &Source), ApiError> {
-        let (index, layer) = self.catalog.get(name).ok_or_else(|| {
+    /// A configured layer by name, opened or not (404 when unknown).
+    pub fn layer(&self, name: &str) -> Result<(usize, &Layer), ApiError> {
+        self.catalog.get(name).ok_or_else(|| {
             ApiError::not_found(format!(
                 "unknown layer `{}`",
                 name.chars().take(64).collect::<String>()
             ))
-        })?;
+        })
+    }
+
+    /// The layer called `name`, its catalog index and its source: 404 for an unknown
+    /// layer, 503 for one that failed to open (the reason is on `/ready`).
+    pub fn layer_source(&self, name: &str) -> Result<(usize, &Layer, &Source), ApiError> {
+        let (index, layer) = self.layer(name)?;
         let source = layer.source.as_ref().map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,

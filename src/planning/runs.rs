@@ -50,19 +50,25 @@ pub async fn keep_alive(pool: &Pool, id: i64) {
     }
 }
 
-/// Sweeps stale runs every [`SWEEP_EVERY`] until aborted.
+/// [`close_stale`], with what it did logged (a failure too: the next sweep retries).
+pub async fn sweep(client: &impl GenericClient) {
+    match close_stale(client).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(runs = n, "closed scenario runs whose server stopped"),
+        Err(e) => tracing::warn!(error = %e, "could not close interrupted scenario runs"),
+    }
+}
+
+/// Sweeps stale runs every [`SWEEP_EVERY`] until aborted; the first sweep is one period
+/// after start (the start-up itself sweeps once).
 pub fn spawn_sweeper(pool: Pool) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
         loop {
             tick.tick().await;
-            let Ok(client) = pool.get().await else {
-                continue;
-            };
-            match close_stale(&**client).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(runs = n, "closed scenario runs whose server stopped"),
-                Err(e) => tracing::debug!(error = %e, "stale-run sweep failed"),
+            if let Ok(client) = pool.get().await {
+                sweep(&**client).await;
             }
         }
     })

@@ -10,6 +10,7 @@
 //! again). `purge` deletes the records of the zooms it purges.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -129,7 +130,7 @@ impl EmptyRecords {
                     r.dirty = false;
                     let mut body = String::with_capacity(r.tiles.len() * 10);
                     for (x, y) in &r.tiles {
-                        body.push_str(&format!("{x}/{y}\n"));
+                        let _ = writeln!(body, "{x}/{y}");
                     }
                     (index, z, Bytes::from(body))
                 })
@@ -140,7 +141,7 @@ impl EmptyRecords {
                 continue;
             };
             let object = StoredTile {
-                body: body.clone(),
+                body,
                 meta: ObjectMeta {
                     content_type: "text/plain; charset=utf-8".into(),
                     content_encoding: None,

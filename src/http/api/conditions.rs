@@ -351,21 +351,23 @@ pub async fn plan_scores(
     let row = client
         .query_opt(
             "SELECT md5(ST_AsBinary(p.geom)), s.geom_md5, to_json(s.computed_at)#>>'{}', s.scores::text, \
-                    ST_AsGeoJSON(p.geom, 7) \
+                    CASE WHEN s.geom_md5 IS DISTINCT FROM md5(ST_AsBinary(p.geom)) \
+                         THEN ST_AsGeoJSON(p.geom, 7) END \
              FROM planscape.plans p LEFT JOIN planscape.plan_scores s ON s.plan_id = p.id WHERE p.id = $1",
             &[&id],
         )
         .await
         .map_err(db)?
         .ok_or_else(|| ApiError::not_found("no such plan"))?;
-    // The geometry and its md5 from one statement: a change landing in between cannot
-    // pair new-geometry md5 with old-geometry scores.
+    // The geometry and its md5 from one statement (a change landing in between cannot
+    // pair new-geometry md5 with old-geometry scores); the geometry only when the kept
+    // scores are not for it.
     let (current, stored_md5, computed_at, stored, geometry): (
         String,
         Option<String>,
         Option<String>,
         Option<String>,
-        String,
+        Option<String>,
     ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     if let (Some(md5), Some(at), Some(text)) = (stored_md5, computed_at, stored)
         && md5 == current
@@ -383,8 +385,12 @@ pub async fn plan_scores(
         .as_deref()
         .map(|c| c.region_nodes(&plan.region).into_iter().cloned().collect())
         .unwrap_or_default();
-    let geometry: Value =
-        serde_json::from_str(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
+    // (No geometry in the row: kept scores for this geometry that did not parse; the
+    // plan's, read by `authorize`, is then the same geometry.)
+    let geometry: Value = match geometry {
+        Some(text) => serde_json::from_str(&text).map_err(|e| ApiError::internal(e.to_string()))?,
+        None => plan.geometry.clone().unwrap_or(Value::Null),
+    };
     let shape =
         geometry::to_multipolygon(&geometry).map_err(|e| ApiError::internal(e.to_string()))?;
     // No connection held while the rasters are read.
