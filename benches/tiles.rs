@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use geo_types::{Coord, LineString, MultiPolygon, Polygon};
-use planscape::cache::{EncodedTile, TileCache, TileKey};
+use planscape::cache::{TileCache, TileKey};
 use planscape::demo::region::SIERRA_NEVADA;
 use planscape::demo::watersheds;
 use planscape::source::vector::encode::{Feature, FeatureGeom, PropValue, encode_layer};
-use planscape::tile::{TileFormat, TileId, lonlat_to_mercator};
+use planscape::tile::{EncodedTile, TileFormat, TileId, lonlat_to_mercator};
 
 /// Demo watersheds in EPSG:3857 that touch `tile`, as the database would return them.
 fn features_for(all: &[watersheds::Watershed], tile: TileId) -> Vec<Feature> {
@@ -131,7 +131,9 @@ fn cache_hit(c: &mut Criterion) {
     let tile = vec![7u8; 120_000];
     runtime.block_on(async {
         let _ = cache
-            .get_or_render(key, async { Ok(EncodedTile::new(tile, TileFormat::Mvt)) })
+            .get_or_render(key, async {
+                Ok::<_, planscape::source::SourceError>(EncodedTile::new(tile, TileFormat::Mvt))
+            })
             .await;
     });
     c.bench_function("cache/hit", |b| {
@@ -148,7 +150,7 @@ fn cache_hit(c: &mut Criterion) {
 fn raster(c: &mut Criterion) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = root.join("../shared/data/planscape/test_raster.tif");
-    let config: planscape::source::raster::RasterLayerConfig = match toml::from_str(&format!(
+    let config: planscape::config::RasterLayerConfig = match toml::from_str(&format!(
         "path = \"{}\"\nstyle = \"viridis\"\nrange = [25, 752]",
         path.display()
     )) {

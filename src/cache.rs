@@ -7,11 +7,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use moka::future::Cache;
 
-use crate::source::SourceError;
-use crate::tile::{TileFormat, TileId};
+use crate::tile::{EncodedTile, TileFormat, TileId};
 
 /// Bytes of bookkeeping charged per entry on top of the tile bytes.
 const ENTRY_OVERHEAD: usize = 96;
@@ -31,60 +29,10 @@ pub struct TileKey {
     pub scale: u8,
 }
 
-/// A rendered tile, ready to send.
-#[derive(Debug)]
-pub struct EncodedTile {
-    /// The tile bytes; empty for an empty tile.
-    pub raw: Bytes,
-    /// gzip of `raw`, for compressible non-empty formats.
-    pub gzip: Option<Bytes>,
-    /// Content hash (hex), the base of the strong ETags.
-    pub hash: String,
-}
-
-impl EncodedTile {
-    /// Wraps rendered bytes, compressing them when the format benefits (CPU: call off
-    /// the async runtime for large tiles).
-    pub fn new(raw: Vec<u8>, format: TileFormat) -> Self {
-        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
-        let gzip = (format.compressible() && !raw.is_empty()).then(|| Bytes::from(gzip(&raw)));
-        Self {
-            raw: Bytes::from(raw),
-            gzip,
-            hash,
-        }
-    }
-
-    /// Wraps rendered bytes whose gzip is already at hand (read back from the store).
-    pub fn with_gzip(raw: Vec<u8>, gzip: Bytes) -> Self {
-        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
-        Self {
-            raw: Bytes::from(raw),
-            gzip: Some(gzip),
-            hash,
-        }
-    }
-
-    /// Whether the tile has no content (served as 204).
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
-    fn weight(&self) -> u32 {
-        let bytes = self.raw.len() + self.gzip.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD;
-        u32::try_from(bytes).unwrap_or(u32::MAX)
-    }
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 2),
-        flate2::Compression::default(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(data);
-    encoder.finish().unwrap_or_default()
+/// Bytes an entry is charged: both encodings and the bookkeeping.
+fn weight(tile: &EncodedTile) -> u32 {
+    let bytes = tile.raw.len() + tile.gzip.as_ref().map_or(0, bytes::Bytes::len) + ENTRY_OVERHEAD;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 /// The tile cache (or a pass-through when sized 0).
@@ -99,7 +47,7 @@ impl TileCache {
         let inner = (max_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_k: &TileKey, v: &Arc<EncodedTile>| v.weight())
+                .weigher(|_k: &TileKey, v: &Arc<EncodedTile>| weight(v))
                 .support_invalidation_closures()
                 .build()
         });
@@ -109,13 +57,14 @@ impl TileCache {
     /// Returns the cached tile, or runs `render` once for all concurrent callers of the
     /// same key and caches its result. Errors are shared by the waiting callers and not
     /// cached.
-    pub async fn get_or_render<F>(
+    pub async fn get_or_render<F, E>(
         &self,
         key: TileKey,
         render: F,
-    ) -> Result<Arc<EncodedTile>, Arc<SourceError>>
+    ) -> Result<Arc<EncodedTile>, Arc<E>>
     where
-        F: Future<Output = Result<EncodedTile, SourceError>>,
+        F: Future<Output = Result<EncodedTile, E>>,
+        E: Send + Sync + 'static,
     {
         match &self.inner {
             Some(cache) => {
@@ -188,7 +137,7 @@ mod tests {
                         .get_or_render(key(1), async {
                             renders.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
-                            Ok(EncodedTile::new(vec![7; 100], TileFormat::Mvt))
+                            Ok::<_, &str>(EncodedTile::new(vec![7; 100], TileFormat::Mvt))
                         })
                         .await
                 })
@@ -205,14 +154,14 @@ mod tests {
     async fn errors_are_not_cached_and_weight_is_bounded() {
         let cache = TileCache::new(10_000);
         let failed = cache
-            .get_or_render(key(1), async { Err(SourceError::Timeout) })
+            .get_or_render(key(1), async { Err("timed out") })
             .await;
         assert!(failed.is_err());
         assert!(!cache.contains(&key(1)));
         for v in 0..50 {
             let _ = cache
                 .get_or_render(key(v), async {
-                    Ok(EncodedTile::new(vec![1; 1000], TileFormat::Png))
+                    Ok::<_, &str>(EncodedTile::new(vec![1; 1000], TileFormat::Png))
                 })
                 .await;
         }
@@ -223,18 +172,5 @@ mod tests {
             .run_pending_tasks()
             .await;
         assert!(cache.weighted_size() <= 10_000, "{}", cache.weighted_size());
-    }
-
-    #[test]
-    fn gzip_is_kept_beside_the_raw_tile() {
-        let tile = EncodedTile::new(vec![42; 5000], TileFormat::Mvt);
-        let gz = tile.gzip.as_ref().expect("compressed");
-        assert!(gz.len() < 200);
-        assert!(
-            EncodedTile::new(vec![42; 5000], TileFormat::Png)
-                .gzip
-                .is_none()
-        );
-        assert!(EncodedTile::new(Vec::new(), TileFormat::Mvt).gzip.is_none());
     }
 }

@@ -1,8 +1,9 @@
 //! Data-change notifications: a statement-level trigger on each vector layer's table
 //! calls `pg_notify('planscape_table_change', 'schema.table')`; a dedicated connection
-//! LISTENs and bumps the versions of the layers reading that table, so the next request
-//! renders fresh data. After the listening connection is lost (and notifications may
-//! have been missed), every layer's version is bumped on reconnect.
+//! LISTENs and tells the [`TileService`], which bumps the versions of the layers reading
+//! that table, so the next request renders fresh data. Purges elsewhere arrive on
+//! [`LAYER_CHANNEL`]. After the listening connection is lost (and notifications may have
+//! been missed), every layer's version is bumped on reconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::config::DatabaseConfig;
 use crate::db::{self, quote_ident};
-use crate::http::AppState;
+use crate::tiles::{LAYER_CHANNEL, TileService};
 
 /// The notification channel.
 pub const CHANNEL: &str = "planscape_table_change";
@@ -40,36 +41,21 @@ pub async fn install_triggers(
     failures
 }
 
-/// The channel on which `planscape purge` names a layer whose stored tiles changed.
-pub const LAYER_CHANNEL: &str = "planscape_layer_change";
-
-fn dispatch(state: &AppState, n: &tokio_postgres::Notification) {
+fn dispatch(tiles: &TileService, n: &tokio_postgres::Notification) {
     if n.channel() == LAYER_CHANNEL {
-        state.layer_changed(n.payload());
+        tiles.layer_changed(n.payload());
     } else {
-        state.table_changed(n.payload());
+        tiles.table_changed(n.payload());
     }
 }
 
-/// Tells every server listening on the database that `layer`'s tiles changed (after a
-/// purge), so they drop their cached copies.
-pub async fn notify_layer_changed(
-    client: &tokio_postgres::Client,
-    layer: &str,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute("SELECT pg_notify($1, $2)", &[&LAYER_CHANNEL, &layer])
-        .await
-        .map(|_| ())
-}
-
 /// Runs the LISTEN loop until the process ends, reconnecting with backoff.
-pub fn spawn_listener(db: DatabaseConfig, state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_listener(db: DatabaseConfig, tiles: Arc<TileService>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut connected_before = false;
         let mut backoff = Duration::from_millis(250);
         loop {
-            match listen_once(&db, &state, connected_before).await {
+            match listen_once(&db, &tiles, connected_before).await {
                 Ok(()) => {
                     connected_before = true;
                     backoff = Duration::from_millis(250);
@@ -85,7 +71,11 @@ pub fn spawn_listener(db: DatabaseConfig, state: Arc<AppState>) -> tokio::task::
     })
 }
 
-async fn listen_once(db: &DatabaseConfig, state: &AppState, reconnect: bool) -> Result<(), String> {
+async fn listen_once(
+    db: &DatabaseConfig,
+    tiles: &TileService,
+    reconnect: bool,
+) -> Result<(), String> {
     let config = db::pg_config(db, false).map_err(|e| e.to_string())?;
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -97,7 +87,7 @@ async fn listen_once(db: &DatabaseConfig, state: &AppState, reconnect: bool) -> 
         tokio::select! {
             result = &mut listen => { result.map_err(|e| e.to_string())?; break; }
             message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(n))) => dispatch(state, &n),
+                Some(Ok(AsyncMessage::Notification(n))) => dispatch(tiles, &n),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.to_string()),
                 None => return Err("connection closed".into()),
@@ -105,12 +95,12 @@ async fn listen_once(db: &DatabaseConfig, state: &AppState, reconnect: bool) -> 
         }
     }
     if reconnect {
-        state.all_changed();
+        tiles.all_changed();
     }
     tracing::info!("listening for data changes");
     while let Some(message) = messages.next().await {
         match message {
-            Ok(AsyncMessage::Notification(n)) => dispatch(state, &n),
+            Ok(AsyncMessage::Notification(n)) => dispatch(tiles, &n),
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "change listener connection error");

@@ -12,10 +12,7 @@ use geo::{BoundingRect, Intersects};
 use geo_types::{Coord, LineString, MultiPolygon, Point, Polygon, Rect};
 use geozero::ToGeo;
 
-use crate::tile::{Bounds, HALF_WORLD, TileId, lonlat_to_mercator, tile_size_m};
-
-/// Latitude limit of Web Mercator.
-const MAX_LAT: f64 = 85.051_128_779_806_59;
+use crate::tile::{Bounds, HALF_WORLD, MAX_LATITUDE, TileId, lonlat_to_mercator, tile_size_m};
 
 /// Why a coverage cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -242,7 +239,10 @@ impl Coverage {
 }
 
 fn project(lon: f64, lat: f64) -> (f64, f64) {
-    lonlat_to_mercator(lon.clamp(-180.0, 180.0), lat.clamp(-MAX_LAT, MAX_LAT))
+    lonlat_to_mercator(
+        lon.clamp(-180.0, 180.0),
+        lat.clamp(-MAX_LATITUDE, MAX_LATITUDE),
+    )
 }
 
 fn project_ring(ring: &LineString<f64>) -> LineString<f64> {

@@ -15,7 +15,7 @@ use gdal::cpl::CslStringList;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
-use crate::source::raster::read::Resampling;
+use crate::config::Resampling;
 
 /// What to import.
 #[derive(Debug, Clone)]

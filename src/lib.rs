@@ -1,10 +1,27 @@
-//! Planscape server: vector (MVT) tiles from PostGIS, served over HTTP with a byte-weighted
-//! in-process cache that follows data changes.
+//! Planscape server: vector (MVT) tiles from PostGIS and raster tiles through GDAL, a
+//! tile store of pregenerated tiles (a folder or S3), and the planning API (accounts,
+//! plans, conditions, statistics, scenarios) on one HTTP server.
 //!
-//! The request path, following module names: [`http`] parses and validates the request,
-//! [`cache`] answers or single-flights a render, [`source`] renders from PostGIS, and
-//! [`changes`] keeps cache keys current when the data changes. [`config`] and [`db`] set
-//! things up; [`demo`] generates the demo data.
+//! Modules sit on four floors; each imports only its own floor or lower ones.
+//! - Ground: [`config`] (every setting as a typed, validated value; imports nothing of
+//!   the crate), [`tile`] (tile ids, Web Mercator, formats, the encoded tile), [`style`]
+//!   (colormaps), [`coverage`] (which tiles an area touches), [`telemetry`].
+//! - Parts: [`db`] (the pool, migrations), [`source`] (renderers: [`source::vector`] from
+//!   PostGIS, [`source::raster`] through GDAL), [`store`] (folder or S3 objects),
+//!   [`cache`] (the in-process tile cache).
+//! - Services: [`tiles`] — the [`tiles::TileService`], owning the layer catalog, layer
+//!   versions, the cache, the store and the render policy; [`planning`] (plans,
+//!   conditions, statistics, stands, scenarios: repositories owning their SQL beside pure
+//!   kernels); [`accounts`]; [`import`] (rasters into COGs).
+//! - Edges: [`http`] (routers, extractors, the one error-to-response mapping),
+//!   [`seed`] (batch pregeneration through the tile service), [`changes`] (PostgreSQL
+//!   LISTEN/NOTIFY into the tile service), [`server`] (start-up), the CLI and [`demo`].
+//!
+//! The request path of a tile: [`http`] parses `/tiles/{layer}/{z}/{x}/{y}.{ext}` and asks
+//! [`tiles::TileService::tile`], which checks the layer's format and zooms, answers from
+//! [`cache`] (one render per key at a time), else reads [`store`] for a pregenerated
+//! layer, else renders through [`source`] off the async threads; [`http`] then answers
+//! with ETag/304, gzip negotiation and 204 for empty tiles.
 
 pub mod accounts;
 pub mod cache;
@@ -23,6 +40,4 @@ pub mod store;
 pub mod style;
 pub mod telemetry;
 pub mod tile;
-
-/// Layer names the URL space keeps for other uses.
-pub const RESERVED_LAYER_NAMES: &[&str] = &["plans", "legend"];
+pub mod tiles;

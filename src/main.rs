@@ -71,7 +71,7 @@ enum Command {
         /// The layer.
         layer: String,
         /// Zoom range `MIN-MAX` (default: all of the layer's zooms).
-        #[arg(long, short, value_parser = planscape::seed::parse_zooms)]
+        #[arg(long, short, value_parser = planscape::tile::parse_zooms)]
         zoom: Option<RangeInclusive<u8>>,
         /// Only tiles touching `WEST,SOUTH,EAST,NORTH` (lon/lat).
         #[arg(long, allow_hyphen_values = true)]
@@ -199,6 +199,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The store parses its own URL; a bad one is a configuration error all the same.
+    if let Err(e) = planscape::store::StoreUrl::parse(&config.store.url) {
+        eprintln!("error: invalid config key `store.url`: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -297,7 +302,7 @@ async fn run(
                     no_register,
                 },
         } => {
-            let resampling: planscape::source::raster::read::Resampling =
+            let resampling: planscape::config::Resampling =
                 serde_json::from_value(serde_json::Value::String(resampling.clone())).map_err(
                     |_| format!("unknown resampling `{resampling}` (nearest, bilinear, average)"),
                 )?;

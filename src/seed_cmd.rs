@@ -1,15 +1,20 @@
 //! `planscape seed` and `planscape purge`: argument checks (all before any work), then
 //! the library's seed and purge.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use planscape::config::Config;
+use planscape::cache::TileCache;
+use planscape::config::{Config, LayerConfig};
 use planscape::coverage::Coverage;
+use planscape::planning::condition_layers;
 use planscape::seed::{self, SeedOptions, Shard};
-use planscape::store::{StoreUrl, TileStore};
+use planscape::store::TileStore;
 use planscape::tile::TileFormat;
+use planscape::tiles::{Catalog, TileError, TileService};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -20,7 +25,7 @@ pub struct SeedArgs {
     #[arg(required = true)]
     pub layers: Vec<String>,
     /// Zoom range `MIN-MAX` (or one zoom); clipped to each layer's range.
-    #[arg(long, short, value_parser = planscape::seed::parse_zooms)]
+    #[arg(long, short, value_parser = planscape::tile::parse_zooms)]
     pub zoom: RangeInclusive<u8>,
     #[command(flatten)]
     pub area: AreaArgs,
@@ -89,13 +94,30 @@ fn parse_format(text: &str) -> Result<TileFormat, String> {
 }
 
 async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxError> {
-    let url = StoreUrl::parse(to.unwrap_or(&config.store.url))?;
-    let store = TileStore::open(&url, &config.store).await;
+    let url = to.unwrap_or(&config.store.url);
+    let store = TileStore::open_url(url, &config.store).await?;
     store
         .check()
         .await
         .map_err(|e| format!("tile store {url} is not usable: {e}"))?;
     Ok(store)
+}
+
+/// The settings of the layers called `names`, from the one catalog of tile layers
+/// (configured and condition layers alike); an unknown name is an error.
+fn named_layers(
+    config: &Config,
+    names: &[String],
+) -> Result<BTreeMap<String, LayerConfig>, BoxError> {
+    let conditions = condition_layers::load_conditions(config)?;
+    let mut all = condition_layers::tile_layers(config, conditions.as_ref());
+    names
+        .iter()
+        .map(|name| {
+            all.remove_entry(name)
+                .ok_or_else(|| TileError::UnknownLayer(name.clone()).into())
+        })
+        .collect()
 }
 
 /// Runs `planscape seed`.
@@ -122,12 +144,11 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
         }
         _ => None,
     };
-    for name in &args.layers {
-        if !config.layers.contains_key(name) {
-            return Err(seed::SeedError::UnknownLayer(name.clone()).into());
-        }
-    }
-    let need_db = seed::needs_database(config, &args.layers) || args.area.region.is_some();
+    let selected = named_layers(config, &args.layers)?;
+    let need_db = selected
+        .values()
+        .any(|l| matches!(l, LayerConfig::Vector(_)))
+        || args.area.region.is_some();
     let client = if need_db {
         Some(planscape::db::connect(&config.database).await?)
     } else {
@@ -136,19 +157,8 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     if let (Some(region), Some(client)) = (&args.area.region, &client) {
         coverage = Some(seed::region_coverage(client, config.regions.as_ref(), region).await?);
     }
-    let layers = seed::open_layers(
-        config,
-        &args.layers,
-        &args.zoom,
-        format,
-        args.scale,
-        client.as_ref(),
-    )
-    .await?;
-    let coverage = match coverage {
-        Some(c) => c,
-        None => layers_bounds(&layers)?,
-    };
+    let catalog = Catalog::open(&selected, &config.styles_dir, client.as_ref()).await;
+    drop(client);
     let store = open_store(config, args.to.as_deref()).await?;
     let concurrency = args
         .concurrency
@@ -160,16 +170,27 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     } else {
         None
     };
+    let service = TileService::new(
+        catalog,
+        pool,
+        TileCache::new(0),
+        Some(Arc::new(store)),
+        config.http.cache_control.clone(),
+    );
+    let layers = seed::seed_layers(&service, &args.layers, &args.zoom, format, args.scale)?;
+    let coverage = match coverage {
+        Some(c) => c,
+        None => layers_bounds(&layers)?,
+    };
     let opts = SeedOptions {
         coverage,
         concurrency,
         resume: args.resume,
         shard,
-        cache_control: config.http.cache_control.clone(),
         terminal: std::io::stderr().is_terminal(),
     };
     if args.dry_run {
-        let estimates = seed::estimate(&layers, pool.as_ref(), &store, &opts).await?;
+        let estimates = seed::estimate(&service, &layers, &opts).await?;
         if args.json {
             println!("{}", serde_json::to_string(&estimates)?);
             return Ok(());
@@ -195,7 +216,7 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
         );
         return Ok(());
     }
-    let summary = seed::run(&layers, pool.as_ref(), &store, &opts).await?;
+    let summary = seed::run(&service, &layers, &opts).await?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -215,12 +236,10 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
 fn layers_bounds(layers: &[seed::SeedLayer]) -> Result<Coverage, BoxError> {
     let mut union: Option<[f64; 4]> = None;
     for layer in layers {
-        let b = match &layer.source {
-            planscape::source::Source::Raster(r) => r.bounds,
-            planscape::source::Source::Vector(v) => v
-                .bounds
-                .ok_or_else(|| format!("layer `{}` has no data bounds; give --bbox", layer.name))?,
-        };
+        let b = layer
+            .source
+            .bounds()
+            .ok_or_else(|| format!("layer `{}` has no data bounds; give --bbox", layer.name))?;
         union = Some(match union {
             None => b,
             Some(u) => [
@@ -243,20 +262,24 @@ pub async fn purge(
     bbox: Option<&str>,
     to: Option<&str>,
 ) -> Result<(), BoxError> {
-    if !config.layers.contains_key(layer) {
-        return Err(seed::SeedError::UnknownLayer(layer.to_owned()).into());
-    }
+    let selected = named_layers(config, &[layer.to_owned()])?;
     let coverage = bbox.map(Coverage::parse_bbox).transpose()?;
     let zoom = zoom.unwrap_or(0..=planscape::tile::MAX_ZOOM);
     let store = open_store(config, to).await?;
-    let deleted = seed::purge(&store, layer, zoom, coverage.as_ref()).await?;
-    println!("purged: {deleted} tile(s) of `{layer}`");
-    // Running servers drop their cached copies when told through the database.
-    match planscape::db::connect(&config.database).await {
-        Ok(client) => planscape::changes::notify_layer_changed(&client, layer).await?,
-        Err(e) => eprintln!(
-            "warning: could not reach the database to tell running servers ({e}); their cached tiles expire by themselves"
-        ),
+    // The layer's source is not needed (the zooms are given); running servers hear of
+    // the purge through the database and drop their cached copies.
+    let mut catalog = Catalog::default();
+    for name in selected.into_keys() {
+        catalog.push(name, Err("not opened for a purge".into()), None);
     }
+    let service = TileService::new(
+        catalog,
+        Some(planscape::db::create_pool(&config.database)?),
+        TileCache::new(0),
+        Some(Arc::new(store)),
+        config.http.cache_control.clone(),
+    );
+    let (_, deleted) = service.purge(layer, Some(zoom), coverage.as_ref()).await?;
+    println!("purged: {deleted} tile(s) of `{layer}`");
     Ok(())
 }

@@ -13,8 +13,9 @@ use crate::changes;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::http::{self, AppState};
-use crate::source::Catalog;
-use crate::store::{StoreUrl, TileStore};
+use crate::planning::condition_layers;
+use crate::store::{StoreError, TileStore};
+use crate::tiles::{Catalog, TileService};
 
 /// A start-up failure.
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +35,8 @@ pub enum StartError {
     #[error("{0}")]
     Conditions(String),
     /// The store URL is invalid.
-    #[error("invalid store url: {0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A server that is listening.
@@ -50,7 +51,7 @@ pub struct Server {
 }
 
 /// Prepares everything and binds the socket; call [`Server::run`] to serve.
-pub async fn start(mut config: Config) -> Result<Server, StartError> {
+pub async fn start(config: Config) -> Result<Server, StartError> {
     // Install the metrics recorder before anything records.
     crate::telemetry::handle();
     wait_for_database(&config).await?;
@@ -58,26 +59,14 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
     }
-    let conditions = match &config.conditions {
-        Some(c) => {
-            let loaded = crate::planning::conditions::Conditions::load(&c.catalog, &c.dir)
-                .map_err(|e| StartError::Conditions(e.to_string()))?;
-            // Every node is a raster layer (unless the config defines that name itself).
-            for (name, layer) in crate::planning::conditions::layer_configs(&loaded.nodes) {
-                config
-                    .layers
-                    .entry(name)
-                    .or_insert(crate::config::LayerConfig::Raster(layer));
-            }
-            Some(Arc::new(loaded))
-        }
-        None => None,
-    };
+    let conditions = condition_layers::load_conditions(&config)
+        .map_err(|e| StartError::Conditions(e.to_string()))?;
+    let layers = condition_layers::tile_layers(&config, conditions.as_ref());
     let client = db::connect(&config.database).await?;
     // Scenario runs left by stopped servers end as failed (live servers' are spared:
     // their heartbeats are fresh).
     crate::planning::runs::sweep(&client).await;
-    let catalog = Catalog::open(&config, &client).await;
+    let catalog = Catalog::open(&layers, &config.styles_dir, Some(&client)).await;
     changes::install_triggers(&client, &catalog.tables()).await;
     drop(client);
     let pool = db::create_pool(&config.database)?;
@@ -85,7 +74,18 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     // Validated in `Config::validate`.
     let cache_control = HeaderValue::from_str(&config.http.cache_control)
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
-    let store = open_store(&config).await?;
+    let store = if config.admin_token.is_some() || catalog.any_pregenerated() {
+        Some(Arc::new(open_store(&config).await?))
+    } else {
+        None
+    };
+    let tiles = Arc::new(TileService::new(
+        catalog,
+        Some(pool.clone()),
+        cache,
+        store,
+        config.http.cache_control.clone(),
+    ));
     let plan_source =
         open_private_source(&config, "plans", "id", &["name", "region", "area_acres"]).await;
     let project_area_source = open_private_source(
@@ -102,18 +102,15 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     let listen = config.listen;
     let state = Arc::new(AppState {
         config,
-        catalog,
+        tiles: Arc::clone(&tiles),
         pool,
-        cache,
         cache_control,
-        store,
         login_limiter,
         plan_source,
         project_area_source,
-        conditions,
+        conditions: conditions.map(Arc::new),
     });
-    let change_listener =
-        changes::spawn_listener(state.config.database.clone(), Arc::clone(&state));
+    let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
     let listener = TcpListener::bind(listen)
         .await
@@ -134,22 +131,16 @@ pub async fn start(mut config: Config) -> Result<Server, StartError> {
     })
 }
 
-/// Opens the tile store when a layer is pregenerated or the admin API (purge) is on. An
-/// unreachable store does not stop the server (live layers keep serving); `/ready`
-/// reports it.
-async fn open_store(config: &Config) -> Result<Option<Arc<TileStore>>, StartError> {
-    let needed =
-        config.admin_token.is_some() || config.layers.values().any(|l| l.pregenerated().is_some());
-    if !needed {
-        return Ok(None);
-    }
-    let url = StoreUrl::parse(&config.store.url).map_err(StartError::Store)?;
-    let store = TileStore::open(&url, &config.store).await;
+/// Opens the tile store (needed when a layer is pregenerated or the admin API, purge,
+/// is on). An unreachable store does not stop the server (live layers keep serving);
+/// `/ready` reports it.
+async fn open_store(config: &Config) -> Result<TileStore, StoreError> {
+    let store = TileStore::open_url(&config.store.url, &config.store).await?;
     match store.check().await {
-        Ok(()) => tracing::info!(store = %url, "tile store ready"),
-        Err(e) => tracing::error!(store = %url, error = %e, "tile store unreachable"),
+        Ok(()) => tracing::info!(store = %config.store.url, "tile store ready"),
+        Err(e) => tracing::error!(store = %config.store.url, error = %e, "tile store unreachable"),
     }
-    Ok(Some(Arc::new(store)))
+    Ok(store)
 }
 
 /// A vector source over one of the server's own tables (`planscape.{table}`), rendered
@@ -190,7 +181,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = http::router(Arc::clone(&self.state));
-        tracing::info!(addr = %self.addr, layers = self.state.catalog.iter().count(), "serving");
+        tracing::info!(addr = %self.addr, layers = self.state.tiles.catalog().len(), "serving");
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)

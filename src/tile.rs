@@ -6,11 +6,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+use bytes::Bytes;
+
 /// Half the width of the Web Mercator square, in metres.
 pub const HALF_WORLD: f64 = 20_037_508.342_789_244;
 
-/// Highest zoom level any layer may declare.
-pub const MAX_ZOOM: u8 = 24;
+pub use crate::config::MAX_ZOOM;
+
+/// The latitude limit of the Web Mercator square, in degrees (its north and south edges).
+pub const MAX_LATITUDE: f64 = 85.051_128_779_806_59;
 
 /// One tile of the XYZ grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -239,6 +243,74 @@ pub fn parse_y_segment(segment: &str) -> Result<YSegment<'_>, TileIdError> {
     Ok(YSegment { y, scale, format })
 }
 
+/// Parses `MIN-MAX` (or a single zoom) into an inclusive range of zoom levels.
+pub fn parse_zooms(text: &str) -> Result<std::ops::RangeInclusive<u8>, String> {
+    let (a, b) = text.split_once('-').unwrap_or((text, text));
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|z| *z <= MAX_ZOOM)
+            .ok_or_else(|| format!("`{s}` is not a zoom level (0..={MAX_ZOOM})"))
+    };
+    let (lo, hi) = (parse(a)?, parse(b)?);
+    if lo > hi {
+        return Err(format!("the range {lo}-{hi} is inverted (use {hi}-{lo})"));
+    }
+    Ok(lo..=hi)
+}
+
+/// A rendered tile, ready to send.
+#[derive(Debug)]
+pub struct EncodedTile {
+    /// The tile bytes; empty for an empty tile.
+    pub raw: Bytes,
+    /// gzip of `raw`, for compressible non-empty formats.
+    pub gzip: Option<Bytes>,
+    /// Content hash (hex), the base of the strong ETags.
+    pub hash: String,
+}
+
+impl EncodedTile {
+    /// Wraps rendered bytes, compressing them when the format benefits (CPU: call off
+    /// the async runtime for large tiles).
+    pub fn new(raw: Vec<u8>, format: TileFormat) -> Self {
+        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
+        let gzip = (format.compressible() && !raw.is_empty()).then(|| Bytes::from(gzip(&raw)));
+        Self {
+            raw: Bytes::from(raw),
+            gzip,
+            hash,
+        }
+    }
+
+    /// Wraps rendered bytes whose gzip is already at hand (read back from the store).
+    pub fn with_gzip(raw: Vec<u8>, gzip: Bytes) -> Self {
+        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
+        Self {
+            raw: Bytes::from(raw),
+            gzip: Some(gzip),
+            hash,
+        }
+    }
+
+    /// Whether the tile has no content (served as 204).
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 2),
+        flate2::Compression::default(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +401,27 @@ mod tests {
         );
         assert!(parse_y_segment("12").is_err());
         assert!(parse_y_segment("12.gif").is_err());
+    }
+
+    #[test]
+    fn gzip_is_kept_beside_the_raw_tile() {
+        let tile = EncodedTile::new(vec![42; 5000], TileFormat::Mvt);
+        let gz = tile.gzip.as_ref().expect("compressed");
+        assert!(gz.len() < 200);
+        assert!(
+            EncodedTile::new(vec![42; 5000], TileFormat::Png)
+                .gzip
+                .is_none()
+        );
+        assert!(EncodedTile::new(Vec::new(), TileFormat::Mvt).gzip.is_none());
+    }
+
+    #[test]
+    fn zoom_ranges() {
+        assert_eq!(parse_zooms("7-13"), Ok(7..=13));
+        assert_eq!(parse_zooms("5"), Ok(5..=5));
+        assert!(parse_zooms("13-7").unwrap_err().contains("inverted"));
+        assert!(parse_zooms("0-99").is_err());
+        assert!(parse_zooms("a-3").is_err());
     }
 }

@@ -14,8 +14,8 @@ use gdal::{Dataset, DriverManager};
 use super::noise::fractal;
 use super::region::{SIERRA_NEVADA, contains};
 use super::watersheds::SEED;
+use crate::config::Resampling;
 use crate::import::{ImportOptions, import_raster};
-use crate::source::raster::read::Resampling;
 
 /// Nodata of the generated rasters.
 pub const NODATA: f64 = -9999.0;

@@ -77,10 +77,6 @@ pub async fn purge(
         super::api::extract::session_user(&state, &headers).await?
     };
     authorize(&state, &headers, user.as_ref()).await?;
-    // A layer whose source failed to open can still be purged (its stored tiles are
-    // what is wrong, perhaps): only its zoom range is taken from the source.
-    let (index, layer_ref) = state.layer(&layer)?;
-    let source = layer_ref.source.as_ref().ok();
     if let Some(unknown) = query
         .keys()
         .find(|k| !["zoom", "bbox"].contains(&k.as_str()))
@@ -91,32 +87,20 @@ pub async fn purge(
             format!("unknown parameter `{unknown}` (zoom, bbox)"),
         ));
     }
-    let zooms = match query.get("zoom") {
-        Some(z) => crate::seed::parse_zooms(z)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_zoom", e))?,
-        None => source.map_or(0..=crate::tile::MAX_ZOOM, |s| s.minzoom()..=s.maxzoom()),
-    };
+    let zooms = query
+        .get("zoom")
+        .map(|z| crate::tile::parse_zooms(z))
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_zoom", e))?;
     let coverage = query
         .get("bbox")
         .map(|b| Coverage::parse_bbox(b))
         .transpose()?;
-    let store = state
-        .store
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("no tile store"))?;
-    let deleted =
-        crate::seed::purge(store, &layer_ref.name, zooms.clone(), coverage.as_ref()).await?;
-    let version = layer_ref.bump();
-    state.cache.invalidate_layer(index, version);
-    // Other servers drop their copies when they hear of it (best effort).
-    if let Ok(client) = state.pool.get().await
-        && let Err(e) = crate::changes::notify_layer_changed(&client, &layer_ref.name).await
-    {
-        tracing::warn!(error = %e, "could not notify other servers of the purge");
-    }
-    tracing::info!(layer = %layer_ref.name, deleted, "purged");
+    // A layer whose source failed to open can still be purged (its stored tiles are
+    // what is wrong, perhaps): its zooms then default to all.
+    let (zooms, deleted) = state.tiles.purge(&layer, zooms, coverage.as_ref()).await?;
     Ok(Json(json!({
-        "layer": layer_ref.name,
+        "layer": layer,
         "zoom": [zooms.start(), zooms.end()],
         "deleted": deleted,
     })))

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::source::SourceError;
 use crate::tile::TileIdError;
+use crate::tiles::TileError;
 
 /// An error as the client sees it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -128,6 +129,24 @@ impl From<crate::store::StoreError> for ApiError {
             "store_unavailable",
             "the tile store is unavailable; try again shortly",
         )
+    }
+}
+
+impl From<TileError> for ApiError {
+    fn from(e: TileError) -> Self {
+        match e {
+            TileError::UnknownLayer(_)
+            | TileError::UnsupportedForm { .. }
+            | TileError::ZoomOutOfRange { .. }
+            | TileError::NoStore => Self::not_found(e.to_string()),
+            TileError::LayerUnavailable { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "layer_unavailable",
+                e.to_string(),
+            ),
+            TileError::Render(e) => Self::from(e.as_ref()),
+            TileError::Store(e) => Self::from(e),
+        }
     }
 }
 

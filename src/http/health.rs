@@ -31,7 +31,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
     .await
     .unwrap_or_else(|_| Err("timed out".to_owned()));
     let broken: Vec<Value> = state
-        .catalog
+        .tiles
+        .catalog()
         .iter()
         .filter_map(|(_, l)| {
             l.source
@@ -40,7 +41,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
                 .map(|e| json!({ "layer": l.name, "error": e }))
         })
         .collect();
-    let store = match &state.store {
+    let store = match state.tiles.store() {
         None => None,
         Some(store) => Some(
             tokio::time::timeout(Duration::from_secs(2), store.check())
@@ -72,14 +73,15 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
 pub async fn metrics(
     State(state): State<Arc<AppState>>,
 ) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
-    state.cache.settle().await;
+    let cache = state.tiles.cache();
+    cache.settle().await;
     let status = state.pool.status();
     metrics::gauge!("db_pool_connections", "state" => "idle").set(status.available as f64);
     metrics::gauge!("db_pool_connections", "state" => "in_use")
         .set(status.size.saturating_sub(status.available) as f64);
     metrics::gauge!("db_pool_max_connections").set(status.max_size as f64);
-    metrics::gauge!("tile_cache_bytes").set(state.cache.weighted_size() as f64);
-    metrics::gauge!("tile_cache_entries").set(state.cache.entry_count() as f64);
+    metrics::gauge!("tile_cache_bytes").set(cache.weighted_size() as f64);
+    metrics::gauge!("tile_cache_entries").set(cache.entry_count() as f64);
     (
         [(
             axum::http::header::CONTENT_TYPE,

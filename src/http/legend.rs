@@ -34,7 +34,7 @@ pub async fn legend(
             .is_some_and(|a| a.contains("image/png") && !a.contains("application/json")),
         _ => return Err(ApiError::not_found("no such endpoint")),
     };
-    let (_, _, source) = state.layer_source(&name)?;
+    let source = state.tiles.catalog().find(&name)?.1.source()?;
     let Source::Raster(raster) = source else {
         return Err(ApiError::not_found(format!(
             "layer `{name}` is a vector layer: it has no legend"

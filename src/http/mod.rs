@@ -17,26 +17,20 @@ use axum::routing::get;
 use deadpool_postgres::Pool;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::cache::TileCache;
 use crate::config::Config;
-use crate::source::{Catalog, Layer, Source};
-use crate::store::TileStore;
+use crate::tiles::TileService;
 use error::ApiError;
 
 /// Everything request handlers share.
 pub struct AppState {
     /// The validated configuration.
     pub config: Config,
-    /// Layers.
-    pub catalog: Catalog,
-    /// Tile query pool.
+    /// Layers, their versions, the tile cache and store: every tile comes from here.
+    pub tiles: Arc<TileService>,
+    /// The database pool (API requests; tile queries go through `tiles`, which shares it).
     pub pool: Pool,
-    /// Tile cache.
-    pub cache: TileCache,
     /// The `Cache-Control` header value of tiles.
     pub cache_control: HeaderValue,
-    /// The tile store, when a layer is pregenerated or the admin API is on.
-    pub store: Option<Arc<TileStore>>,
     /// Failed-login counters.
     pub login_limiter: crate::accounts::limiter::Limiter,
     /// The conditions catalog.
@@ -63,59 +57,6 @@ impl AppState {
             .signing_key
             .as_deref()
             .map(str::as_bytes)
-    }
-
-    /// A configured layer by name, opened or not (404 when unknown).
-    pub fn layer(&self, name: &str) -> Result<(usize, &Layer), ApiError> {
-        self.catalog.get(name).ok_or_else(|| {
-            ApiError::not_found(format!(
-                "unknown layer `{}`",
-                name.chars().take(64).collect::<String>()
-            ))
-        })
-    }
-
-    /// The layer called `name`, its catalog index and its source: 404 for an unknown
-    /// layer, 503 for one that failed to open (the reason is on `/ready`).
-    pub fn layer_source(&self, name: &str) -> Result<(usize, &Layer, &Source), ApiError> {
-        let (index, layer) = self.layer(name)?;
-        let source = layer.source.as_ref().map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "layer_unavailable",
-                format!("layer `{}` failed to open: {e}", layer.name),
-            )
-        })?;
-        Ok((index, layer, source))
-    }
-
-    /// A table changed: bump the versions of the layers reading it.
-    pub fn table_changed(&self, table: &str) {
-        for index in self.catalog.layers_of_table(table) {
-            if let Some(layer) = self.catalog.layer(index) {
-                let version = layer.bump();
-                self.cache.invalidate_layer(index, version);
-                tracing::info!(layer = %layer.name, version, "data changed");
-            }
-        }
-    }
-
-    /// A layer's stored tiles changed (purged): bump its version.
-    pub fn layer_changed(&self, name: &str) {
-        if let Some((index, layer)) = self.catalog.get(name) {
-            let version = layer.bump();
-            self.cache.invalidate_layer(index, version);
-            tracing::info!(layer = %layer.name, version, "stored tiles changed");
-        }
-    }
-
-    /// Changes may have been missed: bump every layer.
-    pub fn all_changed(&self) {
-        for (index, layer) in self.catalog.iter() {
-            let version = layer.bump();
-            self.cache.invalidate_layer(index, version);
-        }
-        tracing::info!("all layer versions bumped after reconnecting");
     }
 }
 

@@ -14,7 +14,7 @@ use super::AppState;
 use super::api::extract::{MaybeAuth, unauthorized};
 use super::error::ApiError;
 use crate::accounts::access::Action;
-use crate::cache::EncodedTile;
+use crate::tile::EncodedTile;
 use crate::tile::{TileFormat, TileId, parse_y_segment};
 
 /// The plan tile endpoint.

@@ -3,29 +3,34 @@
 //! Tile URLs are absolute: built from the configured `public_url`, or else from the
 //! `X-Forwarded-Proto`/`-Host`/`-Prefix` and `Host` headers a reverse proxy sends.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use tilejson::{TileJSON, VectorLayer, tilejson};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::source::{Layer, Source};
+use crate::source::Source;
+use crate::tile::MAX_LATITUDE;
+use crate::tiles::Layer;
 
 /// The layer catalog.
 pub async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json<Value> {
     let base = base_url(&state, &headers);
     let layers: Vec<Value> = state
-        .catalog
+        .tiles
+        .catalog()
         .iter()
         .map(|(_, layer)| {
             let mut entry =
                 json!({ "id": layer.name, "tilejson": format!("{base}/tiles/{}", layer.name) });
             match &layer.source {
                 Ok(source) => {
-                    entry["type"] = json!(kind(source));
+                    entry["type"] = json!(source.kind());
                     entry["format"] = json!(source.format().extension());
                     entry["minzoom"] = json!(source.minzoom());
                     entry["maxzoom"] = json!(source.maxzoom());
@@ -43,7 +48,7 @@ pub async fn tilejson(
     State(state): State<Arc<AppState>>,
     name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TileJSON>, ApiError> {
     let Path(name) = name.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -51,79 +56,63 @@ pub async fn tilejson(
             e.body_text(),
         )
     })?;
-    let (_, layer, source) = state.layer_source(&name)?;
+    let (_, layer) = state.tiles.catalog().find(&name)?;
+    let source = layer.source()?;
     let mut doc = document(layer, source, &base_url(&state, &headers));
     // Pregenerated layers can send clients straight to the bucket.
-    let pregenerated = state
-        .config
-        .layers
-        .get(&layer.name)
-        .is_some_and(|l| l.pregenerated().is_some());
-    if let (true, Some(public)) = (pregenerated, &state.config.store.public_url) {
-        doc["tiles"] = json!([format!(
+    if let (Some(_), Some(public)) = (&layer.pregenerated, &state.config.store.public_url) {
+        doc.tiles = vec![format!(
             "{}/{}/{{z}}/{{x}}/{{y}}.{}",
             public.trim_end_matches('/'),
             layer.name,
             source.format().extension()
-        )]);
+        )];
     }
     Ok(Json(doc))
 }
 
-fn kind(source: &Source) -> &'static str {
-    match source {
-        Source::Vector(_) => "vector",
-        Source::Raster(_) => "raster",
-    }
-}
+const WORLD: [f64; 4] = [-180.0, -MAX_LATITUDE, 180.0, MAX_LATITUDE];
 
-const WORLD: [f64; 4] = [-180.0, -85.051_128_78, 180.0, 85.051_128_78];
-
-fn document(layer: &Layer, source: &Source, base: &str) -> Value {
+fn document(layer: &Layer, source: &Source, base: &str) -> TileJSON {
     let (minzoom, maxzoom) = (source.minzoom(), source.maxzoom());
     let (bounds, description, attribution) = match source {
         Source::Vector(v) => (v.bounds.unwrap_or(WORLD), &v.description, &v.attribution),
         Source::Raster(r) => (r.bounds, &r.description, &r.attribution),
     };
     let center_zoom = minzoom.max(maxzoom.min(minzoom + 2));
-    let mut doc = json!({
-        "tilejson": "3.0.0",
-        "name": layer.name,
-        "scheme": "xyz",
-        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.{}", layer.name, source.format().extension())],
-        "minzoom": minzoom,
-        "maxzoom": maxzoom,
-        "bounds": bounds,
-        "center": [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom],
-    });
+    let mut doc = tilejson! {
+        tiles: vec![format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.{}", layer.name, source.format().extension())],
+        name: layer.name.clone(),
+        scheme: "xyz".to_owned(),
+        minzoom: minzoom,
+        maxzoom: maxzoom,
+        bounds: bounds.into(),
+        center: ((bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom).into(),
+    };
+    doc.description.clone_from(description);
+    doc.attribution.clone_from(attribution);
     match source {
         Source::Vector(v) => {
-            let fields: Map<String, Value> = v
+            let fields: BTreeMap<String, String> = v
                 .properties
                 .iter()
-                .map(|(name, kind)| (name.clone(), json!(kind.tilejson_type())))
+                .map(|(name, kind)| (name.clone(), kind.tilejson_type().to_owned()))
                 .collect();
-            doc["format"] = json!("pbf");
-            doc["vector_layers"] = json!([{
-                "id": layer.name,
-                "fields": fields,
-                "minzoom": minzoom,
-                "maxzoom": maxzoom,
-                "geometry_type": v.geometry_type,
-            }]);
+            let mut vector_layer = VectorLayer::new(layer.name.clone(), fields);
+            vector_layer.minzoom = Some(minzoom);
+            vector_layer.maxzoom = Some(maxzoom);
+            vector_layer
+                .other
+                .insert("geometry_type".into(), json!(v.geometry_type));
+            doc.vector_layers = Some(vec![vector_layer]);
+            doc.other.insert("format".into(), json!("pbf"));
         }
         Source::Raster(r) => {
-            doc["format"] = json!("png");
-            doc["tileSize"] = json!(256);
-            doc["legend"] = json!(format!("{base}/tiles/{}/legend", layer.name));
-            doc["style"] = json!(r.style);
+            doc.legend = Some(format!("{base}/tiles/{}/legend", layer.name));
+            doc.other.insert("format".into(), json!("png"));
+            doc.other.insert("tileSize".into(), json!(256));
+            doc.other.insert("style".into(), json!(r.style));
         }
-    }
-    if let Some(d) = description {
-        doc["description"] = json!(d);
-    }
-    if let Some(a) = attribution {
-        doc["attribution"] = json!(a);
     }
     doc
 }

@@ -1,4 +1,4 @@
-//! `GET /tiles/{layer}/{z}/{x}/{y}.{ext}`: validate, look up the cache, render, and
+//! `GET /tiles/{layer}/{z}/{x}/{y}.{ext}`: parse the path, ask the tile service, and
 //! answer with the HTTP conventions clients expect (ETag/304, gzip negotiation, 204).
 
 use std::sync::Arc;
@@ -11,173 +11,37 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::cache::{EncodedTile, TileKey};
-use crate::config::Fallback;
-use crate::source::{Layer, Source, SourceError};
-use crate::store::{StoredTile, decode_stored, tile_key};
-use crate::tile::{TileFormat, TileId, parse_y_segment};
+use crate::tile::{EncodedTile, TileId, parse_y_segment};
 
-/// The tile endpoint.
+/// The tile endpoint: parse the path, ask the tile service, answer.
 pub async fn get_tile(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String, String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Path((layer_name, z, x, y_segment)) =
+    let Path((layer, z, x, y_segment)) =
         path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
     let segment = parse_y_segment(&y_segment)?;
     let tile = TileId::parse(&z, &x, segment.y)?;
-    let (index, layer, source) = state.layer_source(&layer_name)?;
-    if !source.supports(segment.format, segment.scale) {
-        return Err(ApiError::not_found(format!(
-            "layer `{layer_name}` is not available as {}{}",
-            if segment.scale == 2 { "@2x " } else { "" },
-            segment.format.extension()
-        )));
-    }
-    if tile.z < source.minzoom() || tile.z > source.maxzoom() {
-        return Err(ApiError::not_found(format!(
-            "zoom {} is outside layer `{layer_name}`'s range {}..={}",
-            tile.z,
-            source.minzoom(),
-            source.maxzoom()
-        )));
-    }
-    let key = TileKey {
-        layer: index,
-        version: layer.version(),
-        tile,
-        format: segment.format,
-        scale: segment.scale,
-    };
     let format = segment.format;
-    let rendered_here = std::sync::atomic::AtomicBool::new(false);
-    let span = tracing::debug_span!("render", layer = %layer.name, %tile);
-    let result = state
-        .cache
-        .get_or_render(
-            key,
-            tracing::Instrument::instrument(
-                async {
-                    rendered_here.store(true, std::sync::atomic::Ordering::Relaxed);
-                    produce(&state, layer, source, tile, format, segment.scale).await
-                },
-                span,
-            ),
-        )
-        .await;
-    let outcome = if rendered_here.load(std::sync::atomic::Ordering::Relaxed) {
-        "miss"
-    } else {
-        "hit"
-    };
-    metrics::counter!("tile_cache_requests_total", "layer" => layer.name.clone(), "result" => outcome).increment(1);
-    let encoded = result.map_err(|e| {
-        let kind = match e.as_ref() {
-            crate::source::SourceError::Unavailable(_) => "unavailable",
-            crate::source::SourceError::Timeout => "timeout",
-            crate::source::SourceError::Store(_) => "store",
-            crate::source::SourceError::Internal(_) => "internal",
-        };
-        metrics::counter!("tile_render_errors_total", "layer" => layer.name.clone(), "kind" => kind).increment(1);
-        ApiError::from(e.as_ref())
-    })?;
+    let served = state
+        .tiles
+        .tile(&layer, tile, format, segment.scale)
+        .await?;
     metrics::counter!(
         "tiles_served_total",
-        "layer" => layer.name.clone(),
+        "layer" => layer,
         "zoom" => tile.z.to_string(),
         "format" => format.extension()
     )
     .increment(1);
     Ok(respond(
         &state.cache_control,
-        &encoded,
+        &served.tile,
         format.content_type(),
         format.compressible(),
         &headers,
     ))
-}
-
-/// Makes the tile on a cache miss: from the store for a pregenerated layer (falling back
-/// as configured), else rendered live.
-async fn produce(
-    state: &Arc<AppState>,
-    layer: &Layer,
-    source: &Source,
-    tile: TileId,
-    format: TileFormat,
-    scale: u8,
-) -> Result<EncodedTile, SourceError> {
-    let pregenerated = state
-        .config
-        .layers
-        .get(&layer.name)
-        .and_then(|l| l.pregenerated());
-    let (Some(pre), Some(store)) = (pregenerated, state.store.as_ref()) else {
-        return render(state, layer, source, tile, format, scale).await;
-    };
-    let key = tile_key(&layer.name, tile, format, scale);
-    let stored = store.get(&key).await.map_err(|e| {
-        metrics::counter!("store_reads_total", "layer" => layer.name.clone(), "result" => "error")
-            .increment(1);
-        SourceError::Store(e.to_string())
-    })?;
-    let result = if stored.is_some() { "hit" } else { "miss" };
-    metrics::counter!("store_reads_total", "layer" => layer.name.clone(), "result" => result)
-        .increment(1);
-    if let Some(body) = stored {
-        return if body.len() < 2048 {
-            decode_stored(body, format)
-        } else {
-            tokio::task::spawn_blocking(move || decode_stored(body, format))
-                .await
-                .map_err(|e| SourceError::Internal(e.to_string()))?
-        }
-        .map_err(|e| SourceError::Internal(e.to_string()));
-    }
-    if pre.fallback == Fallback::Empty {
-        return Ok(EncodedTile::new(source.empty_tile(format, scale)?, format));
-    }
-    let encoded = render(state, layer, source, tile, format, scale).await?;
-    if pre.write_back && !encoded.is_empty() && *encoded.raw != *source.empty_tile(format, scale)? {
-        let stored = StoredTile::from_encoded(&encoded, format, &state.config.http.cache_control);
-        let (store, name) = (Arc::clone(store), layer.name.clone());
-        tokio::spawn(async move {
-            let outcome = match store.put(&key, &stored).await {
-                Ok(()) => "ok",
-                Err(e) => {
-                    tracing::warn!(layer = %name, key, error = %e, "write-back failed");
-                    "error"
-                }
-            };
-            metrics::counter!("store_writes_total", "layer" => name, "result" => outcome)
-                .increment(1);
-        });
-    }
-    Ok(encoded)
-}
-
-/// Renders a tile live and prepares it for the wire.
-async fn render(
-    state: &AppState,
-    layer: &Layer,
-    source: &Source,
-    tile: TileId,
-    format: TileFormat,
-    scale: u8,
-) -> Result<EncodedTile, SourceError> {
-    let started = std::time::Instant::now();
-    let raw = source.render(&state.pool, tile, format, scale).await?;
-    let encoded = if raw.len() < 2048 {
-        EncodedTile::new(raw, format)
-    } else {
-        tokio::task::spawn_blocking(move || EncodedTile::new(raw, format))
-            .await
-            .map_err(|e| SourceError::Internal(e.to_string()))?
-    };
-    metrics::histogram!("tile_render_seconds", "layer" => layer.name.clone())
-        .record(started.elapsed().as_secs_f64());
-    Ok(encoded)
 }
 
 /// Builds the response for a rendered tile.

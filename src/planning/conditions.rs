@@ -464,8 +464,8 @@ fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> 
 /// values, viridis over the metric's range, reversed when high raw values are bad).
 pub fn layer_configs(
     nodes: &BTreeMap<(String, String), Node>,
-) -> Vec<(String, crate::source::raster::RasterLayerConfig)> {
-    use crate::source::raster::RasterLayerConfig;
+) -> Vec<(String, crate::config::RasterLayerConfig)> {
+    use crate::config::RasterLayerConfig;
     let layer =
         |path: &Path, style: &str, range: [f64; 2], units: Option<String>, description: String| {
             RasterLayerConfig {

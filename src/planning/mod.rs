@@ -1,5 +1,6 @@
 //! Planning: plans (planning areas) and their members, zonal statistics of conditions.
 
+pub mod condition_layers;
 pub mod conditions;
 pub mod geometry;
 pub mod plans;

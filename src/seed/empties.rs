@@ -17,16 +17,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{SeedLayer, Shard};
-use crate::store::{ObjectMeta, StoreError, StoredTile, TileStore};
+use crate::store::{ObjectMeta, StoreError, StoredTile, TileStore, empty_records_prefix};
 use crate::tile::TileId;
 
 /// How often a running seed rewrites the records that changed.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(20);
-
-/// The folder of `layer`'s records for zoom `z`, relative to the store's root.
-pub fn zoom_prefix(layer: &str, z: u8) -> String {
-    format!("{layer}/_empty/{z}/")
-}
 
 /// The ending shared by the records of one stored form: `[@2x].{ext}.txt`.
 fn form_suffix(layer: &SeedLayer) -> String {
@@ -38,7 +33,7 @@ fn form_suffix(layer: &SeedLayer) -> String {
 fn record_key(layer: &SeedLayer, z: u8, shard: Shard) -> String {
     format!(
         "{}{}-of-{}{}",
-        zoom_prefix(&layer.name, z),
+        empty_records_prefix(&layer.name, z),
         shard.index,
         shard.count,
         form_suffix(layer)
@@ -92,7 +87,7 @@ impl EmptyRecords {
         let suffix = form_suffix(layer);
         let own = record_key(layer, z, self.shard);
         let mut all = HashSet::new();
-        for key in store.list(&zoom_prefix(&layer.name, z)).await? {
+        for key in store.list(&empty_records_prefix(&layer.name, z)).await? {
             if !key.ends_with(&suffix) || key.contains("@2x") != (layer.scale == 2) {
                 continue;
             }

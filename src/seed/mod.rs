@@ -1,4 +1,4 @@
-//! Batch pregeneration (`planscape seed`) and removal (`planscape purge`) of stored tiles.
+//! Batch pregeneration (`planscape seed`): fills the tile service's store.
 //!
 //! A seed enumerates the tiles of some layers over a zoom range and a coverage (a bbox,
 //! polygons, a named region), keeps this shard's part, drops what `--resume` finds
@@ -6,7 +6,8 @@
 //! rendered in metatiles (one raster read for a 4 x 4 block); empty tiles (no feature,
 //! fully transparent) are not written, as the server answers them without the store,
 //! but recorded ([`empties`]) so that `--resume` skips them too. Every tile ends up
-//! written, skipped, empty or failed: none is dropped.
+//! written, skipped, empty or failed: none is dropped. Rendering and writing go through
+//! the [`TileService`], as the server's requests do.
 
 pub mod empties;
 mod plan;
@@ -18,18 +19,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::cache::EncodedTile;
-use crate::config::{Config, LayerConfig, RegionsConfig};
+use crate::config::RegionsConfig;
 use crate::coverage::{Coverage, CoverageError};
-use crate::source::raster::RasterSource;
-use crate::source::vector::VectorSource;
-use crate::source::{Source, SourceError};
-use crate::store::{StoreError, StoredTile, TileStore, parse_tile_key, tile_key};
+use crate::source::Source;
+use crate::store::{StoreError, TileStore, parse_tile_key, tile_key};
 use crate::tile::{TileFormat, TileId};
+use crate::tiles::{TileError, TileService};
 use empties::EmptyRecords;
 pub use plan::{METATILE, Shard};
 use progress::Progress;
@@ -45,17 +43,12 @@ pub const MAX_PLANNED_TILES: u64 = 20_000_000;
 /// A seed or purge that cannot start, with what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
-    /// The layer is not in the configuration.
-    #[error("unknown layer `{0}`")]
-    UnknownLayer(String),
-    /// The layer cannot be seeded as asked.
-    #[error("layer `{layer}`: {message}")]
-    Layer {
-        /// The layer.
-        layer: String,
-        /// Why.
-        message: String,
-    },
+    /// A layer cannot be seeded as asked (unknown, broken, wrong format or zooms).
+    #[error(transparent)]
+    Layer(#[from] TileError),
+    /// No layer was named.
+    #[error("name at least one layer")]
+    NoLayer,
     /// The zoom range is not usable.
     #[error("zoom range: {0}")]
     Zoom(String),
@@ -73,23 +66,6 @@ pub enum SeedError {
     Coverage(#[from] CoverageError),
 }
 
-/// Parses `MIN-MAX` (or a single zoom) into an inclusive range.
-pub fn parse_zooms(text: &str) -> Result<RangeInclusive<u8>, String> {
-    let (a, b) = text.split_once('-').unwrap_or((text, text));
-    let parse = |s: &str| {
-        s.trim()
-            .parse::<u8>()
-            .ok()
-            .filter(|z| *z <= crate::tile::MAX_ZOOM)
-            .ok_or_else(|| format!("`{s}` is not a zoom level (0..={})", crate::tile::MAX_ZOOM))
-    };
-    let (lo, hi) = (parse(a)?, parse(b)?);
-    if lo > hi {
-        return Err(format!("the range {lo}-{hi} is inverted (use {hi}-{lo})"));
-    }
-    Ok(lo..=hi)
-}
-
 /// A layer opened for seeding, with the format its tiles are stored in.
 #[derive(Debug)]
 pub struct SeedLayer {
@@ -105,81 +81,30 @@ pub struct SeedLayer {
     pub zooms: RangeInclusive<u8>,
 }
 
-/// Whether any of `names` is a vector layer (a database connection is then needed).
-pub fn needs_database(config: &Config, names: &[String]) -> bool {
-    names
-        .iter()
-        .any(|n| matches!(config.layers.get(n), Some(LayerConfig::Vector(_))))
-}
-
-/// Opens the layers to seed and checks every argument against them, before any work.
-pub async fn open_layers(
-    config: &Config,
+/// Checks every layer to seed against the service's catalog — known, opened, able to
+/// make `format` (default: its own) at `scale`, serving some of `zooms` — before any work.
+pub fn seed_layers(
+    service: &TileService,
     names: &[String],
     zooms: &RangeInclusive<u8>,
     format: Option<TileFormat>,
     scale: u8,
-    client: Option<&tokio_postgres::Client>,
 ) -> Result<Vec<SeedLayer>, SeedError> {
     if names.is_empty() {
-        return Err(SeedError::Layer {
-            layer: String::new(),
-            message: "name at least one layer".into(),
-        });
+        return Err(SeedError::NoLayer);
     }
     let mut layers = Vec::new();
     for name in names {
-        let layer_cfg = config
-            .layers
-            .get(name)
-            .ok_or_else(|| SeedError::UnknownLayer(name.clone()))?;
-        let failed = |message: String| SeedError::Layer {
-            layer: name.clone(),
-            message,
-        };
-        let source = match layer_cfg {
-            LayerConfig::Vector(cfg) => {
-                let client = client
-                    .ok_or_else(|| SeedError::Database("vector layers need the database".into()))?;
-                VectorSource::inspect(client, name, cfg)
-                    .await
-                    .map(|v| Source::Vector(Arc::new(v)))
-                    .map_err(failed)?
-            }
-            LayerConfig::Raster(cfg) => {
-                let (n, cfg, styles) = (name.clone(), cfg.clone(), config.styles_dir.clone());
-                tokio::task::spawn_blocking(move || RasterSource::inspect(&n, &cfg, &styles))
-                    .await
-                    .map_err(|e| failed(e.to_string()))?
-                    .map(|r| Source::Raster(Arc::new(r)))
-                    .map_err(failed)?
-            }
-        };
-        let format = format.unwrap_or_else(|| source.format());
-        if !source.supports(format, scale) {
-            return Err(failed(format!(
-                "cannot be stored as {}{}",
-                if scale == 2 { "@2x " } else { "" },
-                format.extension()
-            )));
-        }
-        let lo = (*zooms.start()).max(source.minzoom());
-        let hi = (*zooms.end()).min(source.maxzoom());
-        if lo > hi {
-            return Err(SeedError::Zoom(format!(
-                "{}-{} is outside layer `{name}`'s zooms {}-{}",
-                zooms.start(),
-                zooms.end(),
-                source.minzoom(),
-                source.maxzoom()
-            )));
-        }
+        let (_, layer) = service.catalog().find(name)?;
+        let format = format.unwrap_or(layer.source()?.format());
+        let source = layer.check_form(format, scale)?.clone();
+        let zooms = layer.zooms_within(zooms)?;
         layers.push(SeedLayer {
             name: name.clone(),
             source,
             format,
             scale,
-            zooms: lo..=hi,
+            zooms,
         });
     }
     Ok(layers)
@@ -249,8 +174,6 @@ pub struct SeedOptions {
     pub resume: bool,
     /// This process's part of the tile list.
     pub shard: Shard,
-    /// `Cache-Control` of the written objects (the live responses').
-    pub cache_control: String,
     /// Draw a progress bar (else log lines).
     pub terminal: bool,
 }
@@ -389,14 +312,22 @@ async fn stored_tiles(
         .collect())
 }
 
-/// Seeds `layers` into `store`.
+/// The service's store, which a seed writes to.
+fn store_of(service: &TileService) -> Result<&TileStore, SeedError> {
+    service
+        .store()
+        .map(|s| s.as_ref())
+        .ok_or(SeedError::Layer(TileError::NoStore))
+}
+
+/// Seeds `layers` into the service's store.
 pub async fn run(
+    service: &TileService,
     layers: &[SeedLayer],
-    pool: Option<&Pool>,
-    store: &TileStore,
     opts: &SeedOptions,
 ) -> Result<Summary, SeedError> {
     let started = Instant::now();
+    let store = store_of(service)?;
     store.check().await?;
     let empties = EmptyRecords::new(opts.shard);
     let (blocks, skipped) = plan(layers, store, opts, &empties).await?;
@@ -418,12 +349,11 @@ pub async fn run(
                     tally.failed.fetch_add(n, Ordering::Relaxed);
                 } else {
                     let out = Output {
-                        store,
-                        cache_control: &opts.cache_control,
+                        service,
                         tally,
                         empties,
                     };
-                    seed_block(layers, &block, pool, &out).await;
+                    seed_block(layers, &block, &out).await;
                 }
                 progress.advance(n);
             }
@@ -465,30 +395,25 @@ async fn flush_empties(empties: &EmptyRecords, layers: &[SeedLayer], store: &Til
 
 /// Where a seed's rendered tiles go.
 struct Output<'a> {
-    store: &'a TileStore,
-    cache_control: &'a str,
+    service: &'a TileService,
     tally: &'a Tally,
     empties: &'a EmptyRecords,
 }
 
 /// Renders one block, writes its non-empty tiles and records its empty ones.
-async fn seed_block(
-    layers: &[SeedLayer],
-    block: &plan::Block,
-    pool: Option<&Pool>,
-    out: &Output<'_>,
-) {
+async fn seed_block(layers: &[SeedLayer], block: &plan::Block, out: &Output<'_>) {
     let Output {
-        store,
-        cache_control,
+        service,
         tally,
         empties,
     } = *out;
     let layer = &layers[block.layer];
-    let rendered = render_block(layer, &block.tiles, pool).await;
+    let rendered = service
+        .render_block(&layer.source, &block.tiles, layer.format, layer.scale)
+        .await;
     for (tile, result) in rendered {
-        let image = match result {
-            Ok(Some(image)) => image,
+        let encoded = match result {
+            Ok(Some(encoded)) => encoded,
             Ok(None) => {
                 tally.empty.fetch_add(1, Ordering::Relaxed);
                 empties.add(block.layer, tile);
@@ -500,66 +425,16 @@ async fn seed_block(
                 continue;
             }
         };
-        let format = layer.format;
-        let encoded = if format.compressible() {
-            match tokio::task::spawn_blocking(move || EncodedTile::new(image, format)).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tally.failure(&layer.name, tile, &e);
-                    continue;
-                }
-            }
-        } else {
-            EncodedTile::new(image, format)
-        };
-        let stored = StoredTile::from_encoded(&encoded, format, cache_control);
-        let key = tile_key(&layer.name, tile, format, layer.scale);
-        match store.put(&key, &stored).await {
-            Ok(()) => {
+        match service
+            .put(&layer.name, tile, layer.format, layer.scale, &encoded)
+            .await
+        {
+            Ok(bytes) => {
                 tally.written.fetch_add(1, Ordering::Relaxed);
-                tally
-                    .bytes
-                    .fetch_add(stored.body.len() as u64, Ordering::Relaxed);
+                tally.bytes.fetch_add(bytes, Ordering::Relaxed);
                 tally.success();
             }
             Err(e) => tally.failure(&layer.name, tile, &e),
-        }
-    }
-}
-
-type Rendered = Vec<crate::source::raster::BlockTile>;
-
-/// Renders tiles of one block; `None` marks an empty tile.
-async fn render_block(layer: &SeedLayer, tiles: &[TileId], pool: Option<&Pool>) -> Rendered {
-    match &layer.source {
-        Source::Raster(r) => {
-            let (r, tiles_owned) = (Arc::clone(r), tiles.to_vec());
-            let (format, scale) = (layer.format, layer.scale);
-            match tokio::task::spawn_blocking(move || {
-                r.render_block_blocking(&tiles_owned, format, scale)
-            })
-            .await
-            {
-                Ok(out) => out,
-                Err(e) => tiles
-                    .iter()
-                    .map(|t| (*t, Err(SourceError::Internal(e.to_string()))))
-                    .collect(),
-            }
-        }
-        Source::Vector(v) => {
-            let mut out = Vec::with_capacity(tiles.len());
-            for &tile in tiles {
-                let result = match pool {
-                    Some(pool) => v
-                        .render(pool, tile)
-                        .await
-                        .map(|mvt| (!mvt.is_empty()).then_some(mvt)),
-                    None => Err(SourceError::Unavailable("no database pool".into())),
-                };
-                out.push((tile, result));
-            }
-            out
         }
     }
 }
@@ -579,12 +454,12 @@ pub struct Estimate {
 
 /// Counts the tiles and renders a few of each zoom to estimate the size.
 pub async fn estimate(
+    service: &TileService,
     layers: &[SeedLayer],
-    pool: Option<&Pool>,
-    store: &TileStore,
     opts: &SeedOptions,
 ) -> Result<Vec<Estimate>, SeedError> {
     const SAMPLES: usize = 8;
+    let store = store_of(service)?;
     let (blocks, _) = plan(layers, store, opts, &EmptyRecords::new(opts.shard)).await?;
     let mut out = Vec::new();
     for (index, layer) in layers.iter().enumerate() {
@@ -602,15 +477,12 @@ pub async fn estimate(
             let sample: Vec<TileId> = tiles.iter().step_by(step.max(1)).copied().collect();
             let mut bytes = 0u64;
             for tile in &sample {
-                for (_, r) in render_block(layer, &[*tile], pool).await {
-                    if let Ok(Some(image)) = r {
-                        bytes += if layer.format.compressible() {
-                            EncodedTile::new(image, layer.format)
-                                .gzip
-                                .map_or(0, |g| g.len() as u64)
-                        } else {
-                            image.len() as u64
-                        };
+                let rendered = service
+                    .render_block(&layer.source, &[*tile], layer.format, layer.scale)
+                    .await;
+                for (_, r) in rendered {
+                    if let Ok(Some(encoded)) = r {
+                        bytes += encoded.gzip.as_ref().unwrap_or(&encoded.raw).len() as u64;
                     }
                 }
             }
@@ -623,47 +495,4 @@ pub async fn estimate(
         }
     }
     Ok(out)
-}
-
-/// Removes `layer`'s stored tiles over `zooms` (and `coverage`, else everywhere), all
-/// formats and pixel ratios, and the empty-tile records of those zooms (whole: a later
-/// `--resume` renders the zooms' empty tiles again rather than trust a stale record).
-/// Returns how many tiles were deleted.
-pub async fn purge(
-    store: &TileStore,
-    layer: &str,
-    zooms: RangeInclusive<u8>,
-    coverage: Option<&Coverage>,
-) -> Result<usize, StoreError> {
-    let mut deleted = 0;
-    for z in zooms {
-        let keys = store.list(&format!("{layer}/{z}/")).await?;
-        let doomed: Vec<String> = keys
-            .into_iter()
-            .filter(|k| {
-                k.strip_prefix(&format!("{layer}/"))
-                    .and_then(parse_tile_key)
-                    .is_some_and(|t| coverage.is_none_or(|c| c.touches(t)))
-            })
-            .collect();
-        store.delete(&doomed).await?;
-        deleted += doomed.len();
-        let records = store.list(&empties::zoom_prefix(layer, z)).await?;
-        store.delete(&records).await?;
-    }
-    Ok(deleted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zoom_ranges() {
-        assert_eq!(parse_zooms("7-13"), Ok(7..=13));
-        assert_eq!(parse_zooms("5"), Ok(5..=5));
-        assert!(parse_zooms("13-7").unwrap_err().contains("inverted"));
-        assert!(parse_zooms("0-99").is_err());
-        assert!(parse_zooms("a-3").is_err());
-    }
 }

@@ -1,20 +1,13 @@
-//! Tile sources and the layer catalog.
-//!
-//! Every configured layer becomes a [`Layer`]: its name, its validated [`Source`] (or the
-//! reason it could not be opened, reported on `/ready` and in the catalog while the
-//! other layers keep serving), and its *version*, which changes whenever its data
-//! changes so that cache keys never point at stale tiles.
+//! Tile sources: renderers that take resolved layer settings and make one tile's bytes,
+//! vector tiles from PostGIS ([`vector`]) and raster tiles through GDAL ([`raster`]).
 
 pub mod raster;
 pub mod vector;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::Pool;
 
-use crate::config::{Config, LayerConfig};
 use crate::tile::{TileFormat, TileId};
 use raster::RasterSource;
 use vector::VectorSource;
@@ -72,7 +65,7 @@ impl SourceError {
 }
 
 /// A tile source of any kind.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Source {
     /// PostGIS vector tiles.
     Vector(Arc<VectorSource>),
@@ -125,122 +118,36 @@ impl Source {
         }
     }
 
-    /// Renders a tile; an empty vector means an empty tile.
+    /// The data bounds in longitude/latitude, when known.
+    pub fn bounds(&self) -> Option<[f64; 4]> {
+        match self {
+            Self::Vector(v) => v.bounds,
+            Self::Raster(r) => Some(r.bounds),
+        }
+    }
+
+    /// `"vector"` or `"raster"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Vector(_) => "vector",
+            Self::Raster(_) => "raster",
+        }
+    }
+
+    /// Renders a tile; an empty vector means an empty tile. Vector sources need `pool`.
     pub async fn render(
         &self,
-        pool: &Pool,
+        pool: Option<&Pool>,
         tile: TileId,
         format: TileFormat,
         scale: u8,
     ) -> Result<Vec<u8>, SourceError> {
         match self {
-            Self::Vector(v) => v.render(pool, tile).await,
+            Self::Vector(v) => match pool {
+                Some(pool) => v.render(pool, tile).await,
+                None => Err(SourceError::Unavailable("no database pool".into())),
+            },
             Self::Raster(r) => r.render(tile, format, scale).await,
         }
-    }
-}
-
-/// One configured layer.
-#[derive(Debug)]
-pub struct Layer {
-    /// Name from the config (the URL path segment).
-    pub name: String,
-    /// The source, or why it is unavailable.
-    pub source: Result<Source, String>,
-    version: AtomicU64,
-}
-
-impl Layer {
-    /// The current data version.
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// Marks the data as changed; returns the new version.
-    pub fn bump(&self) -> u64 {
-        self.version.fetch_add(1, Ordering::AcqRel) + 1
-    }
-}
-
-/// All layers, by name and by index.
-#[derive(Debug, Default)]
-pub struct Catalog {
-    layers: Vec<Layer>,
-    by_name: HashMap<String, usize>,
-}
-
-impl Catalog {
-    /// Opens every configured layer. A broken layer is kept, with its error, so the
-    /// server still starts and reports it.
-    pub async fn open(config: &Config, client: &tokio_postgres::Client) -> Self {
-        let mut catalog = Self::default();
-        for (name, layer) in &config.layers {
-            let source = match layer {
-                LayerConfig::Vector(cfg) => VectorSource::inspect(client, name, cfg)
-                    .await
-                    .map(|v| Source::Vector(Arc::new(v))),
-                LayerConfig::Raster(cfg) => {
-                    let (name, cfg, styles) =
-                        (name.clone(), cfg.clone(), config.styles_dir.clone());
-                    tokio::task::spawn_blocking(move || RasterSource::inspect(&name, &cfg, &styles))
-                        .await
-                        .map_err(|e| format!("opening the raster failed: {e}"))
-                        .and_then(|r| r.map(|r| Source::Raster(Arc::new(r))))
-                }
-            };
-            if let Err(e) = &source {
-                tracing::error!(layer = %name, error = %e, "layer unavailable");
-            }
-            catalog.push(name.clone(), source);
-        }
-        catalog
-    }
-
-    /// Adds a layer.
-    pub fn push(&mut self, name: String, source: Result<Source, String>) {
-        self.by_name.insert(name.clone(), self.layers.len());
-        self.layers.push(Layer {
-            name,
-            source,
-            version: AtomicU64::new(1),
-        });
-    }
-
-    /// The layer called `name` and its index.
-    pub fn get(&self, name: &str) -> Option<(usize, &Layer)> {
-        self.by_name.get(name).map(|&i| (i, &self.layers[i]))
-    }
-
-    /// All layers in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &Layer)> {
-        self.layers.iter().enumerate()
-    }
-
-    /// Indices of the vector layers reading `schema.table`.
-    pub fn layers_of_table(&self, table: &str) -> Vec<usize> {
-        self.iter()
-            .filter(|(_, l)| matches!(&l.source, Ok(Source::Vector(v)) if v.table == table))
-            .map(|(i, _)| i)
-            .collect()
-    }
-
-    /// The distinct tables behind vector layers.
-    pub fn tables(&self) -> Vec<String> {
-        let mut tables: Vec<String> = self
-            .layers
-            .iter()
-            .filter_map(|l| match &l.source {
-                Ok(Source::Vector(v)) => Some(v.table.clone()),
-                _ => None,
-            })
-            .collect();
-        tables.sort();
-        tables.dedup();
-        tables
-    }
-
-    /// Layer by index.
-    pub fn layer(&self, index: usize) -> Option<&Layer> {
-        self.layers.get(index)
     }
 }

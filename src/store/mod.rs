@@ -11,9 +11,8 @@ mod s3;
 
 use bytes::Bytes;
 
-use crate::cache::EncodedTile;
 use crate::config::StoreConfig;
-use crate::tile::{TileFormat, TileId};
+use crate::tile::{EncodedTile, TileFormat, TileId};
 
 /// Where a store lives, parsed from `file://FOLDER` or `s3://BUCKET[/PREFIX]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +70,9 @@ impl std::fmt::Display for StoreUrl {
 /// A tile store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store URL is not one of the accepted forms.
+    #[error("invalid store url: {0}")]
+    Url(String),
     /// A local file operation failed.
     #[error("tile store {path}: {message}")]
     Io {
@@ -159,6 +161,12 @@ pub fn tile_key(layer: &str, tile: TileId, format: TileFormat, scale: u8) -> Str
     )
 }
 
+/// The folder of `layer`'s empty-tile records for zoom `z` (written by `seed`, beside
+/// the tiles; the `_empty` segment is no zoom level, so no tile URL reaches it).
+pub fn empty_records_prefix(layer: &str, z: u8) -> String {
+    format!("{layer}/_empty/{z}/")
+}
+
 /// Parses `{z}/{x}/{y}...` of a key below `{layer}/` back into a tile.
 pub fn parse_tile_key(rest: &str) -> Option<TileId> {
     let mut parts = rest.splitn(3, '/');
@@ -188,6 +196,13 @@ impl TileStore {
                 Self::S3(s3::S3Store::new(bucket.clone(), prefix.clone(), config).await)
             }
         }
+    }
+
+    /// Parses `url` (`file://FOLDER` or `s3://BUCKET/PREFIX`) and opens the store there.
+    /// Does not contact the store: see [`TileStore::check`].
+    pub async fn open_url(url: &str, config: &StoreConfig) -> Result<Self, StoreError> {
+        let url = StoreUrl::parse(url).map_err(StoreError::Url)?;
+        Ok(Self::open(&url, config).await)
     }
 
     /// Checks that the store can be reached and written to (the folder exists or can

@@ -16,61 +16,13 @@ use std::sync::Arc;
 
 use gdal::Dataset;
 use gdal::spatial_ref::SpatialRef;
-use serde::{Deserialize, Serialize};
 
+use crate::config::{RasterLayerConfig, Resampling};
 use crate::source::SourceError;
 use crate::style::{Colormap, Rgba, Style};
 use crate::tile::{Bounds, TileFormat, TileId, mercator_to_lonlat};
 use encode::Pixels;
-use read::{Level, Resampling};
-
-/// A raster layer in the configuration.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RasterLayerConfig {
-    /// GeoTIFF/COG path or GDAL virtual path (e.g. `/vsis3/bucket/key.tif`).
-    pub path: String,
-    /// 1-based band.
-    #[serde(default = "one")]
-    pub band: usize,
-    /// Style name (`styles/NAME.json`; `NAME_r` reversed).
-    pub style: String,
-    /// Value range `[min, max]` for styles whose stops are fractions; when absent, the
-    /// band's minimum and maximum.
-    #[serde(default)]
-    pub range: Option<[f64; 2]>,
-    /// Resampling to the tile grid.
-    #[serde(default)]
-    pub resampling: Resampling,
-    /// Nodata value, overriding the file's.
-    #[serde(default)]
-    pub nodata: Option<f64>,
-    /// Units of the values (legend).
-    #[serde(default)]
-    pub units: Option<String>,
-    /// Lowest zoom served.
-    #[serde(default)]
-    pub minzoom: u8,
-    /// Highest zoom served.
-    #[serde(default = "default_raster_maxzoom")]
-    pub maxzoom: u8,
-    /// TileJSON description.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// TileJSON attribution.
-    #[serde(default)]
-    pub attribution: Option<String>,
-    /// Read tiles from the tile store (`[layers.NAME.pregenerated]`).
-    #[serde(default)]
-    pub pregenerated: Option<crate::config::PregeneratedConfig>,
-}
-
-fn one() -> usize {
-    1
-}
-fn default_raster_maxzoom() -> u8 {
-    16
-}
+use read::Level;
 
 /// A validated raster layer.
 #[derive(Debug)]

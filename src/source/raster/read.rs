@@ -6,22 +6,8 @@
 //! source pixel under its centre (nearest), the four around it (bilinear), or the mean
 //! of the source pixels whose centres fall inside it (average).
 
-use serde::{Deserialize, Serialize};
-
+use crate::config::Resampling;
 use crate::tile::Bounds;
-
-/// Resampling from the source grid to the tile grid.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resampling {
-    /// Nearest neighbour: for categories, and exact values.
-    #[default]
-    Nearest,
-    /// Bilinear: for continuous fields.
-    Bilinear,
-    /// Mean of covered pixels: for continuous fields seen from afar.
-    Average,
-}
 
 /// One level of the pyramid (full resolution or an overview), in EPSG:3857.
 #[derive(Debug, Clone, Copy)]

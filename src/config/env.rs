@@ -1,0 +1,111 @@
+//! Environment overrides and the secrets rule: a variable overrides a key of the file
+//! (written into the TOML table before it is typed, so it is checked like the key), and
+//! secrets are accepted from the environment only.
+
+use super::ConfigError;
+
+/// Environment variables that override a key of the file: (variable, dotted key).
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("PLANSCAPE_LISTEN", "listen"),
+    ("PLANSCAPE_PUBLIC_URL", "public_url"),
+    ("PLANSCAPE_DATABASE_POOL_SIZE", "database.pool_size"),
+    (
+        "PLANSCAPE_STATEMENT_TIMEOUT_MS",
+        "database.statement_timeout_ms",
+    ),
+    ("PLANSCAPE_CACHE_SIZE_MB", "cache.size_mb"),
+    ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
+    ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
+    ("PLANSCAPE_SHUTDOWN_GRACE_S", "shutdown_grace_s"),
+    ("PLANSCAPE_STYLES_DIR", "styles_dir"),
+    ("PLANSCAPE_STORE_URL", "store.url"),
+    ("PLANSCAPE_STORE_ENDPOINT", "store.endpoint"),
+    ("PLANSCAPE_STORE_REGION", "store.region"),
+    ("PLANSCAPE_STORE_PATH_STYLE", "store.path_style"),
+    ("PLANSCAPE_STORE_PUBLIC_URL", "store.public_url"),
+    ("PLANSCAPE_ADMIN_TOKEN", "admin_token"),
+    ("PLANSCAPE_SIGNING_KEY", "accounts.signing_key"),
+    ("PLANSCAPE_CONDITIONS_CATALOG", "conditions.catalog"),
+    ("PLANSCAPE_SESSION_TTL_S", "accounts.session_ttl_s"),
+];
+
+/// Secrets come from the environment only: a file holding one (the admin token, the
+/// signing key, a password in the database URL) is refused, naming the variable to use.
+pub(super) fn refuse_file_secrets(table: &toml::Table) -> Result<(), ConfigError> {
+    let refused = |key: &str, var: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        message: format!("is a secret: set {var} in the environment, not in a file"),
+    };
+    if table.contains_key("admin_token") {
+        return Err(refused("admin_token", "PLANSCAPE_ADMIN_TOKEN"));
+    }
+    let section = |name: &str| table.get(name).and_then(toml::Value::as_table);
+    if section("accounts").is_some_and(|a| a.contains_key("signing_key")) {
+        return Err(refused("accounts.signing_key", "PLANSCAPE_SIGNING_KEY"));
+    }
+    let url = section("database")
+        .and_then(|d| d.get("url"))
+        .and_then(toml::Value::as_str);
+    if let Some(url) = url
+        && url
+            .parse::<tokio_postgres::Config>()
+            .is_ok_and(|c| c.get_password().is_some())
+    {
+        return Err(refused("database.url", "DATABASE_URL (with the password)"));
+    }
+    Ok(())
+}
+
+/// Converts an environment string to the TOML value its key expects.
+pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
+    if key == "http.cors_origins" {
+        return toml::Value::Array(
+            value
+                .split(',')
+                .map(|s| toml::Value::String(s.trim().to_owned()))
+                .collect(),
+        );
+    }
+    if key == "store.path_style" {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => return toml::Value::Boolean(true),
+            "false" | "0" | "no" => return toml::Value::Boolean(false),
+            _ => {}
+        }
+    }
+    // Numbers only where the key takes one, so that e.g. a numeric styles folder stays text.
+    let numeric = matches!(
+        key,
+        "database.pool_size"
+            | "database.statement_timeout_ms"
+            | "cache.size_mb"
+            | "shutdown_grace_s"
+            | "accounts.session_ttl_s"
+    );
+    match value.parse::<i64>() {
+        Ok(n) if numeric => toml::Value::Integer(n),
+        _ => toml::Value::String(value.to_owned()),
+    }
+}
+
+pub(super) fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut table = table;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            table.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = table
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let Some(next) = entry.as_table_mut() else {
+            return;
+        };
+        table = next;
+    }
+}

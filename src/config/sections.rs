@@ -1,0 +1,231 @@
+//! The sections of the configuration besides layers: database, cache, HTTP, store,
+//! regions, accounts and conditions, each with its defaults.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::layers::default_geometry;
+use super::{EMBEDDED_DATABASE_URL, PregeneratedConfig};
+
+/// Where the conditions catalog and its built rasters are.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionsConfig {
+    /// The catalog file (regions -> pillars -> elements -> metrics).
+    pub catalog: PathBuf,
+    /// Folder of the element and pillar rasters `planscape conditions build` makes.
+    #[serde(default = "default_conditions_dir")]
+    pub dir: PathBuf,
+    /// Serve every condition layer from the tile store (`[conditions.pregenerated]`),
+    /// as `[layers.NAME.pregenerated]` does for one layer.
+    #[serde(default)]
+    pub pregenerated: Option<PregeneratedConfig>,
+}
+
+fn default_conditions_dir() -> PathBuf {
+    PathBuf::from(".data/conditions")
+}
+
+/// Accounts, sessions, request and plan limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Session lifetime in seconds (`PLANSCAPE_SESSION_TTL_S`).
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_s: u64,
+    /// Failed logins allowed per client address and per account in a window.
+    #[serde(default = "default_login_failures")]
+    pub login_max_failures: u32,
+    /// The window of `login_max_failures`, seconds.
+    #[serde(default = "default_login_window")]
+    pub login_window_s: u64,
+    /// Largest request body of the REST API, KiB (413 beyond).
+    #[serde(default = "default_max_body_kb")]
+    pub max_body_kb: usize,
+    /// Largest plan, acres.
+    #[serde(default = "default_plan_max_area")]
+    pub plan_max_area_acres: f64,
+    /// Most vertices in a plan's geometry.
+    #[serde(default = "default_plan_max_vertices")]
+    pub plan_max_vertices: usize,
+    /// Key of the session-token hashes (`PLANSCAPE_SIGNING_KEY` only: refused in a file).
+    #[serde(default, skip_serializing)]
+    pub signing_key: Option<String>,
+}
+
+fn default_session_ttl() -> u64 {
+    14 * 24 * 3600
+}
+fn default_login_failures() -> u32 {
+    10
+}
+fn default_login_window() -> u64 {
+    900
+}
+fn default_max_body_kb() -> usize {
+    2048
+}
+fn default_plan_max_area() -> f64 {
+    5_000_000.0
+}
+fn default_plan_max_vertices() -> usize {
+    100_000
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_s: default_session_ttl(),
+            login_max_failures: default_login_failures(),
+            login_window_s: default_login_window(),
+            max_body_kb: default_max_body_kb(),
+            plan_max_area_acres: default_plan_max_area(),
+            plan_max_vertices: default_plan_max_vertices(),
+            signing_key: None,
+        }
+    }
+}
+
+/// The tile store: a local folder or an S3 bucket.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `file://FOLDER` (relative to the working directory) or `s3://BUCKET/PREFIX`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// S3 endpoint URL of an S3-compatible service (MinIO, moto); unset means AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// S3 region; unset means the AWS default chain (`AWS_REGION`, profile), else us-west-2.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Path-style S3 addressing (`endpoint/bucket/key`), which most S3-compatible
+    /// services need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Public base URL of the store (e.g. `https://BUCKET.s3.us-west-2.amazonaws.com/PREFIX`):
+    /// when set, TileJSON of pregenerated layers points clients straight at it.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// The table of named regions (`seed --region`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionsConfig {
+    /// `table` or `schema.table`.
+    pub table: String,
+    /// Column holding the region name.
+    #[serde(default = "default_region_key")]
+    pub key: String,
+    /// Geometry column.
+    #[serde(default = "default_geometry")]
+    pub geometry: String,
+}
+
+/// PostGIS connection settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// libpq-style URL; `DATABASE_URL` overrides it. Keep passwords out of the file:
+    /// set them through `DATABASE_URL` or `PGPASSWORD`.
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    /// Maximum pooled connections.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// `statement_timeout` of tile queries, in milliseconds.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_ms: u64,
+    /// How long to wait for a connection, in milliseconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+}
+
+/// Cache settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Maximum bytes of tiles held, in MiB; 0 turns the cache off.
+    #[serde(default = "default_cache_size")]
+    pub size_mb: u64,
+}
+
+/// HTTP response policy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `Cache-Control` header of tile responses.
+    #[serde(default = "default_cache_control")]
+    pub cache_control: String,
+    /// Allowed CORS origins; `["*"]` allows any.
+    #[serde(default = "default_cors")]
+    pub cors_origins: Vec<String>,
+}
+
+fn default_store_url() -> String {
+    "file://.data/tiles".to_owned()
+}
+fn default_region_key() -> String {
+    "slug".to_owned()
+}
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: default_store_url(),
+            endpoint: None,
+            region: None,
+            path_style: false,
+            public_url: None,
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    EMBEDDED_DATABASE_URL.to_owned()
+}
+fn default_pool_size() -> usize {
+    16
+}
+fn default_statement_timeout() -> u64 {
+    10_000
+}
+fn default_connect_timeout() -> u64 {
+    3_000
+}
+fn default_cache_size() -> u64 {
+    512
+}
+fn default_cache_control() -> String {
+    "public, max-age=300".to_owned()
+}
+fn default_cors() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: default_database_url(),
+            pool_size: default_pool_size(),
+            statement_timeout_ms: default_statement_timeout(),
+            connect_timeout_ms: default_connect_timeout(),
+        }
+    }
+}
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            size_mb: default_cache_size(),
+        }
+    }
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            cache_control: default_cache_control(),
+            cors_origins: default_cors(),
+        }
+    }
+}
