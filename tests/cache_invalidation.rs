@@ -55,7 +55,7 @@ async fn update_insert_delete_show_in_the_next_tile() {
     );
     let server = TestServer::start(&config).await;
     let tile = TileId::containing(-121.49, 38.58, 7);
-    let (_, layer) = server.state.catalog.get("counties").expect("layer");
+    let (_, layer) = server.state.tiles.catalog().get("counties").expect("layer");
     let version_before = layer.version();
 
     let before = names_in(&server, tile).await;

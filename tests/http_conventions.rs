@@ -180,7 +180,7 @@ async fn empty_tiles_are_204_and_cached() {
         assert_eq!(response.headers()["cache-control"], "public, max-age=42");
         assert!(response.bytes().await.expect("body").is_empty());
     }
-    let (index, layer) = server.state.catalog.get("counties").expect("layer");
+    let (index, layer) = server.state.tiles.catalog().get("counties").expect("layer");
     let key = planscape::cache::TileKey {
         layer: index,
         version: layer.version(),
@@ -189,7 +189,7 @@ async fn empty_tiles_are_204_and_cached() {
         scale: 1,
     };
     assert!(
-        server.state.cache.contains(&key),
+        server.state.tiles.cache().contains(&key),
         "the empty tile is cached"
     );
     server.stop().await;

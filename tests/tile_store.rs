@@ -15,66 +15,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
+use common::s3::{endpoint, keys, new_bucket, s3_at};
 use common::{Scratch, TestServer, database_url, shared_data, unique};
 use planscape::coverage::Coverage;
 use planscape::tile::TileId;
 
 /// Where the tiles are seeded (around `test_raster.tif`, in the Sierra Nevada foothills).
 const BBOX: &str = "-120.62,38.22,-119.98,38.62";
-
-fn endpoint() -> String {
-    std::env::var("PLANSCAPE_TEST_S3_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:54330".to_owned())
-}
-
-fn require_credentials() {
-    assert!(
-        std::env::var("AWS_ACCESS_KEY_ID").is_ok(),
-        "S3 tests need scripts/s3.sh running and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY set \
-         (any value works with moto): run scripts/test.sh"
-    );
-}
-
-async fn s3_at(endpoint: &str) -> Client {
-    require_credentials();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .load()
-        .await;
-    let conf = aws_sdk_s3::config::Builder::from(&shared)
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .build();
-    Client::from_conf(conf)
-}
-
-async fn new_bucket(s3: &Client) -> String {
-    let bucket = unique("tiles").replace('_', "-");
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket (is scripts/s3.sh running?)");
-    bucket
-}
-
-/// Keys under `prefix/`, with the prefix stripped.
-async fn keys(s3: &Client, bucket: &str, prefix: &str) -> BTreeSet<String> {
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(format!("{prefix}/"))
-        .into_paginator()
-        .send();
-    let mut out = BTreeSet::new();
-    while let Some(page) = pages.next().await {
-        for o in page.expect("list").contents() {
-            let key = o.key().expect("key");
-            out.insert(key[prefix.len() + 1..].to_owned());
-        }
-    }
-    out
-}
 
 /// Whether a key is an empty-tile record (`{layer}/_empty/...`), not a tile.
 fn is_record(key: &str) -> bool {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod s3;
+
 use planscape::config::{Config, DatabaseConfig, EMBEDDED_DATABASE_URL};
 use planscape::http::AppState;
 use serde_json::Value;
