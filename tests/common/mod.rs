@@ -1,6 +1,10 @@
 //! Shared test helpers: a real PostGIS (the embedded cluster or `DATABASE_URL`), a real
-//! server on a loopback socket, and GDAL's own MVT driver to decode tiles.
+//! server on a loopback socket, and GDAL's own MVT driver to decode tiles; the REST API
+//! in [`api`], the `planscape` binary in [`cli`].
 #![allow(dead_code)]
+
+pub mod api;
+pub mod cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
