@@ -136,10 +136,10 @@ fn layers_toml(scratch: &Scratch) -> String {
     format!(
         "[http]\ncache_control = \"public, max-age=123\"\n\
          [store]\nurl = \"s3://unused-default\"\nendpoint = \"{endpoint}\"\npath_style = true\nregion = \"us-east-1\"\n\
-         [layers.counties]\ntype = \"vector\"\ntable = \"{schema}.counties\"\nid = \"id\"\nproperties = [\"name\"]\n\
+         {counties}\
          [layers.elevation]\ntype = \"raster\"\npath = \"{raster}\"\nstyle = \"viridis\"\nrange = [25, 752]\n",
         endpoint = endpoint(),
-        schema = scratch.schema,
+        counties = scratch.counties_layer(),
         raster = shared_data("planscape/test_raster.tif").display(),
     )
 }

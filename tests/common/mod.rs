@@ -114,6 +114,15 @@ impl Scratch {
         assert_eq!(features.len(), 58);
     }
 
+    /// The `[layers.counties]` section of a configuration serving the loaded counties
+    /// (feature id `id`, property `name`).
+    pub fn counties_layer(&self) -> String {
+        format!(
+            "[layers.counties]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\nproperties = [\"name\"]\n",
+            self.schema
+        )
+    }
+
     /// Creates the view `{schema}.{view}` over the loaded counties with an extra column
     /// `slow` whose every row takes `seconds` to compute: tile queries over it are slow.
     pub async fn create_slow_view(&self, view: &str, seconds: f64) {
