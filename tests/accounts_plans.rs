@@ -6,57 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::api::{API, call, email, send, signup};
+use common::cli::{assert_success, planscape};
 use common::{TestServer, client, shared_data, unique};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const API: &str = "/planscape-backend";
-
-/// A request; returns status, headers and the JSON body (Null when there is none).
-async fn call(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = client().request(method, format!("{}{API}{path}", server.base));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.expect("body");
-    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, headers, value)
-}
-
-fn email(name: &str) -> String {
-    format!("{}@example.org", unique(name).to_lowercase())
-}
-
-/// Signs a new user up; returns (token, user id).
-async fn signup(server: &TestServer, name: &str) -> (String, i64, String) {
-    let mail = email(name);
-    let (status, _, body) = call(
-        server,
-        Method::POST,
-        "/auth/signup",
-        None,
-        Some(json!({"email": mail, "password": "a good long password", "name": name})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    (
-        body["token"].as_str().expect("token").to_owned(),
-        body["user"]["id"].as_i64().expect("id"),
-        mail,
-    )
-}
 
 /// A GeoJSON file of the shared data.
 fn geojson(file: &str) -> Value {
@@ -882,11 +836,7 @@ async fn the_permission_matrix() {
     }
     // Plan tiles follow the same rules.
     for (i, token) in who.iter().enumerate() {
-        let mut req = client().get(format!("{}{tile_path}", server.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("tile");
+        let resp = send(&server, Method::GET, &tile_path, *token, None).await;
         let expected = [401, 404, 200, 200, 200][i];
         assert_eq!(resp.status().as_u16(), expected, "tile as #{i}");
         if expected == 200 {
@@ -1112,34 +1062,26 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_creates_admins() {
     let mail = email("admin");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .args([
-            "user", "create", "--email", &mail, "--name", "Admin", "--admin",
-        ])
-        .env("DATABASE_URL", common::database_url())
-        .env("PLANSCAPE_USER_PASSWORD", "an admin password")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let short = std::process::Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .args([
-            "user",
-            "create",
-            "--email",
-            &email("weak"),
-            "--name",
-            "Weak",
-        ])
-        .env("DATABASE_URL", common::database_url())
-        .env("PLANSCAPE_USER_PASSWORD", "short")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("run");
+    let out = planscape(&[
+        "user", "create", "--email", &mail, "--name", "Admin", "--admin",
+    ])
+    .env("PLANSCAPE_USER_PASSWORD", "an admin password")
+    .current_dir(std::env::temp_dir())
+    .output()
+    .expect("run");
+    assert_success(&out);
+    let short = planscape(&[
+        "user",
+        "create",
+        "--email",
+        &email("weak"),
+        "--name",
+        "Weak",
+    ])
+    .env("PLANSCAPE_USER_PASSWORD", "short")
+    .current_dir(std::env::temp_dir())
+    .output()
+    .expect("run");
     assert!(!short.status.success());
     let server = TestServer::start("").await;
     let (status, _, body) = login(

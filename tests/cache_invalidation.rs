@@ -49,11 +49,7 @@ async fn eventually(
 async fn update_insert_delete_show_in_the_next_tile() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let config = format!(
-        "[layers.counties]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\nproperties = [\"name\"]\n",
-        scratch.schema
-    );
-    let server = TestServer::start(&config).await;
+    let server = TestServer::start(&scratch.counties_layer()).await;
     let tile = TileId::containing(-121.49, 38.58, 7);
     let (_, layer) = server.state.tiles.catalog().get("counties").expect("layer");
     let version_before = layer.version();

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use aws_sdk_s3::Client;
+use common::cli::{ConfigFile, assert_success, run, stderr};
 use common::s3::{endpoint, keys, new_bucket, s3_at};
-use common::{TestServer, database_url, unique};
+use common::{TestServer, unique};
 
 /// Over the Sierra Nevada demo rasters.
 const BBOX: &str = "-120.8,38.2,-120.2,38.7";
@@ -18,7 +18,7 @@ const LAYER: &str = "sierra_nevada_tree_mortality";
 
 /// A one-metric conditions catalog over generated demo rasters, and a configuration
 /// serving it pregenerated from `bucket`.
-fn setup(bucket: &str) -> (PathBuf, String) {
+fn setup(bucket: &str) -> String {
     let dir = std::env::temp_dir().join(unique("condition_layers"));
     let rasters = dir.join("rasters");
     planscape::demo::rasters::generate(&rasters, 2000.0, false).expect("demo rasters");
@@ -46,27 +46,7 @@ fn setup(bucket: &str) -> (PathBuf, String) {
         catalog = dir.join("conditions.toml").display(),
         built = dir.join("built").display(),
     );
-    let path = dir.join("planscape.toml");
-    std::fs::write(
-        &path,
-        format!("{toml}[database]\nurl = \"{}\"\n", database_url()),
-    )
-    .expect("config");
-    (path, toml)
-}
-
-fn planscape(config: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run planscape")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    toml
 }
 
 async fn object(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
@@ -87,17 +67,18 @@ async fn object(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
 async fn condition_layers_are_seeded_served_from_the_store_and_purged() {
     let s3 = s3_at(&endpoint()).await;
     let bucket = new_bucket(&s3).await;
-    let (config, toml) = setup(&bucket);
+    let toml = setup(&bucket);
+    let config = ConfigFile::new(&toml);
     let raw_layer = format!("{LAYER}_raw");
 
     // Seeded like any layer: the normalized and the raw layer of the metric.
-    let out = planscape(
+    let out = run(
         &config,
         &[
             "seed", LAYER, &raw_layer, "--zoom", "6-8", "--bbox", BBOX, "--json",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
     assert!(summary["written"].as_u64() > Some(0), "{summary}");
     assert_eq!(summary["failed"].as_u64(), Some(0), "{summary}");
@@ -158,8 +139,7 @@ async fn condition_layers_are_seeded_served_from_the_store_and_purged() {
     server.stop().await;
 
     // Purged like any layer: only its own tiles go.
-    let out = planscape(&config, &["purge", LAYER, "--zoom", "6-8"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&run(&config, &["purge", LAYER, "--zoom", "6-8"]));
     let after = keys(&s3, &bucket, "tiles").await;
     assert!(
         !after.iter().any(|k| k.starts_with(&format!("{LAYER}/"))),
@@ -172,7 +152,7 @@ async fn condition_layers_are_seeded_served_from_the_store_and_purged() {
     );
 
     // An unknown name is still refused before any work.
-    let out = planscape(&config, &["seed", "nope", "--zoom", "6", "--bbox", BBOX]);
+    let out = run(&config, &["seed", "nope", "--zoom", "6", "--bbox", BBOX]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("unknown layer `nope`"),

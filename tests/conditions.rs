@@ -8,10 +8,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestServer, client, unique};
+use common::api::{API, call, send, signup};
+use common::cli::{assert_success, run};
+use common::{TestServer, unique};
+use reqwest::Method;
 use serde_json::{Value, json};
-
-const API: &str = "/planscape-backend";
 
 /// Demo rasters (coarse, fast) and a catalog over them.
 fn setup() -> (PathBuf, String) {
@@ -87,17 +88,6 @@ fn read(path: &Path) -> (Vec<f64>, Option<f64>) {
     (data.data().to_vec(), band.no_data_value())
 }
 
-async fn signup(server: &TestServer) -> String {
-    let resp = client()
-        .post(format!("{}{API}/auth/signup", server.base))
-        .json(&json!({"email": format!("{}@example.org", unique("c")), "password": "a good long password", "name": "C"}))
-        .send()
-        .await
-        .expect("signup");
-    let body: Value = resp.json().await.expect("json");
-    body["token"].as_str().expect("token").to_owned()
-}
-
 /// A square around a point, in lon/lat.
 fn square(lon: f64, lat: f64, half: f64) -> Value {
     json!({"type": "Polygon", "coordinates": [[[lon - half, lat - half], [lon + half, lat - half],
@@ -113,20 +103,7 @@ async fn catalog_build_stats_and_scores() {
         format!("{toml}[database]\nurl = \"{}\"\n", common::database_url()),
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "conditions",
-            "build",
-        ])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&run(&config, &["conditions", "build"]));
 
     // Element = mean of its metrics, pillar = min of its elements, pixel by pixel; nodata
     // wherever a child has none.
@@ -223,20 +200,24 @@ async fn catalog_build_stats_and_scores() {
 
     // Statistics over an area (signed in) agree with the engine run directly on each raster.
     let area = square(-119.6, 37.6, 0.3);
-    let token = signup(&server).await;
-    let anonymous = client()
-        .post(format!("{}{API}/conditions/stats", server.base))
-        .json(&json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": area}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(anonymous.status(), 401);
+    let (token, _, _) = signup(&server, "C").await;
+    let (anonymous, _, _) = call(
+        &server,
+        Method::POST,
+        "/conditions/stats",
+        None,
+        Some(json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": area})),
+    )
+    .await;
+    assert_eq!(anonymous, 401);
     let post = |body: Value| {
-        client()
-            .post(format!("{}{API}/conditions/stats", server.base))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
+        call(
+            &server,
+            Method::POST,
+            "/conditions/stats",
+            Some(&token),
+            Some(body),
+        )
     };
     let names = [
         "forest_resilience",
@@ -244,11 +225,9 @@ async fn catalog_build_stats_and_scores() {
         "tree_mortality",
         "fire_probability",
     ];
-    let resp = post(json!({"region": "sierra_nevada", "conditions": names, "geometry": area}))
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.expect("json");
+    let (status, _, body) =
+        post(json!({"region": "sierra_nevada", "conditions": names, "geometry": area})).await;
+    assert_eq!(status, 200);
     let shape = planscape::planning::geometry::to_multipolygon(&area).expect("shape");
     let files = [
         dir.join("built/sierra_nevada/forest_resilience.tif"),
@@ -267,14 +246,12 @@ async fn catalog_build_stats_and_scores() {
         assert_eq!(got["band"], band);
     }
     // Raw values of a metric.
-    let resp = post(json!({"region": "sierra_nevada", "conditions": ["tree_mortality"], "geometry": area, "values": "raw"})).await.expect("send");
-    let raw: Value = resp.json().await.expect("json");
+    let (_, _, raw) = post(json!({"region": "sierra_nevada", "conditions": ["tree_mortality"], "geometry": area, "values": "raw"})).await;
     let mean = raw["results"][0]["mean"].as_f64().expect("mean");
     assert!((0.0..=100.0).contains(&mean) && raw["results"][0]["band"].is_null());
     // Outside every raster: zero pixels and a null mean, not an error.
-    let resp = post(json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": square(-117.0, 33.0, 0.05)})).await.expect("send");
-    assert_eq!(resp.status(), 200);
-    let none: Value = resp.json().await.expect("json");
+    let (status, _, none) = post(json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": square(-117.0, 33.0, 0.05)})).await;
+    assert_eq!(status, 200);
     assert_eq!(
         (
             none["results"][0]["count"].as_u64(),
@@ -322,9 +299,8 @@ async fn catalog_build_stats_and_scores() {
             "values",
         ),
     ] {
-        let resp = post(body.clone()).await.expect("send");
-        assert_eq!(resp.status(), 422, "{body}");
-        let err: Value = resp.json().await.expect("json");
+        let (status, _, err) = post(body.clone()).await;
+        assert_eq!(status, 422, "{body}");
         assert_eq!(err["error"]["field"], field, "{err}");
     }
 
@@ -342,13 +318,11 @@ async fn catalog_build_stats_and_scores() {
             .collect();
         json!({"type": "Polygon", "coordinates": [ring]})
     };
-    let resp = post(
+    let (status, _, detailed_body) = post(
         json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": detailed}),
     )
-    .await
-    .expect("send");
-    assert_eq!(resp.status(), 200);
-    let detailed_body: Value = resp.json().await.expect("json");
+    .await;
+    assert_eq!(status, 200);
     let detailed_shape = planscape::planning::geometry::to_multipolygon(&detailed).expect("shape");
     let expected = planscape::planning::stats::zonal_stats(
         &dir.join("built/sierra_nevada/disturbance.tif"),
@@ -364,29 +338,21 @@ async fn catalog_build_stats_and_scores() {
     );
 
     // Plan scores: every condition of the region, kept, recomputed on a geometry change.
-    let plan: Value = client()
-        .post(format!("{}{API}/plans", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "scores", "region": "sierra_nevada", "geometry": area}))
-        .send()
-        .await
-        .expect("plan")
-        .json()
-        .await
-        .expect("json");
+    let (_, _, plan) = call(
+        &server,
+        Method::POST,
+        "/plans",
+        Some(&token),
+        Some(json!({"name": "scores", "region": "sierra_nevada", "geometry": area})),
+    )
+    .await;
     let id = plan["id"].as_i64().expect("id");
+    let scores_path = format!("/plans/{id}/scores");
     let scores = |token: String| {
-        let url = format!("{}{API}/plans/{id}/scores", server.base);
-        async move {
-            client()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("scores")
-        }
+        let (server, path) = (&server, &scores_path);
+        async move { call(server, Method::GET, path, Some(&token), None).await }
     };
-    let first: Value = scores(token.clone()).await.json().await.expect("json");
+    let (_, _, first) = scores(token.clone()).await;
     assert_eq!(
         first["scores"].as_array().expect("scores").len(),
         6,
@@ -403,23 +369,24 @@ async fn catalog_build_stats_and_scores() {
         pillar_score["mean"].as_f64(),
         body["results"][0]["mean"].as_f64()
     );
-    let again: Value = scores(token.clone()).await.json().await.expect("json");
+    let (_, _, again) = scores(token.clone()).await;
     assert_eq!(
         again["computed_at"], first["computed_at"],
         "kept, not recomputed"
     );
-    client()
-        .patch(format!("{}{API}/plans/{id}", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"geometry": square(-119.2, 37.2, 0.2)}))
-        .send()
-        .await
-        .expect("patch");
-    let changed: Value = scores(token.clone()).await.json().await.expect("json");
+    call(
+        &server,
+        Method::PATCH,
+        &format!("/plans/{id}"),
+        Some(&token),
+        Some(json!({"geometry": square(-119.2, 37.2, 0.2)})),
+    )
+    .await;
+    let (_, _, changed) = scores(token.clone()).await;
     assert_ne!(changed["computed_at"], first["computed_at"], "recomputed");
     assert_ne!(changed["scores"], first["scores"]);
-    let stranger = signup(&server).await;
-    assert_eq!(scores(stranger).await.status(), 404);
+    let (stranger, _, _) = signup(&server, "C").await;
+    assert_eq!(scores(stranger).await.0, 404);
     server.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -483,15 +450,14 @@ async fn check_project_areas(
 async fn finished(server: &TestServer, token: &str, sid: i64) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        let s: Value = client()
-            .get(format!("{}{API}/scenarios/{sid}", server.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("poll")
-            .json()
-            .await
-            .expect("json");
+        let (_, _, s) = call(
+            server,
+            Method::GET,
+            &format!("/scenarios/{sid}"),
+            Some(token),
+            None,
+        )
+        .await;
         if s["status"] == "done" || s["status"] == "failed" {
             return s;
         }
@@ -510,67 +476,47 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         .expect("catalog");
     planscape::planning::conditions::build(&catalog, &dir.join("built")).expect("build");
     let server = TestServer::start(&toml).await;
-    let owner = signup(&server).await;
-    let plan: Value = client()
-        .post(format!("{}{API}/plans", server.base))
-        .bearer_auth(&owner)
-        .json(&json!({"name": "scenario plan", "region": "sierra_nevada", "geometry": square(-119.6, 37.6, 0.2)}))
-        .send()
-        .await
-        .expect("plan")
-        .json()
-        .await
-        .expect("json");
+    let (owner, _, _) = signup(&server, "C").await;
+    let (_, _, plan) = call(
+        &server,
+        Method::POST,
+        "/plans",
+        Some(&owner),
+        Some(json!({"name": "scenario plan", "region": "sierra_nevada", "geometry": square(-119.6, 37.6, 0.2)})),
+    )
+    .await;
     let id = plan["id"].as_i64().expect("id");
     let plan_acres = plan["area_acres"].as_f64().expect("acres");
-    let (viewer, collaborator, stranger) = (
-        signup(&server).await,
-        signup(&server).await,
-        signup(&server).await,
-    );
-    for (token, role) in [(&viewer, "viewer"), (&collaborator, "collaborator")] {
-        let me: Value = client()
-            .get(format!("{}{API}/auth/me", server.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("me")
-            .json()
-            .await
-            .expect("json");
-        let r = client()
-            .post(format!("{}{API}/plans/{id}/members", server.base))
-            .bearer_auth(&owner)
-            .json(&json!({"email": me["email"], "role": role}))
-            .send()
-            .await
-            .expect("invite");
-        assert_eq!(r.status(), 201);
+    let (viewer, _, viewer_mail) = signup(&server, "C").await;
+    let (collaborator, _, collaborator_mail) = signup(&server, "C").await;
+    let (stranger, _, _) = signup(&server, "C").await;
+    for (mail, role) in [
+        (&viewer_mail, "viewer"),
+        (&collaborator_mail, "collaborator"),
+    ] {
+        let (status, _, _) = call(
+            &server,
+            Method::POST,
+            &format!("/plans/{id}/members"),
+            Some(&owner),
+            Some(json!({"email": mail, "role": role})),
+        )
+        .await;
+        assert_eq!(status, 201);
     }
     let request = |stand: u32| {
         json!({"name": "thin first", "stand_size_acres": stand, "max_treatment_share": 0.2, "max_project_areas": 5,
                "priorities": [{"condition": "disturbance", "weight": 2.0}, {"condition": "aboveground_biomass", "weight": 1.0}],
                "exclude": square(-119.45, 37.45, 0.03)})
     };
+    let scenarios_path = format!("/plans/{id}/scenarios");
     let create = |token: &str, body: Value| {
-        client()
-            .post(format!("{}{API}/plans/{id}/scenarios", server.base))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+        let (server, path, token) = (&server, &scenarios_path, token.to_owned());
+        async move { call(server, Method::POST, path, Some(&token), Some(body)).await }
     };
     // Permissions: viewers cannot add scenarios, strangers do not see the plan.
-    assert_eq!(
-        create(&viewer, request(100)).await.expect("send").status(),
-        403
-    );
-    assert_eq!(
-        create(&stranger, request(100))
-            .await
-            .expect("send")
-            .status(),
-        404
-    );
+    assert_eq!(create(&viewer, request(100)).await.0, 403);
+    assert_eq!(create(&stranger, request(100)).await.0, 404);
     // Bad input names the field.
     let mut bad_weight = request(100);
     bad_weight["priorities"][1]["weight"] = json!(-1.0);
@@ -604,16 +550,14 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
             "name",
         ),
     ] {
-        let r = create(&collaborator, body).await.expect("send");
-        assert_eq!(r.status(), 422);
-        let err: Value = r.json().await.expect("json");
+        let (status, _, err) = create(&collaborator, body).await;
+        assert_eq!(status, 422);
         assert_eq!(err["error"]["field"], field, "{err}");
     }
 
     // A collaborator runs one; it goes pending -> done.
-    let started = create(&collaborator, request(10)).await.expect("send");
-    assert_eq!(started.status(), 202);
-    let started: Value = started.json().await.expect("json");
+    let (status, _, started) = create(&collaborator, request(10)).await;
+    assert_eq!(status, 202);
     assert!(started["status"] == "pending" || started["status"] == "running");
     let sid = started["id"].as_i64().expect("id");
     let done = finished(&server, &viewer, sid).await;
@@ -682,12 +626,7 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
     // refuses in jsonb): the bare geometry is what is kept.
     everything["exclude"] = json!({"type": "Feature", "properties": {"note": "a\u{0}b"},
         "geometry": square(-119.45, 37.45, 0.03)});
-    let all: Value = create(&collaborator, everything)
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, _, all) = create(&collaborator, everything).await;
     let all = finished(&server, &viewer, all["id"].as_i64().expect("id")).await;
     assert_eq!(all["status"], "done", "{all}");
     assert_eq!(all["config"]["exclude"]["type"], "Polygon", "{all}");
@@ -713,30 +652,21 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
     // Project areas as private tiles.
     let tile = planscape::tile::TileId::containing(-119.6, 37.6, 7);
     let path = format!(
-        "{}/tiles/scenarios/{sid}/project_areas/{}/{}/{}.mvt",
-        server.base, tile.z, tile.x, tile.y
+        "/tiles/scenarios/{sid}/project_areas/{}/{}/{}.mvt",
+        tile.z, tile.x, tile.y
     );
-    let r = client()
-        .get(&path)
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .expect("tile");
+    let r = send(&server, Method::GET, &path, Some(&viewer), None).await;
     assert_eq!(r.status(), 200);
     let decoded = common::gdal_decode(&r.bytes().await.expect("body"), tile.z, tile.x, tile.y);
     assert!(!decoded["features"].as_array().expect("features").is_empty());
     assert_eq!(
-        client()
-            .get(&path)
-            .bearer_auth(&stranger)
-            .send()
+        send(&server, Method::GET, &path, Some(&stranger), None)
             .await
-            .expect("tile")
             .status(),
         404
     );
     assert_eq!(
-        client().get(&path).send().await.expect("tile").status(),
+        send(&server, Method::GET, &path, None, None).await.status(),
         401
     );
     // The whole matrix over the plan-scoped endpoints of this issue: anonymous, stranger,
@@ -751,92 +681,63 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
     ];
     let mut bad_size = request(100);
     bad_size["stand_size_acres"] = json!(50);
-    let cases: [(reqwest::Method, String, Option<&Value>, [u16; 5]); 5] = [
+    let cases: [(Method, String, Option<&Value>, [u16; 5]); 5] = [
         (
-            reqwest::Method::GET,
-            format!("{}{API}/plans/{id}/scenarios", server.base),
+            Method::GET,
+            format!("{API}/plans/{id}/scenarios"),
             None,
             [401, 404, 200, 200, 200],
         ),
         (
-            reqwest::Method::GET,
-            format!("{}{API}/scenarios/{sid}", server.base),
+            Method::GET,
+            format!("{API}/scenarios/{sid}"),
             None,
             [401, 404, 200, 200, 200],
         ),
         (
-            reqwest::Method::GET,
-            format!("{}{API}/plans/{id}/scores", server.base),
+            Method::GET,
+            format!("{API}/plans/{id}/scores"),
             None,
             [401, 404, 200, 200, 200],
         ),
+        (Method::GET, path.clone(), None, [401, 404, 200, 200, 200]),
         (
-            reqwest::Method::GET,
-            path.clone(),
-            None,
-            [401, 404, 200, 200, 200],
-        ),
-        (
-            reqwest::Method::POST,
-            format!("{}{API}/plans/{id}/scenarios", server.base),
+            Method::POST,
+            format!("{API}/plans/{id}/scenarios"),
             Some(&bad_size),
             [401, 404, 403, 422, 422],
         ),
     ];
     for (method, url, body, expected) in &cases {
         for ((name, token), want) in who.iter().zip(expected) {
-            let mut req = client().request(method.clone(), url);
-            if let Some(t) = token {
-                req = req.bearer_auth(t);
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let got = req.send().await.expect("send").status().as_u16();
+            let got = send(&server, method.clone(), url, *token, *body)
+                .await
+                .status()
+                .as_u16();
             assert_eq!(got, *want, "{method} {url} as {name}");
         }
     }
     // Deleting: anonymous 401 and viewers 403 here; collaborators, strangers and the
     // owner below.
-    for (token, want) in [(None, 401), (Some(&viewer), 403)] {
-        let mut req = client().delete(format!("{}{API}/scenarios/{sid}", server.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        assert_eq!(req.send().await.expect("send").status().as_u16(), want);
+    let scenario_path = format!("/scenarios/{sid}");
+    for (token, want) in [(None, 401), (Some(viewer.as_str()), 403)] {
+        let (status, _, _) = call(&server, Method::DELETE, &scenario_path, token, None).await;
+        assert_eq!(status, want);
     }
 
     // Listing, and deleting (owners only).
-    let list: Value = client()
-        .get(format!("{}{API}/plans/{id}/scenarios", server.base))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let (_, _, list) = call(&server, Method::GET, &scenarios_path, Some(&viewer), None).await;
     assert_eq!(list.as_array().expect("list").len(), 2);
-    let del = |token: &str| {
-        client()
-            .delete(format!("{}{API}/scenarios/{sid}", server.base))
-            .bearer_auth(token)
-            .send()
-    };
-    assert_eq!(del(&collaborator).await.expect("send").status(), 403);
-    assert_eq!(del(&stranger).await.expect("send").status(), 404);
-    assert_eq!(del(&owner).await.expect("send").status(), 204);
+    for (token, want) in [(&collaborator, 403), (&stranger, 404), (&owner, 204)] {
+        let (status, _, _) = call(&server, Method::DELETE, &scenario_path, Some(token), None).await;
+        assert_eq!(status, want);
+    }
 
     // A run that cannot read a raster ends in `failed` with the reason, and writes nothing.
     std::fs::remove_file(dir.join("built/sierra_nevada/structure.tif")).expect("remove");
     let mut broken = request(100);
     broken["priorities"] = json!([{"condition": "structure", "weight": 1.0}]);
-    let failed: Value = create(&owner, broken)
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, _, failed) = create(&owner, broken).await;
     let failed = finished(&server, &owner, failed["id"].as_i64().expect("id")).await;
     assert_eq!(failed["status"], "failed");
     assert!(
@@ -882,12 +783,7 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
     let mut probe = request(10);
     probe["name"] = json!("rollback probe");
     probe["priorities"] = json!([{"condition": "disturbance", "weight": 1.0}]);
-    let probe: Value = create(&owner, probe)
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, _, probe) = create(&owner, probe).await;
     let probe_id = probe["id"].as_i64().expect("id");
     let probe = finished(&server, &owner, probe_id).await;
     db.batch_execute(

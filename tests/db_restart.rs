@@ -15,9 +15,8 @@ async fn database_restart_is_survived() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
     let config = format!(
-        "[database]\nconnect_timeout_ms = 1000\n\
-         [layers.counties]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\nproperties = [\"name\"]\n",
-        scratch.schema
+        "[database]\nconnect_timeout_ms = 1000\n{}",
+        scratch.counties_layer()
     );
     let server = TestServer::start(&config).await;
     let cached = format!(

@@ -6,9 +6,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::cli::{assert_success, run_config_text, stderr};
 use common::{TestServer, shared_data, unique};
 
 const BBOX: &str = "-120.62,38.22,-119.98,38.62";
@@ -20,27 +20,6 @@ fn layers(store: &Path, pregenerated: &str) -> String {
         store = store.display(),
         raster = shared_data("planscape/test_raster.tif").display(),
     )
-}
-
-fn planscape(config_text: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let dir = std::env::temp_dir().join(unique("fscfg"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("planscape.toml");
-    std::fs::write(&config, config_text).expect("config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_planscape"));
-    cmd.arg("--config")
-        .arg(&config)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_LOG", "warn")
-        .env_remove("JOB_COMPLETION_INDEX")
-        .env_remove("AWS_BATCH_JOB_ARRAY_INDEX");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run planscape");
-    let _ = std::fs::remove_dir_all(dir);
-    out
 }
 
 fn files(root: &Path) -> BTreeSet<String> {
@@ -70,7 +49,7 @@ fn scratch_dir(name: &str) -> PathBuf {
 fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
     let store = scratch_dir("fs-seed");
     let config = layers(&store, "");
-    let dry = planscape(
+    let dry = run_config_text(
         &config,
         &[
             "seed",
@@ -84,11 +63,7 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
         ],
         &[],
     );
-    assert!(
-        dry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    assert_success(&dry);
     let estimates: serde_json::Value = serde_json::from_slice(&dry.stdout).expect("JSON estimates");
     let planned: u64 = estimates
         .as_array()
@@ -98,7 +73,7 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
         .sum();
     assert!(files(&store).is_empty(), "a dry run writes nothing");
 
-    let out = planscape(
+    let out = run_config_text(
         &config,
         &[
             "seed",
@@ -111,11 +86,7 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
         ],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary");
     assert_eq!(summary["tiles"].as_u64(), Some(planned));
     let written = files(&store);
@@ -137,7 +108,7 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
         (&explicit, "1/2", vec![]),
         (&auto, "auto/2", vec![("JOB_COMPLETION_INDEX", "1")]),
     ] {
-        let out = planscape(
+        let out = run_config_text(
             &layers(dir, ""),
             &[
                 "seed",
@@ -151,21 +122,17 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
             ],
             &env,
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     assert_eq!(files(&explicit), files(&auto));
     assert!(!files(&auto).is_empty() && files(&auto).len() < written.len());
-    let missing = planscape(
+    let missing = run_config_text(
         &config,
         &["seed", "elevation", "--zoom", "8", "--shard", "auto/2"],
         &[],
     );
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("JOB_COMPLETION_INDEX"));
+    assert!(stderr(&missing).contains("JOB_COMPLETION_INDEX"));
     for dir in [store, explicit, auto] {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -174,16 +141,12 @@ fn dry_run_counts_what_the_seed_writes_and_auto_shards_read_the_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pregenerated_layer_reads_the_folder_and_writes_back_misses() {
     let store = scratch_dir("fs-serve");
-    let seeded = planscape(
+    let seeded = run_config_text(
         &layers(&store, ""),
         &["seed", "elevation", "--zoom", "11", "--bbox", BBOX],
         &[],
     );
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
+    assert_success(&seeded);
     let before = files(&store);
     let stored = before.iter().next().expect("a seeded tile").clone();
     // Mark the stored file so that serving it from the folder is visible.

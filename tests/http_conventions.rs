@@ -12,10 +12,8 @@ async fn server_with_counties() -> (Scratch, TestServer) {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
     let config = format!(
-        "[http]\ncache_control = \"public, max-age=42\"\n\
-         [layers.counties]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\n\
-         properties = [\"name\"]\nminzoom = 3\nmaxzoom = 12\n",
-        scratch.schema
+        "[http]\ncache_control = \"public, max-age=42\"\n{}minzoom = 3\nmaxzoom = 12\n",
+        scratch.counties_layer()
     );
     let server = TestServer::start(&config).await;
     (scratch, server)

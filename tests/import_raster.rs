@@ -6,17 +6,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::cli::{assert_success, planscape, stderr};
 use common::{TestServer, shared_data, unique};
 use gdal::Metadata;
 use planscape::tile::{TileId, mercator_to_lonlat};
-
-fn planscape(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run planscape")
-}
 
 /// `planscape --config CONFIG import raster INPUT --layer LAYER --dir OUT [extra...]`.
 fn import(
@@ -35,7 +28,7 @@ fn import(
         "--config", &config, "import", "raster", &input, "--layer", layer, "--dir", &out,
     ];
     args.extend_from_slice(extra);
-    planscape(&args)
+    planscape(&args).output().expect("run planscape")
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -72,11 +65,7 @@ async fn import_makes_a_servable_cog_and_registers_it() {
         &out,
         &["--range", "25,752", "--units", "tons/acre"],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     assert_eq!(files_in(&out), ["imported.source.tif", "imported.tif"]);
 
     let cog = gdal::Dataset::open(out.join("imported.tif")).expect("open COG");
@@ -136,7 +125,7 @@ async fn import_makes_a_servable_cog_and_registers_it() {
     // Importing the same layer again into the same config is refused, changing nothing.
     let again = import(&config, &albers, "imported", &out, &[]);
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(stderr(&again).contains("already exists"));
     assert_eq!(std::fs::read_to_string(&config).expect("config"), text);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -167,8 +156,8 @@ fn bad_inputs_leave_nothing_behind() {
     for (input, message) in cases {
         let output = import(&config, &input, "x", &out, &[]);
         assert!(!output.status.success(), "{}", input.display());
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(message), "{stderr}");
+        let said = stderr(&output);
+        assert!(said.contains(message), "{said}");
         assert!(
             files_in(&out).is_empty(),
             "nothing written for {}",
@@ -184,7 +173,7 @@ fn bad_inputs_leave_nothing_behind() {
         &["--style", "plaid"],
     );
     assert!(!unknown_style.status.success());
-    assert!(String::from_utf8_lossy(&unknown_style.stderr).contains("plaid"));
+    assert!(stderr(&unknown_style).contains("plaid"));
     assert!(files_in(&out).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,23 +3,10 @@
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
 
-use common::{Scratch, TestServer, unique};
-
-fn run_binary(config_text: &str, args: &[&str]) -> std::process::Output {
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("config")));
-    std::fs::write(&path, config_text).expect("write config");
-    let out = Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .env("DATABASE_URL", common::database_url())
-        .output()
-        .expect("run planscape");
-    let _ = std::fs::remove_file(&path);
-    out
-}
+use common::cli::{assert_success, run, run_config_text, stderr};
+use common::{Scratch, TestServer};
 
 #[test]
 fn bad_config_is_refused_naming_the_key() {
@@ -63,43 +50,33 @@ fn bad_config_is_refused_naming_the_key() {
         ("not toml at all [", "TOML"),
     ];
     for (text, needle) in cases {
-        let out = run_binary(text, &["serve"]);
+        let out = run_config_text(text, &["serve"], &[]);
         assert_eq!(out.status.code(), Some(2), "{text}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = stderr(&out);
         assert!(
-            stderr.contains(needle),
-            "error for {text:?} should name {needle}: {stderr}"
+            said.contains(needle),
+            "error for {text:?} should name {needle}: {said}"
         );
     }
-    let missing = Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .args(["--config", "/nonexistent/planscape.toml", "serve"])
-        .output()
-        .expect("run planscape");
+    let missing = run(Path::new("/nonexistent/planscape.toml"), &["serve"]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/planscape.toml"));
+    assert!(stderr(&missing).contains("/nonexistent/planscape.toml"));
 }
 
 #[test]
 fn environment_overrides_are_applied_and_secrets_redacted() {
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("config")));
-    std::fs::write(&path, "[cache]\nsize_mb = 1\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check-config")
-        .env(
-            "DATABASE_URL",
-            "postgres://app:s3cret@db.internal:5432/planscape",
-        )
-        .env("PLANSCAPE_CACHE_SIZE_MB", "64")
-        .output()
-        .expect("run planscape");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_config_text(
+        "[cache]\nsize_mb = 1\n",
+        &["check-config"],
+        &[
+            (
+                "DATABASE_URL",
+                "postgres://app:s3cret@db.internal:5432/planscape",
+            ),
+            ("PLANSCAPE_CACHE_SIZE_MB", "64"),
+        ],
     );
+    assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("size_mb = 64"), "{stdout}");
     assert!(

@@ -132,11 +132,7 @@ fn nginx_users(dir: &Path) -> Vec<String> {
 async fn nginx_forwards_api_and_tiles_with_the_public_prefix() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let config = format!(
-        "[layers.counties]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\nproperties = [\"name\"]\n",
-        scratch.schema
-    );
-    let server = TestServer::start(&config).await;
+    let server = TestServer::start(&scratch.counties_layer()).await;
     let upstream = server.base.trim_start_matches("http://").to_owned();
     let nginx = start_nginx(&upstream);
     let base = format!("http://127.0.0.1:{}", nginx.port);

@@ -6,6 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::{ConfigFile, planscape_config};
 use common::{Scratch, TestServer, unique};
 
 /// `name{labels} value` lines whose labels contain every `needle`.
@@ -139,20 +140,11 @@ async fn sigterm_finishes_in_flight_requests_and_refuses_new_ones() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("port");
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("shutdown")));
-    std::fs::write(
-        &path,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nshutdown_grace_s = 20\n[cache]\nsize_mb = 0\n\
-             [layers.slow]\ntype = \"vector\"\ntable = \"{s}.slow\"\nproperties = [\"name\", \"slow\"]\n"
-        ),
-    )
-    .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_planscape"))
-        .arg("--config")
-        .arg(&path)
-        .arg("serve")
-        .env("DATABASE_URL", common::database_url())
+    let config = ConfigFile::new(&format!(
+        "listen = \"127.0.0.1:{port}\"\nshutdown_grace_s = 20\n[cache]\nsize_mb = 0\n\
+         [layers.slow]\ntype = \"vector\"\ntable = \"{s}.slow\"\nproperties = [\"name\", \"slow\"]\n"
+    ));
+    let mut child = planscape_config(&config, &["serve"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -208,6 +200,5 @@ async fn sigterm_finishes_in_flight_requests_and_refuses_new_ones() {
         .expect("join")
         .expect("wait");
     assert!(exit.success(), "exit status {exit:?}");
-    let _ = std::fs::remove_file(&path);
     scratch.cleanup().await;
 }

@@ -15,6 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
+use common::cli::{ConfigFile, assert_success, planscape_config, run, stderr};
 use common::s3::{endpoint, keys, new_bucket, s3_at};
 use common::{Scratch, TestServer, database_url, shared_data, unique};
 use planscape::coverage::Coverage;
@@ -82,42 +83,20 @@ fn layers_toml(scratch: &Scratch) -> String {
     format!(
         "[http]\ncache_control = \"public, max-age=123\"\n\
          [store]\nurl = \"s3://unused-default\"\nendpoint = \"{endpoint}\"\npath_style = true\nregion = \"us-east-1\"\n\
-         [layers.counties]\ntype = \"vector\"\ntable = \"{schema}.counties\"\nid = \"id\"\nproperties = [\"name\"]\n\
+         {counties}\
          [layers.elevation]\ntype = \"raster\"\npath = \"{raster}\"\nstyle = \"viridis\"\nrange = [25, 752]\n",
         endpoint = endpoint(),
-        schema = scratch.schema,
+        counties = scratch.counties_layer(),
         raster = shared_data("planscape/test_raster.tif").display(),
     )
 }
 
-fn write_config(toml: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("store"));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let path = dir.join("planscape.toml");
-    std::fs::write(
-        &path,
-        format!("{toml}\n[database]\nurl = \"{}\"\n", database_url()),
-    )
-    .expect("write config");
-    path
-}
-
-fn planscape_cmd(config: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_planscape"));
-    cmd.arg("--config")
-        .arg(config)
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-fn planscape(config: &Path, args: &[&str]) -> Output {
-    planscape_cmd(config, args).output().expect("run planscape")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// A configuration file of `toml` and the test database.
+fn write_config(toml: &str) -> ConfigFile {
+    ConfigFile::new(&format!(
+        "{toml}\n[database]\nurl = \"{}\"\n",
+        database_url()
+    ))
 }
 
 /// The `--json` summary a seed prints.
@@ -130,7 +109,7 @@ fn summary(out: &Output) -> serde_json::Value {
 
 /// A bucket, a scratch schema with the counties, and a config serving them and
 /// `test_raster.tif`.
-async fn setup() -> (Client, String, Scratch, PathBuf) {
+async fn setup() -> (Client, String, Scratch, ConfigFile) {
     let s3 = s3_at(&endpoint()).await;
     let bucket = new_bucket(&s3).await;
     let scratch = Scratch::new().await;
@@ -155,7 +134,7 @@ fn seed(config: &Path, to: &str, extra: &[&str]) -> Output {
         "4",
     ];
     args.extend_from_slice(extra);
-    planscape(config, &args)
+    run(config, &args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +225,7 @@ async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_ru
     let (s3, bucket, scratch, config) = setup().await;
 
     let whole = seed(&config, &format!("s3://{bucket}/whole"), &[]);
-    assert!(whole.status.success(), "{}", stderr(&whole));
+    assert_success(&whole);
     let expected = objects(&s3, &bucket, "whole").await;
 
     let mut written = 0;
@@ -259,7 +238,7 @@ async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_ru
             &format!("s3://{bucket}/{prefix}"),
             &["--shard", &shard],
         );
-        assert!(out.status.success(), "{}", stderr(&out));
+        assert_success(&out);
         written += summary(&out)["written"].as_u64().expect("written");
         shard_sets.push(keys(&s3, &bucket, &prefix).await);
     }
@@ -277,7 +256,7 @@ async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_ru
     );
 
     // Kill a run part-way, then resume it.
-    let mut child = planscape_cmd(
+    let mut child = planscape_config(
         &config,
         &[
             "seed",
@@ -314,7 +293,7 @@ async fn shards_write_exactly_the_unsharded_set_and_resume_completes_a_killed_ru
         "killed mid-run: {partial}"
     );
     let resumed = seed(&config, &format!("s3://{bucket}/killed"), &["--resume"]);
-    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_success(&resumed);
     let sum = summary(&resumed);
     // Skipped: the tiles written before the kill and the empty ones recorded by then.
     assert_eq!(
@@ -338,8 +317,8 @@ async fn empty_tiles_are_recorded_and_resume_skips_them() {
             "seed", "counties", "--zoom", "7-12", "--bbox", COAST, "--to", &to, "--json",
         ];
         args.extend_from_slice(extra);
-        let out = planscape(&config, &args);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = run(&config, &args);
+        assert_success(&out);
         summary(&out)
     };
     let first = seed_coast("coast", &[]);
@@ -413,7 +392,7 @@ async fn empty_tiles_are_recorded_and_resume_skips_them() {
     );
 
     // Purge removes the tiles and the records of its zooms.
-    let out = planscape(
+    let out = run(
         &config,
         &[
             "purge",
@@ -424,7 +403,7 @@ async fn empty_tiles_are_recorded_and_resume_skips_them() {
             &format!("s3://{bucket}/coast"),
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert!(keys(&s3, &bucket, "coast").await.is_empty());
     scratch.cleanup().await;
 }
@@ -445,13 +424,13 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
             "properties = [\"name\"]\n[layers.counties.pregenerated]\nfallback = \"empty\"\n",
         );
     let config = write_config(&toml);
-    let out = planscape(
+    let out = run(
         &config,
         &[
             "seed", "counties", "--zoom", "7-9", "--bbox", BBOX, "--json",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let mut stored = objects(&s3, &bucket, "tiles").await;
     stored.retain(|k, _| !is_record(k));
     let (key, body) = stored.iter().next().expect("some tiles");
@@ -555,7 +534,7 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
     server.stop().await;
 
     // The CLI purge, with a bbox that only removes part of the tiles.
-    let out = planscape(
+    let out = run(
         &config,
         &[
             "seed",
@@ -567,9 +546,9 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
             "--json",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let before = keys(&s3, &bucket, "tiles").await;
-    let out = planscape(
+    let out = run(
         &config,
         &[
             "purge",
@@ -580,7 +559,7 @@ async fn pregenerated_layers_are_served_from_s3_and_purged() {
             "-120.62,38.22,-120.3,38.4",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     let after = keys(&s3, &bucket, "tiles").await;
     assert!(
         after.len() < before.len() && !after.is_empty(),
@@ -778,7 +757,7 @@ async fn bad_arguments_fail_before_any_work() {
     for (args, expected) in cases {
         let mut all = vec!["seed"];
         all.extend(args.iter().map(String::as_str));
-        let out = planscape(&config, &all);
+        let out = run(&config, &all);
         let err = stderr(&out);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(
@@ -824,7 +803,7 @@ async fn a_store_failing_mid_run_fails_the_seed_without_losing_count() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
     let config = write_config(&layers_toml(&scratch).replace(&endpoint(), &own_endpoint));
-    let child = planscape_cmd(
+    let child = planscape_config(
         &config,
         &[
             "seed",

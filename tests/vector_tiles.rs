@@ -8,11 +8,8 @@ use std::collections::BTreeSet;
 use common::{Scratch, TestServer, gdal_decode, geojson_area};
 use planscape::tile::TileId;
 
-fn counties_config(schema: &str) -> String {
-    format!(
-        "[layers.counties]\ntype = \"vector\"\ntable = \"{schema}.counties\"\nid = \"id\"\n\
-         properties = [\"name\"]\nminzoom = 0\nmaxzoom = 16\n"
-    )
+fn counties_config(scratch: &Scratch) -> String {
+    format!("{}minzoom = 0\nmaxzoom = 16\n", scratch.counties_layer())
 }
 
 async fn postgis_names(scratch: &Scratch, tile: TileId) -> BTreeSet<String> {
@@ -47,7 +44,7 @@ fn decoded_names(doc: &serde_json::Value) -> BTreeSet<String> {
 async fn county_tiles_match_postgis_when_decoded_by_gdal() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let server = TestServer::start(&counties_config(&scratch.schema)).await;
+    let server = TestServer::start(&counties_config(&scratch)).await;
 
     // The z7 tile over Sacramento, then tiles at other zooms over the state.
     let sacramento = TileId::containing(-121.49, 38.58, 7);
@@ -153,7 +150,7 @@ async fn county_tiles_match_postgis_when_decoded_by_gdal() {
 async fn tilejson_and_catalog_describe_the_layer() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let server = TestServer::start(&counties_config(&scratch.schema)).await;
+    let server = TestServer::start(&counties_config(&scratch)).await;
 
     let tj: serde_json::Value = server
         .get("/tiles/counties", &[])
@@ -225,7 +222,7 @@ async fn public_url_overrides_request_headers() {
     scratch.load_counties("counties").await;
     let config = format!(
         "public_url = \"https://tiles.example.org/base/\"\n{}",
-        counties_config(&scratch.schema)
+        counties_config(&scratch)
     );
     let server = TestServer::start(&config).await;
     let tj: serde_json::Value = server

@@ -1,6 +1,10 @@
 //! Shared test helpers: a real PostGIS (the embedded cluster or `DATABASE_URL`), a real
-//! server on a loopback socket, and GDAL's own MVT driver to decode tiles.
+//! server on a loopback socket, and GDAL's own MVT driver to decode tiles; the REST API
+//! in [`api`], the `planscape` binary in [`cli`].
 #![allow(dead_code)]
+
+pub mod api;
+pub mod cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,6 +114,15 @@ impl Scratch {
                 .expect("insert county");
         }
         assert_eq!(features.len(), 58);
+    }
+
+    /// The `[layers.counties]` section of a configuration serving the loaded counties
+    /// (feature id `id`, property `name`).
+    pub fn counties_layer(&self) -> String {
+        format!(
+            "[layers.counties]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\nproperties = [\"name\"]\n",
+            self.schema
+        )
     }
 
     /// Creates the view `{schema}.{view}` over the loaded counties with an extra column
