@@ -94,6 +94,16 @@ pub struct Served {
     pub cached: bool,
 }
 
+/// One tile to make: the layer, its opened source, and the tile in a format and scale.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    layer: &'a Layer,
+    source: &'a Source,
+    tile: TileId,
+    format: TileFormat,
+    scale: u8,
+}
+
 /// The tile service (see the module documentation).
 pub struct TileService {
     catalog: Catalog,
@@ -172,7 +182,14 @@ impl TileService {
                 tracing::Instrument::instrument(
                     async {
                         rendered_here.store(true, Ordering::Relaxed);
-                        self.produce(layer, source, tile, format, scale).await
+                        let job = Job {
+                            layer,
+                            source,
+                            tile,
+                            format,
+                            scale,
+                        };
+                        self.produce(&job).await
                     },
                     span,
                 ),
@@ -196,16 +213,16 @@ impl TileService {
 
     /// Makes a tile on a cache miss: from the store for a pregenerated layer (falling
     /// back as configured), else rendered live.
-    async fn produce(
-        &self,
-        layer: &Layer,
-        source: &Source,
-        tile: TileId,
-        format: TileFormat,
-        scale: u8,
-    ) -> Result<EncodedTile, SourceError> {
+    async fn produce(&self, job: &Job<'_>) -> Result<EncodedTile, SourceError> {
+        let Job {
+            layer,
+            source,
+            tile,
+            format,
+            scale,
+        } = *job;
         let (Some(pre), Some(store)) = (&layer.pregenerated, &self.store) else {
-            return self.render(layer, source, tile, format, scale).await;
+            return self.render(job).await;
         };
         let key = tile_key(&layer.name, tile, format, scale);
         let stored = store.get(&key).await.map_err(|e| {
@@ -225,7 +242,7 @@ impl TileService {
         if pre.fallback == Fallback::Empty {
             return Ok(EncodedTile::new(source.empty_tile(format, scale)?, format));
         }
-        let encoded = self.render(layer, source, tile, format, scale).await?;
+        let encoded = self.render(job).await?;
         if pre.write_back
             && !encoded.is_empty()
             && *encoded.raw != *source.empty_tile(format, scale)?
@@ -248,20 +265,14 @@ impl TileService {
     }
 
     /// Renders a tile live and prepares it for the wire.
-    pub async fn render(
-        &self,
-        layer: &Layer,
-        source: &Source,
-        tile: TileId,
-        format: TileFormat,
-        scale: u8,
-    ) -> Result<EncodedTile, SourceError> {
+    async fn render(&self, job: &Job<'_>) -> Result<EncodedTile, SourceError> {
         let started = std::time::Instant::now();
-        let raw = source
-            .render(self.pool.as_ref(), tile, format, scale)
+        let raw = job
+            .source
+            .render(self.pool.as_ref(), job.tile, job.format, job.scale)
             .await?;
-        let encoded = encode(raw, format).await?;
-        metrics::histogram!("tile_render_seconds", "layer" => layer.name.clone())
+        let encoded = encode(raw, job.format).await?;
+        metrics::histogram!("tile_render_seconds", "layer" => job.layer.name.clone())
             .record(started.elapsed().as_secs_f64());
         Ok(encoded)
     }
