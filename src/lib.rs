@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod cache;
 pub mod changes;
+pub mod cli;
 pub mod config;
 pub mod coverage;
 pub mod db;

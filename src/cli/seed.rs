@@ -1,17 +1,16 @@
-//! `planscape seed` and `planscape purge`: argument checks (all before any work), then
-//! the library's seed and purge.
+//! `planscape seed`: argument checks (all before any work), then the library's seed.
 
 use std::io::IsTerminal;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use planscape::config::Config;
-use planscape::coverage::Coverage;
-use planscape::seed::{self, SeedOptions, Shard};
-use planscape::store::{StoreUrl, TileStore};
-use planscape::tile::TileFormat;
+use crate::config::Config;
+use crate::coverage::Coverage;
+use crate::seed::{self, SeedOptions, Shard};
+use crate::store::{StoreUrl, TileStore};
+use crate::tile::TileFormat;
 
-type BoxError = Box<dyn std::error::Error>;
+use super::BoxError;
 
 /// `planscape seed` arguments.
 #[derive(clap::Args)]
@@ -20,7 +19,7 @@ pub struct SeedArgs {
     #[arg(required = true)]
     pub layers: Vec<String>,
     /// Zoom range `MIN-MAX` (or one zoom); clipped to each layer's range.
-    #[arg(long, short, value_parser = planscape::seed::parse_zooms)]
+    #[arg(long, short, value_parser = crate::seed::parse_zooms)]
     pub zoom: RangeInclusive<u8>,
     #[command(flatten)]
     pub area: AreaArgs,
@@ -88,7 +87,8 @@ fn parse_format(text: &str) -> Result<TileFormat, String> {
     }
 }
 
-async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxError> {
+/// The tile store of `--to`, else of the configuration, checked to be usable.
+pub(super) async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxError> {
     let url = StoreUrl::parse(to.unwrap_or(&config.store.url))?;
     let store = TileStore::open(&url, &config.store).await;
     store
@@ -99,7 +99,7 @@ async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxE
 }
 
 /// Runs `planscape seed`.
-pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
+pub async fn run(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     let shard = args
         .shard
         .as_deref()
@@ -129,7 +129,7 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     }
     let need_db = seed::needs_database(config, &args.layers) || args.area.region.is_some();
     let client = if need_db {
-        Some(planscape::db::connect(&config.database).await?)
+        Some(crate::db::connect(&config.database).await?)
     } else {
         None
     };
@@ -156,7 +156,7 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     let pool = if need_db {
         let mut db = config.database.clone();
         db.pool_size = concurrency;
-        Some(planscape::db::create_pool(&db)?)
+        Some(crate::db::create_pool(&db)?)
     } else {
         None
     };
@@ -216,8 +216,8 @@ fn layers_bounds(layers: &[seed::SeedLayer]) -> Result<Coverage, BoxError> {
     let mut union: Option<[f64; 4]> = None;
     for layer in layers {
         let b = match &layer.source {
-            planscape::source::Source::Raster(r) => r.bounds,
-            planscape::source::Source::Vector(v) => v
+            crate::source::Source::Raster(r) => r.bounds,
+            crate::source::Source::Vector(v) => v
                 .bounds
                 .ok_or_else(|| format!("layer `{}` has no data bounds; give --bbox", layer.name))?,
         };
@@ -233,30 +233,4 @@ fn layers_bounds(layers: &[seed::SeedLayer]) -> Result<Coverage, BoxError> {
     }
     let [w, s, e, n] = union.ok_or("no layer")?;
     Ok(Coverage::from_bbox(w, s, e, n)?)
-}
-
-/// Runs `planscape purge`.
-pub async fn purge(
-    config: &Config,
-    layer: &str,
-    zoom: Option<RangeInclusive<u8>>,
-    bbox: Option<&str>,
-    to: Option<&str>,
-) -> Result<(), BoxError> {
-    if !config.layers.contains_key(layer) {
-        return Err(seed::SeedError::UnknownLayer(layer.to_owned()).into());
-    }
-    let coverage = bbox.map(Coverage::parse_bbox).transpose()?;
-    let zoom = zoom.unwrap_or(0..=planscape::tile::MAX_ZOOM);
-    let store = open_store(config, to).await?;
-    let deleted = seed::purge(&store, layer, zoom, coverage.as_ref()).await?;
-    println!("purged: {deleted} tile(s) of `{layer}`");
-    // Running servers drop their cached copies when told through the database.
-    match planscape::db::connect(&config.database).await {
-        Ok(client) => planscape::changes::notify_layer_changed(&client, layer).await?,
-        Err(e) => eprintln!(
-            "warning: could not reach the database to tell running servers ({e}); their cached tiles expire by themselves"
-        ),
-    }
-    Ok(())
 }
