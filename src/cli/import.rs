@@ -35,8 +35,8 @@ pub struct RasterArgs {
     #[arg(long, value_parser = parse_range)]
     range: Option<[f64; 2]>,
     /// Resampling: nearest (categories), bilinear or average (continuous).
-    #[arg(long, default_value = "nearest")]
-    resampling: String,
+    #[arg(long, default_value = "nearest", hide_possible_values = true)]
+    resampling: Resampling,
     /// Units of the values.
     #[arg(long)]
     units: Option<String>,
@@ -69,15 +69,6 @@ pub async fn run(
 }
 
 async fn raster(config: &Config, config_path: PathBuf, args: RasterArgs) -> Result<(), BoxError> {
-    let resampling: Resampling = serde_json::from_value(serde_json::Value::String(
-        args.resampling.clone(),
-    ))
-    .map_err(|_| {
-        format!(
-            "unknown resampling `{}` (nearest, bilinear, average)",
-            args.resampling
-        )
-    })?;
     // Refuse a style the server could not load before doing any work.
     crate::style::Style::load(&config.styles_dir, &args.style)?;
     let opts = ImportOptions {
@@ -86,7 +77,7 @@ async fn raster(config: &Config, config_path: PathBuf, args: RasterArgs) -> Resu
         dir: args.dir,
         style: args.style,
         range: args.range,
-        resampling,
+        resampling: args.resampling,
         units: args.units,
         register: (!args.no_register).then_some(config_path),
         progress: true,

@@ -40,8 +40,8 @@ pub struct SeedArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Stored format of raster layers: png or webp.
-    #[arg(long)]
-    pub format: Option<String>,
+    #[arg(long, hide_possible_values = true)]
+    pub format: Option<TileFormat>,
     /// Pixel ratio of raster tiles: 1 (256 px) or 2 (512 px, `@2x`).
     #[arg(long, default_value_t = 1)]
     pub scale: u8,
@@ -78,15 +78,6 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
     Shard::parse(text)
 }
 
-fn parse_format(text: &str) -> Result<TileFormat, String> {
-    match text {
-        "png" => Ok(TileFormat::Png),
-        "webp" => Ok(TileFormat::Webp),
-        "mvt" | "pbf" => Ok(TileFormat::Mvt),
-        other => Err(format!("unknown format `{other}` (png, webp, mvt)")),
-    }
-}
-
 /// The tile store of `--to`, else of the configuration, checked to be usable.
 pub(super) async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxError> {
     let url = StoreUrl::parse(to.unwrap_or(&config.store.url))?;
@@ -106,7 +97,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
         .map(parse_shard)
         .transpose()?
         .unwrap_or_default();
-    let format = args.format.as_deref().map(parse_format).transpose()?;
+    let format = args.format;
     if !(args.scale == 1 || args.scale == 2) {
         return Err("--scale must be 1 or 2".into());
     }

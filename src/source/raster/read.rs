@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::tile::Bounds;
 
 /// Resampling from the source grid to the tile grid.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Resampling {
     /// Nearest neighbour: for categories, and exact values.
