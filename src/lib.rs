@@ -15,7 +15,8 @@
 //!   kernels); [`accounts`]; [`import`] (rasters into COGs).
 //! - Edges: [`http`] (routers, extractors, the one error-to-response mapping),
 //!   [`seed`] (batch pregeneration through the tile service), [`changes`] (PostgreSQL
-//!   LISTEN/NOTIFY into the tile service), [`server`] (start-up), the CLI and [`demo`].
+//!   LISTEN/NOTIFY into the tile service), [`server`] (start-up), [`cli`] (one module per
+//!   subcommand) and [`demo`].
 //!
 //! The request path of a tile: [`http`] parses `/tiles/{layer}/{z}/{x}/{y}.{ext}` and asks
 //! [`tiles::TileService::tile`], which checks the layer's format and zooms, answers from
@@ -26,6 +27,7 @@
 pub mod accounts;
 pub mod cache;
 pub mod changes;
+pub mod cli;
 pub mod config;
 pub mod coverage;
 pub mod db;

@@ -171,10 +171,12 @@ pub fn lonlat_to_mercator(lon: f64, lat: f64) -> (f64, f64) {
     (x, y)
 }
 
-/// Encodings a tile can be requested in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Encodings a tile can be requested in, named by their file extensions (also on the
+/// command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum TileFormat {
     /// Mapbox Vector Tile (`.mvt` or `.pbf`).
+    #[value(alias = "pbf")]
     Mvt,
     /// PNG image.
     Png,
@@ -210,12 +212,8 @@ impl TileFormat {
 impl FromStr for TileFormat {
     type Err = TileIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "mvt" | "pbf" => Ok(Self::Mvt),
-            "png" => Ok(Self::Png),
-            "webp" => Ok(Self::Webp),
-            other => Err(TileIdError::UnknownFormat(other.chars().take(16).collect())),
-        }
+        <Self as clap::ValueEnum>::from_str(s, false)
+            .map_err(|_| TileIdError::UnknownFormat(s.chars().take(16).collect()))
     }
 }
 

@@ -107,7 +107,7 @@ pub struct RasterLayerConfig {
 }
 
 /// Resampling from the source grid to the tile grid.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Resampling {
     /// Nearest neighbour: for categories, and exact values.

@@ -17,7 +17,7 @@ use crate::coverage::Coverage;
 
 /// Compares in time independent of where the strings differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// The admin token, or the session of an administrator account.

@@ -1,4 +1,4 @@
-//! `planscape import raster`: any GeoTIFF (or other GDAL raster) in any CRS becomes a
+//! Raster import: any GeoTIFF (or other GDAL raster) in any CRS becomes a
 //! Cloud-Optimized GeoTIFF in EPSG:3857 (256 px internal tiles, overviews, DEFLATE),
 //! the original is kept beside it for statistics in its own CRS, and the layer is
 //! registered in the configuration file.
@@ -7,14 +7,13 @@
 //! renamed only when complete; on any error they are removed and the config is untouched.
 
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gdal::Dataset;
 use gdal::cpl::CslStringList;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::Config;
+use super::{ImportError, register};
 use crate::config::Resampling;
 
 /// What to import.
@@ -40,26 +39,6 @@ pub struct ImportOptions {
     pub progress: bool,
 }
 
-/// An import failure.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// The input is not a raster GDAL can read.
-    #[error("`{0}` is not a readable raster")]
-    NotRaster(PathBuf),
-    /// The input has no CRS.
-    #[error("`{0}` has no coordinate reference system; assign one first (gdal_edit.py -a_srs)")]
-    NoCrs(PathBuf),
-    /// Bad options.
-    #[error("{0}")]
-    Invalid(String),
-    /// GDAL failed.
-    #[error("GDAL failed: {0}")]
-    Gdal(String),
-    /// File system failure.
-    #[error("{0}: {1}")]
-    Io(PathBuf, std::io::Error),
-}
-
 /// What an import produced.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -71,30 +50,7 @@ pub struct Imported {
 
 /// Runs the import (blocking: GDAL does the work).
 pub fn import_raster(opts: &ImportOptions) -> Result<Imported, ImportError> {
-    if !opts
-        .layer
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        || opts.layer.is_empty()
-    {
-        return Err(ImportError::Invalid(format!(
-            "`{}` is not a valid layer name",
-            opts.layer
-        )));
-    }
-    if let Some(config) = &opts.register
-        && config.exists()
-    {
-        let existing = Config::load(Some(config), |_| None)
-            .map_err(|e| ImportError::Invalid(e.to_string()))?;
-        if existing.layers.contains_key(&opts.layer) {
-            return Err(ImportError::Invalid(format!(
-                "layer `{}` already exists in {}",
-                opts.layer,
-                config.display()
-            )));
-        }
-    }
+    register::check_new_layer(opts.register.as_deref(), &opts.layer)?;
     let src = Dataset::open(&opts.input).map_err(|_| ImportError::NotRaster(opts.input.clone()))?;
     if src.raster_count() == 0 {
         return Err(ImportError::NotRaster(opts.input.clone()));
@@ -158,7 +114,7 @@ pub fn import_raster(opts: &ImportOptions) -> Result<Imported, ImportError> {
             std::fs::rename(from, to).map_err(|e| ImportError::Io(to.clone(), e))?;
         }
         if let Some(config) = &opts.register {
-            register(config, opts, &cog)?;
+            register::append_layer(config, &opts.layer, layer_table(opts, &cog)?)?;
         }
         Ok(())
     })();
@@ -252,34 +208,21 @@ fn gdal_last_error() -> String {
         .into_owned()
 }
 
-/// Appends the layer to the config file.
-fn register(config: &Path, opts: &ImportOptions, cog: &Path) -> Result<(), ImportError> {
-    let mut section = format!(
-        "\n[layers.{}]\ntype = \"raster\"\npath = {}\nstyle = {}\nresampling = \"{}\"\n",
-        opts.layer,
-        toml_string(&cog.to_string_lossy()),
-        toml_string(&opts.style),
-        match opts.resampling {
-            Resampling::Nearest => "nearest",
-            Resampling::Bilinear => "bilinear",
-            Resampling::Average => "average",
-        }
-    );
+/// The `[layers.NAME]` table of the imported raster.
+fn layer_table(opts: &ImportOptions, cog: &Path) -> Result<toml_edit::Table, ImportError> {
+    // The resampling as the configuration spells it.
+    let resampling =
+        toml::Value::try_from(opts.resampling).map_err(|e| ImportError::Invalid(e.to_string()))?;
+    let mut table = toml_edit::Table::new();
+    table["type"] = toml_edit::value("raster");
+    table["path"] = toml_edit::value(cog.to_string_lossy().as_ref());
+    table["style"] = toml_edit::value(&opts.style);
+    table["resampling"] = toml_edit::value(resampling.as_str().unwrap_or_default());
     if let Some([lo, hi]) = opts.range {
-        section.push_str(&format!("range = [{lo:?}, {hi:?}]\n"));
+        table["range"] = toml_edit::value(toml_edit::Array::from_iter([lo, hi]));
     }
     if let Some(units) = &opts.units {
-        section.push_str(&format!("units = {}\n", toml_string(units)));
+        table["units"] = toml_edit::value(units);
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(config)
-        .map_err(|e| ImportError::Io(config.to_owned(), e))?;
-    file.write_all(section.as_bytes())
-        .map_err(|e| ImportError::Io(config.to_owned(), e))
-}
-
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
+    Ok(table)
 }

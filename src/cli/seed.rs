@@ -1,5 +1,4 @@
-//! `planscape seed` and `planscape purge`: argument checks (all before any work), then
-//! the library's seed and purge.
+//! `planscape seed`: argument checks (all before any work), then the library's seed.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,16 +6,16 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use planscape::cache::TileCache;
-use planscape::config::{Config, LayerConfig};
-use planscape::coverage::Coverage;
-use planscape::planning::condition_layers;
-use planscape::seed::{self, SeedOptions, Shard};
-use planscape::store::TileStore;
-use planscape::tile::TileFormat;
-use planscape::tiles::{Catalog, TileError, TileService};
+use crate::cache::TileCache;
+use crate::config::{Config, LayerConfig};
+use crate::coverage::Coverage;
+use crate::planning::condition_layers;
+use crate::seed::{self, SeedOptions, Shard};
+use crate::store::TileStore;
+use crate::tile::TileFormat;
+use crate::tiles::{Catalog, TileError, TileService};
 
-type BoxError = Box<dyn std::error::Error>;
+use super::BoxError;
 
 /// `planscape seed` arguments.
 #[derive(clap::Args)]
@@ -25,7 +24,7 @@ pub struct SeedArgs {
     #[arg(required = true)]
     pub layers: Vec<String>,
     /// Zoom range `MIN-MAX` (or one zoom); clipped to each layer's range.
-    #[arg(long, short, value_parser = planscape::tile::parse_zooms)]
+    #[arg(long, short, value_parser = crate::tile::parse_zooms)]
     pub zoom: RangeInclusive<u8>,
     #[command(flatten)]
     pub area: AreaArgs,
@@ -46,8 +45,8 @@ pub struct SeedArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Stored format of raster layers: png or webp.
-    #[arg(long)]
-    pub format: Option<String>,
+    #[arg(long, hide_possible_values = true)]
+    pub format: Option<TileFormat>,
     /// Pixel ratio of raster tiles: 1 (256 px) or 2 (512 px, `@2x`).
     #[arg(long, default_value_t = 1)]
     pub scale: u8,
@@ -84,16 +83,8 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
     Shard::parse(text)
 }
 
-fn parse_format(text: &str) -> Result<TileFormat, String> {
-    match text {
-        "png" => Ok(TileFormat::Png),
-        "webp" => Ok(TileFormat::Webp),
-        "mvt" | "pbf" => Ok(TileFormat::Mvt),
-        other => Err(format!("unknown format `{other}` (png, webp, mvt)")),
-    }
-}
-
-async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxError> {
+/// The tile store of `--to`, else of the configuration, checked to be usable.
+pub(super) async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxError> {
     let url = to.unwrap_or(&config.store.url);
     let store = TileStore::open_url(url, &config.store).await?;
     store
@@ -105,7 +96,7 @@ async fn open_store(config: &Config, to: Option<&str>) -> Result<TileStore, BoxE
 
 /// The settings of the layers called `names`, from the one catalog of tile layers
 /// (configured and condition layers alike); an unknown name is an error.
-fn named_layers(
+pub(super) fn named_layers(
     config: &Config,
     names: &[String],
 ) -> Result<BTreeMap<String, LayerConfig>, BoxError> {
@@ -121,14 +112,14 @@ fn named_layers(
 }
 
 /// Runs `planscape seed`.
-pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
+pub async fn run(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     let shard = args
         .shard
         .as_deref()
         .map(parse_shard)
         .transpose()?
         .unwrap_or_default();
-    let format = args.format.as_deref().map(parse_format).transpose()?;
+    let format = args.format;
     if !(args.scale == 1 || args.scale == 2) {
         return Err("--scale must be 1 or 2".into());
     }
@@ -150,7 +141,7 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
         .any(|l| matches!(l, LayerConfig::Vector(_)))
         || args.area.region.is_some();
     let client = if need_db {
-        Some(planscape::db::connect(&config.database).await?)
+        Some(crate::db::connect(&config.database).await?)
     } else {
         None
     };
@@ -166,7 +157,7 @@ pub async fn seed(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     let pool = if need_db {
         let mut db = config.database.clone();
         db.pool_size = concurrency;
-        Some(planscape::db::create_pool(&db)?)
+        Some(crate::db::create_pool(&db)?)
     } else {
         None
     };
@@ -252,34 +243,4 @@ fn layers_bounds(layers: &[seed::SeedLayer]) -> Result<Coverage, BoxError> {
     }
     let [w, s, e, n] = union.ok_or("no layer")?;
     Ok(Coverage::from_bbox(w, s, e, n)?)
-}
-
-/// Runs `planscape purge`.
-pub async fn purge(
-    config: &Config,
-    layer: &str,
-    zoom: Option<RangeInclusive<u8>>,
-    bbox: Option<&str>,
-    to: Option<&str>,
-) -> Result<(), BoxError> {
-    let selected = named_layers(config, &[layer.to_owned()])?;
-    let coverage = bbox.map(Coverage::parse_bbox).transpose()?;
-    let zoom = zoom.unwrap_or(0..=planscape::tile::MAX_ZOOM);
-    let store = open_store(config, to).await?;
-    // The layer's source is not needed (the zooms are given); running servers hear of
-    // the purge through the database and drop their cached copies.
-    let mut catalog = Catalog::default();
-    for name in selected.into_keys() {
-        catalog.push(name, Err("not opened for a purge".into()), None);
-    }
-    let service = TileService::new(
-        catalog,
-        Some(planscape::db::create_pool(&config.database)?),
-        TileCache::new(0),
-        Some(Arc::new(store)),
-        config.http.cache_control.clone(),
-    );
-    let (_, deleted) = service.purge(layer, Some(zoom), coverage.as_ref()).await?;
-    println!("purged: {deleted} tile(s) of `{layer}`");
-    Ok(())
 }

@@ -1,0 +1,27 @@
+//! `planscape check-config`: print the effective configuration, secrets hidden.
+
+use crate::config::Config;
+
+use super::BoxError;
+
+/// Runs `planscape check-config`.
+pub fn run(config: &Config) -> Result<(), BoxError> {
+    let mut shown = config.clone();
+    shown.database.url = redact(&shown.database.url);
+    println!("{}", toml::to_string_pretty(&shown)?);
+    Ok(())
+}
+
+/// Hides the password of a URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
