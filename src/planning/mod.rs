@@ -7,3 +7,4 @@ pub mod runs;
 pub mod scenarios;
 pub mod stands;
 pub mod stats;
+pub mod units;

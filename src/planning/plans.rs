@@ -7,9 +7,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use crate::accounts::access::Role;
-
-/// Square metres per acre.
-pub const SQUARE_METRES_PER_ACRE: f64 = 4_046.856_422_4;
+use crate::planning::units::M2_PER_ACRE;
 
 /// Limits on plan geometries.
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +122,7 @@ pub async fn check_geometry(
     if inside != Some(true) {
         return Err(invalid("geometry", "must lie inside California"));
     }
-    let acres = row.get::<_, f64>(4) / SQUARE_METRES_PER_ACRE;
+    let acres = row.get::<_, f64>(4) / M2_PER_ACRE;
     if acres > limits.max_area_acres {
         return Err(invalid(
             "geometry",

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::conditions::Conditions;
 use super::stands::{self, Stand};
+use super::units::M2_PER_ACRE;
 
 /// Stand sizes offered, acres.
 pub const STAND_SIZES: [u32; 3] = [10, 100, 500];
@@ -313,7 +314,7 @@ pub fn run(
             ProjectArea {
                 rank: 0,
                 score,
-                acres: geo::Area::unsigned_area(&outline) / stands::M2_PER_ACRE,
+                acres: geo::Area::unsigned_area(&outline) / M2_PER_ACRE,
                 outline: wkt(&outline),
                 stand_count: g.len(),
             }

@@ -12,8 +12,7 @@ use gdal::Dataset;
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use geo_types::{Coord, LineString, MultiPolygon, Polygon};
 
-/// Square metres in an international acre.
-pub const M2_PER_ACRE: f64 = 4_046.856_422_4;
+use super::units::M2_PER_ACRE;
 
 /// Corners of a pointy-top hexagon on the vertex lattice (units of half a hex width
 /// across, half a side up), counter-clockwise from the upper right; the centre of hex

@@ -296,7 +296,7 @@ pub async fn area_stats(
         ));
     }
     let acres = crate::planning::stands::to_albers(&shape)
-        .map(|a| geo::Area::unsigned_area(&a) / crate::planning::plans::SQUARE_METRES_PER_ACRE)
+        .map(|a| geo::Area::unsigned_area(&a) / crate::planning::units::M2_PER_ACRE)
         .map_err(|e| ApiError::invalid_field("geometry", e))?;
     let limit = state.config.accounts.plan_max_area_acres;
     if acres > limit {
