@@ -4,6 +4,7 @@ pub mod conditions;
 pub mod geometry;
 pub mod plans;
 pub mod runs;
+pub mod scan;
 pub mod scenarios;
 pub mod stands;
 pub mod stats;

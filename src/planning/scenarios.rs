@@ -163,8 +163,11 @@ pub fn run(
     exclude: Option<&geo_types::MultiPolygon<f64>>,
 ) -> Result<Outcome, String> {
     let t0 = std::time::Instant::now();
-    let area = stands::to_albers(plan)?;
-    let exclude = exclude.map(stands::to_albers).transpose()?;
+    let area = stands::to_albers(plan).map_err(|e| e.to_string())?;
+    let exclude = exclude
+        .map(stands::to_albers)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let acres = f64::from(config.stand_size_acres);
     let stands: Vec<Stand> = stands::hex_grid(&area, acres, exclude.as_ref());
     // Every priority's means, one pass per raster, rasters in parallel.
@@ -191,7 +194,10 @@ pub fn run(
         match grids.iter().position(|(w, g)| *w == wkt && g.fits(d)) {
             Some(i) => grid_of.push(i),
             None => {
-                grids.push((wkt, stands::PixelStands::new(d, &stands)?));
+                grids.push((
+                    wkt,
+                    stands::PixelStands::new(d, &stands).map_err(|e| e.to_string())?,
+                ));
                 grid_of.push(grids.len() - 1);
             }
         }
@@ -212,7 +218,9 @@ pub fn run(
                         .map(|i| {
                             let result = gdal::Dataset::open(&paths[i])
                                 .map_err(|e| format!("{}: {e}", paths[i].display()))
-                                .and_then(|d| stands::sweep(&d, &grids[grid_of[i]]));
+                                .and_then(|d| {
+                                    stands::sweep(&d, &grids[grid_of[i]]).map_err(|e| e.to_string())
+                                });
                             (i, result)
                         })
                         .collect::<Vec<_>>()
