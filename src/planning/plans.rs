@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use crate::accounts::access::Role;
+use crate::db::DbError;
 use crate::planning::units::M2_PER_ACRE;
 
 /// Limits on plan geometries.
@@ -40,7 +41,13 @@ pub enum PlanError {
     NoMember,
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] tokio_postgres::Error),
+    Database(#[from] DbError),
+}
+
+impl From<tokio_postgres::Error> for PlanError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Database(e.into())
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> PlanError {
@@ -109,7 +116,7 @@ pub async fn check_geometry(
         .map_err(|e| match e.as_db_error() {
             // PostGIS rejects what it cannot parse: the input's fault.
             Some(db) => invalid("geometry", db.message().to_owned()),
-            None => PlanError::Database(e),
+            None => PlanError::from(e),
         })?;
     let (empty, valid, reason, inside): (bool, bool, String, Option<bool>) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
@@ -155,7 +162,7 @@ pub async fn check_shape(
         .await
         .map_err(|e| match e.as_db_error() {
             Some(db) => invalid(field, db.message().to_owned()),
-            None => PlanError::Database(e),
+            None => PlanError::from(e),
         })?;
     let (empty, valid, reason): (bool, bool, String) = (row.get(0), row.get(1), row.get(2));
     if empty {
