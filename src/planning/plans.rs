@@ -84,6 +84,15 @@ pub struct Plan {
     pub geometry: Option<Value>,
 }
 
+/// A planning region.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Region {
+    /// Slug (used in plans).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+}
+
 /// A member of a plan.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
@@ -145,6 +154,21 @@ pub async fn check_geometry(
     Ok(acres)
 }
 
+/// Checks a plan's geometry as given (a Polygon or MultiPolygon, bare or in a Feature or
+/// a FeatureCollection of one) fully: its shape and size here, the rest with
+/// [`check_geometry`]. Returns the bare GeoJSON text and its acres.
+pub async fn check_input_geometry(
+    client: &impl GenericClient,
+    input: &Value,
+    limits: &Limits,
+) -> Result<(String, f64), PlanError> {
+    let (geometry, _) = super::geometry::extract(input, limits.max_vertices)
+        .map_err(|e| invalid("geometry", e.to_string()))?;
+    let text = geometry.to_string();
+    let acres = check_geometry(client, &text, limits).await?;
+    Ok((text, acres))
+}
+
 /// Checks a bare GeoJSON geometry that is not stored as a plan (a statistics area, a
 /// scenario's excluded areas) with PostGIS: parsable, not empty, valid. `field` names
 /// it in the error.
@@ -199,6 +223,23 @@ pub async fn check_region(client: &impl GenericClient, region: &str) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// The planning regions, by name.
+pub async fn regions(client: &impl GenericClient) -> Result<Vec<Region>, PlanError> {
+    let rows = client
+        .query(
+            "SELECT slug, name FROM planscape.regions ORDER BY name",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Region {
+            slug: r.get(0),
+            name: r.get(1),
+        })
+        .collect())
 }
 
 /// Checks a plan name.
