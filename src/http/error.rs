@@ -208,3 +208,22 @@ impl From<crate::planning::plans::PlanError> for ApiError {
         }
     }
 }
+
+impl From<crate::planning::scores::ScoreError> for ApiError {
+    fn from(e: crate::planning::scores::ScoreError) -> Self {
+        use crate::planning::scores::ScoreError;
+        match e {
+            ScoreError::Invalid { field, message } => Self::invalid_field(&field, message),
+            ScoreError::Raster { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "condition_unavailable",
+                e.to_string(),
+            ),
+            ScoreError::NotFound => Self::not_found("no such plan"),
+            ScoreError::Database(e) => Self::from(e),
+            ScoreError::Geometry(_) | ScoreError::Json(_) | ScoreError::Task(_) => {
+                Self::internal(e)
+            }
+        }
+    }
+}

@@ -7,12 +7,12 @@ use std::path::Path;
 
 use gdal::Dataset;
 use geo_types::MultiPolygon;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::scan::{self, Edge, Polygons, RasterError};
 
 /// Statistics of the valid pixels inside a polygon.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ZonalStats {
     /// Valid pixels inside.
     pub count: u64,
