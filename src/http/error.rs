@@ -209,6 +209,19 @@ impl From<crate::planning::plans::PlanError> for ApiError {
     }
 }
 
+impl From<crate::planning::scenarios::ScenarioError> for ApiError {
+    fn from(e: crate::planning::scenarios::ScenarioError) -> Self {
+        use crate::planning::scenarios::ScenarioError;
+        match e {
+            ScenarioError::Invalid { field, message } => Self::invalid_field(&field, message),
+            ScenarioError::NotFound => Self::not_found("no such scenario"),
+            ScenarioError::Plan(e) => Self::from(e),
+            ScenarioError::Database(e) => Self::from(e),
+            ScenarioError::Geometry(_) | ScenarioError::Json(_) => Self::internal(e),
+        }
+    }
+}
+
 impl From<crate::planning::scores::ScoreError> for ApiError {
     fn from(e: crate::planning::scores::ScoreError) -> Self {
         use crate::planning::scores::ScoreError;
