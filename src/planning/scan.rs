@@ -6,7 +6,7 @@
 //! span is in, on the right edge out), as GDAL's default rasterization and PostGIS
 //! `ST_Clip` do. The polygons are given as edges in the raster's pixel space, each
 //! tagged with its polygon; the window of rows and columns under them is read once, in
-//! strips of [`STRIP_ROWS`] rows, and each row's spans inside every polygon are found by
+//! strips of `STRIP_ROWS` rows, and each row's spans inside every polygon are found by
 //! intersecting the row's centre line with the edges that span it. Memory: one strip
 //! of the window, whatever the area.
 
