@@ -12,7 +12,8 @@ use crate::accounts::access::Action;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::planning::plans;
-use crate::planning::scenarios::{self, Scenario, ScenarioConfig, runner, store};
+use crate::planning::scenarios::store::{self, Scenario};
+use crate::planning::scenarios::{self, ScenarioConfig, runner};
 
 /// Starts a scenario (collaborators and owners); 202 with the pending scenario.
 #[utoipa::path(post, path = "/plans/{id}/scenarios", operation_id = "create_scenario", tag = "scenarios", request_body = ScenarioConfig,

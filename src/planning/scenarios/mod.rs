@@ -22,9 +22,6 @@ use super::plans::{self, Plan, PlanError};
 use super::scan::RasterError;
 use crate::db::DbError;
 
-pub use rank::{Outcome, ProjectArea};
-pub use store::Scenario;
-
 /// A scenario failure, mapped to HTTP in one place (`http::error`).
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {

@@ -5,7 +5,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_postgres::GenericClient;
 
-use super::{Outcome, ScenarioConfig, ScenarioError};
+use super::rank::Outcome;
+use super::{ScenarioConfig, ScenarioError};
 use crate::accounts::access::Action;
 use crate::db::DbError;
 use crate::planning::plans::{self, Plan, PlanError};
