@@ -6,7 +6,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use geo::{BoundingRect, Contains};
 use geo_types::{LineString, MultiPolygon, Point, Polygon};
-use planscape::planning::stands::{M2_PER_ACRE, hex_grid};
+use planscape::planning::stands::hex_grid;
+use planscape::planning::units::M2_PER_ACRE;
 
 fn area(vertices: u32) -> MultiPolygon<f64> {
     let radius = (500_000.0 * M2_PER_ACRE / std::f64::consts::PI).sqrt();

@@ -8,6 +8,8 @@ pub mod session;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
+use crate::db::DbError;
+
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
@@ -32,10 +34,16 @@ pub enum AccountError {
     Invalid(&'static str, String),
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] tokio_postgres::Error),
+    Database(#[from] DbError),
     /// Hashing or randomness failed.
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<tokio_postgres::Error> for AccountError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Database(e.into())
+    }
 }
 
 fn user_from(row: &tokio_postgres::Row) -> User {

@@ -1,4 +1,5 @@
-//! PostGIS access: the connection pool and the SQL migrations in `migrations/`.
+//! PostGIS access: the connection pool, the SQL migrations in `migrations/`, and the one
+//! database error every repository reports ([`DbError`]).
 
 use std::time::Duration;
 
@@ -7,25 +8,12 @@ use tokio_postgres::NoTls;
 
 use crate::config::DatabaseConfig;
 
+mod error;
+
+pub use error::{DbError, ServerError};
+
 mod embedded {
     refinery::embed_migrations!("migrations");
-}
-
-/// A database problem.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// The URL could not be parsed (the message never echoes the URL: it may hold a password).
-    #[error("invalid database URL")]
-    Url,
-    /// The pool could not be built.
-    #[error("cannot build the connection pool: {0}")]
-    Pool(String),
-    /// Connecting failed.
-    #[error("cannot connect to the database: {0}")]
-    Connect(#[source] tokio_postgres::Error),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migration(String),
 }
 
 /// Parses the configured URL, adding the statement timeout and an application name.

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use super::noise::{fractal, hash01};
 use super::region::{LocalFrame, contains, ring_area};
+use crate::planning::units::M2_PER_ACRE;
 
 /// Seed of every random choice in the demo.
 pub const SEED: u64 = 0x5EED_2026;
@@ -214,7 +215,7 @@ fn describe(
         // The frame's east-west scale is exact only at its own latitude: correct it for
         // the cell's latitude so the acres hold across the region.
         area_acres: ring_area(ring_local).abs() * frame.x_scale_at(frame.to_lonlat(center).1)
-            / 4_046.856_422_4,
+            / M2_PER_ACRE,
         elevation_m: (elevation_m * 10.0).round() / 10.0,
         fire_risk: (fire_risk * 1000.0).round() / 1000.0,
         ring: ring_local.iter().map(|&p| frame.to_lonlat(p)).collect(),
@@ -239,7 +240,7 @@ mod tests {
         // Cells tile the region: their areas add up to about the region's.
         let frame = LocalFrame::new(-119.8, 37.9);
         let region: Vec<_> = SIERRA_NEVADA.iter().map(|&p| frame.to_local(p)).collect();
-        let region_acres = ring_area(&region).abs() / 4_046.856_422_4;
+        let region_acres = ring_area(&region).abs() / M2_PER_ACRE;
         let cells: f64 = a.iter().map(|w| w.area_acres).sum();
         assert!(
             (cells / region_acres - 1.0).abs() < 0.1,

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::db::DbError;
 use crate::source::SourceError;
 use crate::tile::TileIdError;
 use crate::tiles::TileError;
@@ -121,6 +122,43 @@ impl From<&SourceError> for ApiError {
     }
 }
 
+impl From<DbError> for ApiError {
+    /// The one mapping of database errors: the database away or slow is 503 (retry
+    /// later), a write that conflicts with what is stored is 409, a value the database
+    /// refuses is 422, anything else a logged 500.
+    fn from(e: DbError) -> Self {
+        let (status, code, message) = match &e {
+            DbError::Unavailable(_) | DbError::Connect(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; try again shortly",
+            ),
+            DbError::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_timeout",
+                "the database took too long; try again shortly",
+            ),
+            DbError::Unique(_) | DbError::ForeignKey(_) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "the change conflicts with stored data (changed meanwhile?); reload and try again",
+            ),
+            DbError::Check(_) | DbError::InvalidValue(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+                "a value was refused by the database",
+            ),
+            DbError::Url | DbError::Pool(_) | DbError::Migration(_) | DbError::Server(_) => {
+                return Self::internal(e);
+            }
+        };
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %e, "the database refused a change");
+        }
+        Self::new(status, code, message)
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::warn!(error = %e, "tile store operation failed");
@@ -167,9 +205,7 @@ impl From<crate::accounts::AccountError> for ApiError {
             crate::accounts::AccountError::Invalid(field, message) => {
                 Self::invalid_field(field, message)
             }
-            crate::accounts::AccountError::Database(e) => {
-                Self::from(&crate::source::SourceError::from_pg(e))
-            }
+            crate::accounts::AccountError::Database(e) => Self::from(e),
             crate::accounts::AccountError::Internal(e) => Self::internal(e),
         }
     }
@@ -187,7 +223,39 @@ impl From<crate::planning::plans::PlanError> for ApiError {
                 "your role on this plan does not allow this",
             ),
             PlanError::NoMember => Self::not_found("no such member"),
-            PlanError::Database(e) => Self::from(&SourceError::from_pg(e)),
+            PlanError::Database(e) => Self::from(e),
+        }
+    }
+}
+
+impl From<crate::planning::scenarios::ScenarioError> for ApiError {
+    fn from(e: crate::planning::scenarios::ScenarioError) -> Self {
+        use crate::planning::scenarios::ScenarioError;
+        match e {
+            ScenarioError::Invalid { field, message } => Self::invalid_field(&field, message),
+            ScenarioError::NotFound => Self::not_found("no such scenario"),
+            ScenarioError::Plan(e) => Self::from(e),
+            ScenarioError::Database(e) => Self::from(e),
+            ScenarioError::Geometry(_) | ScenarioError::Json(_) => Self::internal(e),
+        }
+    }
+}
+
+impl From<crate::planning::scores::ScoreError> for ApiError {
+    fn from(e: crate::planning::scores::ScoreError) -> Self {
+        use crate::planning::scores::ScoreError;
+        match e {
+            ScoreError::Invalid { field, message } => Self::invalid_field(&field, message),
+            ScoreError::Raster { .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "condition_unavailable",
+                e.to_string(),
+            ),
+            ScoreError::NotFound => Self::not_found("no such plan"),
+            ScoreError::Database(e) => Self::from(e),
+            ScoreError::Geometry(_) | ScoreError::Json(_) | ScoreError::Task(_) => {
+                Self::internal(e)
+            }
         }
     }
 }

@@ -47,7 +47,7 @@ impl AppState {
         self.pool
             .get()
             .await
-            .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))
+            .map_err(|e| ApiError::from(crate::db::DbError::from(e)))
     }
 
     /// The key of session-token hashes, when configured.

@@ -44,22 +44,13 @@ pub async fn project_areas_tile(
     let (tile, id) = parse(&id, &z, &x, &y_segment, "scenario")?;
     {
         let client = state.db().await?;
-        let plan: i64 = client
-            .query_opt(
-                "SELECT plan_id FROM planscape.scenarios WHERE id = $1",
-                &[&id],
-            )
-            .await
-            .map_err(|e| ApiError::from(&crate::source::SourceError::from_pg(e)))?
-            .map(|r| r.get(0))
-            .ok_or_else(|| ApiError::not_found("no such scenario"))?;
-        match crate::planning::plans::authorize(&**client, plan, auth.user.id, Action::View).await {
-            Ok(_) => {}
-            Err(crate::planning::plans::PlanError::NotFound) => {
-                return Err(ApiError::not_found("no such scenario"));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        crate::planning::scenarios::store::authorize_plan_of(
+            &**client,
+            id,
+            auth.user.id,
+            Action::View,
+        )
+        .await?;
     }
     render(
         state.project_area_source.as_ref(),

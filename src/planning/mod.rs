@@ -1,10 +1,16 @@
-//! Planning: plans (planning areas) and their members, zonal statistics of conditions.
+//! Planning: plans (planning areas) and their members, the conditions catalog, zonal
+//! statistics and plan scores, stands and scenarios. Each repository owns its SQL and
+//! reports [`crate::db::DbError`] (or its own error wrapping it); the raster kernels
+//! share one scan line ([`scan`]).
 
 pub mod condition_layers;
 pub mod conditions;
 pub mod geometry;
 pub mod plans;
 pub mod runs;
+pub mod scan;
 pub mod scenarios;
+pub mod scores;
 pub mod stands;
 pub mod stats;
+pub mod units;

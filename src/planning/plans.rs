@@ -7,9 +7,8 @@ use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use crate::accounts::access::Role;
-
-/// Square metres per acre.
-pub const SQUARE_METRES_PER_ACRE: f64 = 4_046.856_422_4;
+use crate::db::DbError;
+use crate::planning::units::M2_PER_ACRE;
 
 /// Limits on plan geometries.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +41,13 @@ pub enum PlanError {
     NoMember,
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] tokio_postgres::Error),
+    Database(#[from] DbError),
+}
+
+impl From<tokio_postgres::Error> for PlanError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Database(e.into())
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> PlanError {
@@ -79,6 +84,15 @@ pub struct Plan {
     pub geometry: Option<Value>,
 }
 
+/// A planning region.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Region {
+    /// Slug (used in plans).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+}
+
 /// A member of a plan.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
@@ -111,7 +125,7 @@ pub async fn check_geometry(
         .map_err(|e| match e.as_db_error() {
             // PostGIS rejects what it cannot parse: the input's fault.
             Some(db) => invalid("geometry", db.message().to_owned()),
-            None => PlanError::Database(e),
+            None => PlanError::from(e),
         })?;
     let (empty, valid, reason, inside): (bool, bool, String, Option<bool>) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
@@ -124,7 +138,7 @@ pub async fn check_geometry(
     if inside != Some(true) {
         return Err(invalid("geometry", "must lie inside California"));
     }
-    let acres = row.get::<_, f64>(4) / SQUARE_METRES_PER_ACRE;
+    let acres = row.get::<_, f64>(4) / M2_PER_ACRE;
     if acres > limits.max_area_acres {
         return Err(invalid(
             "geometry",
@@ -138,6 +152,21 @@ pub async fn check_geometry(
         return Err(invalid("geometry", "has no area"));
     }
     Ok(acres)
+}
+
+/// Checks a plan's geometry as given (a Polygon or MultiPolygon, bare or in a Feature or
+/// a FeatureCollection of one) fully: its shape and size here, the rest with
+/// [`check_geometry`]. Returns the bare GeoJSON text and its acres.
+pub async fn check_input_geometry(
+    client: &impl GenericClient,
+    input: &Value,
+    limits: &Limits,
+) -> Result<(String, f64), PlanError> {
+    let (geometry, _) = super::geometry::extract(input, limits.max_vertices)
+        .map_err(|e| invalid("geometry", e.to_string()))?;
+    let text = geometry.to_string();
+    let acres = check_geometry(client, &text, limits).await?;
+    Ok((text, acres))
 }
 
 /// Checks a bare GeoJSON geometry that is not stored as a plan (a statistics area, a
@@ -157,7 +186,7 @@ pub async fn check_shape(
         .await
         .map_err(|e| match e.as_db_error() {
             Some(db) => invalid(field, db.message().to_owned()),
-            None => PlanError::Database(e),
+            None => PlanError::from(e),
         })?;
     let (empty, valid, reason): (bool, bool, String) = (row.get(0), row.get(1), row.get(2));
     if empty {
@@ -194,6 +223,23 @@ pub async fn check_region(client: &impl GenericClient, region: &str) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// The planning regions, by name.
+pub async fn regions(client: &impl GenericClient) -> Result<Vec<Region>, PlanError> {
+    let rows = client
+        .query(
+            "SELECT slug, name FROM planscape.regions ORDER BY name",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Region {
+            slug: r.get(0),
+            name: r.get(1),
+        })
+        .collect())
 }
 
 /// Checks a plan name.

@@ -10,6 +10,8 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio_postgres::GenericClient;
 
+use crate::db::DbError;
+
 /// How often a live run's heartbeat is touched.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A run whose heartbeat is older than this has lost its server.
@@ -18,16 +20,16 @@ pub const STALE_AFTER: Duration = Duration::from_secs(60);
 pub const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Closes the runs whose server stopped; returns how many.
-pub async fn close_stale(client: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+pub async fn close_stale(client: &impl GenericClient) -> Result<u64, DbError> {
     let stale = format!("{} seconds", STALE_AFTER.as_secs());
-    client
+    Ok(client
         .execute(
             "UPDATE planscape.scenarios SET status = 'failed', finished_at = now(), \
              reason = 'interrupted: the server running it stopped; run it again' \
              WHERE status IN ('pending', 'running') AND heartbeat_at < now() - $1::text::interval",
             &[&stale],
         )
-        .await
+        .await?)
 }
 
 /// Touches run `id`'s heartbeat every [`HEARTBEAT`], forever: race it against the run.

@@ -3,17 +3,18 @@
 //!
 //! A stand is a regular hexagon of the chosen area whose centre lies inside the planning
 //! area (so the stand count is the area divided by the stand size, up to the boundary).
-//! Means use the pixel-centre rule of [`super::stats`]: each row of the raster window is
-//! read once, and each stand takes the pixels whose centres fall inside its hexagon.
+//! Means use the pixel-centre rule and the scan line of [`super::scan`]: each row of the
+//! raster window is read once, and each stand takes the pixels whose centres fall inside
+//! its hexagon.
 
 use std::path::Path;
 
 use gdal::Dataset;
-use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use gdal::spatial_ref::SpatialRef;
 use geo_types::{Coord, LineString, MultiPolygon, Polygon};
 
-/// Square metres in an international acre.
-pub const M2_PER_ACRE: f64 = 4_046.856_422_4;
+use super::scan::{self, Edge, Polygons, RasterError};
+use super::units::M2_PER_ACRE;
 
 /// Corners of a pointy-top hexagon on the vertex lattice (units of half a hex width
 /// across, half a side up), counter-clockwise from the upper right; the centre of hex
@@ -53,24 +54,13 @@ impl Stand {
     }
 }
 
-/// A transform between two EPSG codes in longitude/easting-first order.
-pub fn transform(from: u32, to: &SpatialRef) -> Result<CoordTransform, String> {
-    let mut source = SpatialRef::from_epsg(from).map_err(|e| e.to_string())?;
-    source.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    let mut target = to.clone();
-    target.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-    CoordTransform::new(&source, &target).map_err(|e| e.to_string())
-}
-
 /// Reprojects every vertex of `shape` (EPSG:4326) to EPSG:5070.
-pub fn to_albers(shape: &MultiPolygon<f64>) -> Result<MultiPolygon<f64>, String> {
-    let albers = SpatialRef::from_epsg(5070).map_err(|e| e.to_string())?;
-    let t = transform(4326, &albers)?;
-    let ring = |ls: &LineString<f64>| -> Result<LineString<f64>, String> {
+pub fn to_albers(shape: &MultiPolygon<f64>) -> Result<MultiPolygon<f64>, RasterError> {
+    let t = scan::transform(4326, &SpatialRef::from_epsg(5070)?)?;
+    let ring = |ls: &LineString<f64>| -> Result<LineString<f64>, RasterError> {
         let mut xs: Vec<f64> = ls.0.iter().map(|c| c.x).collect();
         let mut ys: Vec<f64> = ls.0.iter().map(|c| c.y).collect();
-        t.transform_coords(&mut xs, &mut ys, &mut [])
-            .map_err(|e| e.to_string())?;
+        t.transform_coords(&mut xs, &mut ys, &mut [])?;
         Ok(LineString(
             xs.into_iter()
                 .zip(ys)
@@ -87,10 +77,10 @@ pub fn to_albers(shape: &MultiPolygon<f64>) -> Result<MultiPolygon<f64>, String>
                 p.interiors()
                     .iter()
                     .map(ring)
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, RasterError>>()?,
             ))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, RasterError>>()?;
     Ok(MultiPolygon(polygons))
 }
 
@@ -164,10 +154,11 @@ fn within(crossings: &[f64], x: f64) -> bool {
     crossings.partition_point(|c| *c < x) % 2 == 1
 }
 
-/// The stands in the pixel space of one raster grid: edges sorted by their top, and
+/// The stands in the pixel space of one raster grid: their hexagons ready to scan, and
 /// the pixel under each stand's centre. Made once per grid, swept once per raster.
 pub struct PixelStands {
-    edges: Vec<(f64, f64, f64, f64, u32)>,
+    hexagons: Polygons,
+    /// (row, column, stand) of every stand's centre, sorted.
     by_row: Vec<(isize, isize, usize)>,
     count: usize,
     gt: [f64; 6],
@@ -176,13 +167,9 @@ pub struct PixelStands {
 
 impl PixelStands {
     /// Projects the stands (EPSG:5070) into the grid of `dataset`.
-    pub fn new(dataset: &Dataset, stands: &[Stand]) -> Result<Self, String> {
-        let gt = dataset.geo_transform().map_err(|e| e.to_string())?;
-        if gt[2] != 0.0 || gt[4] != 0.0 {
-            return Err("rotated rasters are not supported".into());
-        }
-        let srs = dataset.spatial_ref().map_err(|e| e.to_string())?;
-        let t = transform(5070, &srs)?;
+    pub fn new(dataset: &Dataset, stands: &[Stand]) -> Result<Self, RasterError> {
+        let gt = scan::geo_transform(dataset)?;
+        let t = scan::transform_to(5070, dataset)?;
         let centre = |s: &Stand| {
             let (x, y) = s
                 .corners
@@ -202,39 +189,33 @@ impl PixelStands {
         xs.extend(stands.iter().map(|s| centre(s).0));
         ys.extend(stands.iter().map(|s| centre(s).1));
         if !xs.is_empty() {
-            t.transform_coords(&mut xs, &mut ys, &mut [])
-                .map_err(|e| e.to_string())?;
+            t.transform_coords(&mut xs, &mut ys, &mut [])?;
         }
         let centres = stands.len() * 6;
         let mut by_row: Vec<(isize, isize, usize)> = (0..stands.len())
             .map(|i| {
-                let col = ((xs[centres + i] - gt[0]) / gt[1]).floor() as isize;
-                let row = ((ys[centres + i] - gt[3]) / gt[5]).floor() as isize;
-                (row, col, i)
+                let (col, row) = scan::to_pixel(&gt, xs[centres + i], ys[centres + i]);
+                (row.floor() as isize, col.floor() as isize, i)
             })
             .collect();
         by_row.sort_unstable();
-        // Edges in pixel space, top first: (y_top, y_bottom, x_at_top, dx/dy, stand).
-        let mut edges: Vec<(f64, f64, f64, f64, u32)> = Vec::with_capacity(stands.len() * 6);
-        for i in 0..stands.len() {
+        let hexagons = Polygons::new((0..stands.len()).flat_map(|i| {
             let px: Vec<(f64, f64)> = (0..6)
-                .map(|k| {
-                    let j = i * 6 + k;
-                    ((xs[j] - gt[0]) / gt[1], (ys[j] - gt[3]) / gt[5])
-                })
+                .map(|k| scan::to_pixel(&gt, xs[i * 6 + k], ys[i * 6 + k]))
                 .collect();
-            for k in 0..6 {
+            (0..6).map(move |k| {
                 let (a, b) = (px[k], px[(k + 1) % 6]);
-                let (top, bottom) = if a.1 <= b.1 { (a, b) } else { (b, a) };
-                if bottom.1 > top.1 {
-                    let slope = (bottom.0 - top.0) / (bottom.1 - top.1);
-                    edges.push((top.1, bottom.1, top.0, slope, i as u32));
+                Edge {
+                    x0: a.0,
+                    y0: a.1,
+                    x1: b.0,
+                    y1: b.1,
+                    id: i as u32,
                 }
-            }
-        }
-        edges.sort_by(|a, b| a.0.total_cmp(&b.0));
+            })
+        }));
         Ok(Self {
-            edges,
+            hexagons,
             by_row,
             count: stands.len(),
             gt,
@@ -253,115 +234,70 @@ impl PixelStands {
 /// hexagon, or, for a stand smaller than a pixel (no centre inside), the pixel under
 /// the stand's centre; `None` without valid data. One pass over the raster window.
 /// Blocking.
-pub fn stand_means(path: &Path, stands: &[Stand]) -> Result<Vec<Option<f64>>, String> {
-    let dataset = Dataset::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn stand_means(path: &Path, stands: &[Stand]) -> Result<Vec<Option<f64>>, RasterError> {
+    let dataset = scan::open(path)?;
     let projected = PixelStands::new(&dataset, stands)?;
     sweep(&dataset, &projected)
 }
 
 /// As [`stand_means`], with the stands already projected into the raster's grid.
-pub fn sweep(dataset: &Dataset, stands: &PixelStands) -> Result<Vec<Option<f64>>, String> {
-    let (width, height) = dataset.raster_size();
-    let band = dataset.rasterband(1).map_err(|e| e.to_string())?;
-    let nodata = band.no_data_value();
-    let (edges, by_row) = (&stands.edges, &stands.by_row);
-    let mut sums = vec![0.0f64; stands.count];
-    let mut counts = vec![0u64; stands.count];
-    let mut centre_values: Vec<Option<f64>> = vec![None; stands.count];
-    let Some(first) = edges.first() else {
-        return Ok(vec![None; stands.count]);
+pub fn sweep(dataset: &Dataset, stands: &PixelStands) -> Result<Vec<Option<f64>>, RasterError> {
+    let band = dataset.rasterband(1)?;
+    let mut means = Means {
+        stands,
+        nodata: band.no_data_value(),
+        sums: vec![0.0; stands.count],
+        counts: vec![0; stands.count],
+        centre_values: vec![None; stands.count],
+        pending: 0,
     };
-    let ymax = edges.iter().map(|e| e.1).fold(f64::MIN, f64::max);
-    let xmin = edges
+    scan::scan(&band, dataset.raster_size(), &stands.hexagons, &mut means)?;
+    Ok(means
+        .sums
         .iter()
-        .map(|e| e.2.min(e.2 + e.3 * (e.1 - e.0)))
-        .fold(f64::MAX, f64::min);
-    let xmax = edges
-        .iter()
-        .map(|e| e.2.max(e.2 + e.3 * (e.1 - e.0)))
-        .fold(f64::MIN, f64::max);
-    let row0 = (first.0 - 0.5).ceil().max(0.0) as usize;
-    let row1 = ((ymax - 0.5).floor().min(height as f64 - 1.0)) as isize;
-    let col0 = (xmin - 0.5).ceil().max(0.0) as usize;
-    let col1 = ((xmax - 0.5).floor().min(width as f64 - 1.0)) as isize;
-    if row1 < row0 as isize || col1 < col0 as isize {
-        return Ok(vec![None; stands.count]);
-    }
-    let (row1, col1) = (row1 as usize, col1 as usize);
-    let cols = col1 - col0 + 1;
-    const STRIP: usize = 128;
-    let mut next = 0;
-    let mut active: Vec<(f64, f64, f64, f64, u32)> = Vec::new();
-    let mut crossings: Vec<(u32, f64)> = Vec::new();
-    let mut pending = by_row
-        .iter()
-        .position(|&(r, _, _)| r >= row0 as isize)
-        .unwrap_or(by_row.len());
-    let mut row = row0;
-    while row <= row1 {
-        let rows = STRIP.min(row1 - row + 1);
-        let buffer = band
-            .read_as::<f64>(
-                (col0 as isize, row as isize),
-                (cols, rows),
-                (cols, rows),
-                None,
-            )
-            .map_err(|e| e.to_string())?;
-        let data = buffer.data();
-        for k in 0..rows {
-            let y = (row + k) as f64 + 0.5;
-            while next < edges.len() && edges[next].0 <= y {
-                active.push(edges[next]);
-                next += 1;
-            }
-            active.retain(|e| e.1 > y);
-            crossings.clear();
-            crossings.extend(
-                active
-                    .iter()
-                    .filter(|e| e.0 <= y && y < e.1)
-                    .map(|e| (e.4, e.2 + (y - e.0) * e.3)),
-            );
-            // Hexagons are convex: two crossings per stand on a row.
-            crossings.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            let line = &data[k * cols..(k + 1) * cols];
-            while pending < by_row.len() && by_row[pending].0 == (row + k) as isize {
-                let (_, col, stand) = by_row[pending];
-                if col >= col0 as isize && col <= col1 as isize {
-                    let v = line[col as usize - col0];
-                    if !(v.is_nan() || nodata.is_some_and(|nd| v == nd)) {
-                        centre_values[stand] = Some(v);
-                    }
-                }
-                pending += 1;
-            }
-            for pair in crossings.chunks_exact(2) {
-                if pair[0].0 != pair[1].0 {
-                    continue;
-                }
-                let stand = pair[0].0 as usize;
-                let first = (pair[0].1 - 0.5).ceil().max(col0 as f64) as usize;
-                let last = ((pair[1].1 - 0.5).ceil() as isize - 1).min(col1 as isize);
-                if last < first as isize {
-                    continue;
-                }
-                for &v in &line[first - col0..=(last as usize) - col0] {
-                    if !(v.is_nan() || nodata.is_some_and(|nd| v == nd)) {
-                        sums[stand] += v;
-                        counts[stand] += 1;
-                    }
-                }
-            }
-        }
-        row += rows;
-    }
-    Ok(sums
-        .iter()
-        .zip(&counts)
-        .zip(&centre_values)
+        .zip(&means.counts)
+        .zip(&means.centre_values)
         .map(|((s, &n), centre)| if n > 0 { Some(s / n as f64) } else { *centre })
         .collect())
+}
+
+/// The running sums of a sweep, and the value under each stand's centre.
+struct Means<'a> {
+    stands: &'a PixelStands,
+    nodata: Option<f64>,
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+    centre_values: Vec<Option<f64>>,
+    /// The first entry of `stands.by_row` not yet passed.
+    pending: usize,
+}
+
+impl scan::Visitor for Means<'_> {
+    fn row(&mut self, row: usize, col0: usize, line: &[f64]) {
+        let by_row = &self.stands.by_row;
+        let row = row as isize;
+        while self.pending < by_row.len() && by_row[self.pending].0 <= row {
+            let (centre_row, col, stand) = by_row[self.pending];
+            if centre_row == row
+                && col >= col0 as isize
+                && let Some(&v) = line.get((col - col0 as isize) as usize)
+                && scan::is_data(v, self.nodata)
+            {
+                self.centre_values[stand] = Some(v);
+            }
+            self.pending += 1;
+        }
+    }
+
+    fn span(&mut self, stand: u32, pixels: &[f64]) {
+        let stand = stand as usize;
+        for &v in pixels {
+            if scan::is_data(v, self.nodata) {
+                self.sums[stand] += v;
+                self.counts[stand] += 1;
+            }
+        }
+    }
 }
 
 /// The outline of a group of stands (EPSG:5070): their hexagons dissolved into

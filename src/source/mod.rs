@@ -38,29 +38,15 @@ impl SourceError {
         }
     }
 
-    /// Classifies a query error: connection loss and shutdown are "unavailable".
+    /// Classifies a query error as [`crate::db::DbError`] does: connection loss and
+    /// shutdown are "unavailable", a cancelled statement a timeout.
     pub fn from_pg(e: tokio_postgres::Error) -> Self {
-        use tokio_postgres::error::SqlState;
-        if let Some(db) = e.as_db_error() {
-            let code = db.code();
-            if *code == SqlState::QUERY_CANCELED {
-                return Self::Timeout;
-            }
-            if [
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-                SqlState::CANNOT_CONNECT_NOW,
-            ]
-            .contains(code)
-            {
-                return Self::Unavailable(db.message().to_owned());
-            }
-            return Self::Internal(format!("{}: {}", code.code(), db.message()));
+        use crate::db::DbError;
+        match DbError::from(e) {
+            DbError::Timeout => Self::Timeout,
+            DbError::Unavailable(message) => Self::Unavailable(message),
+            other => Self::Internal(other.to_string()),
         }
-        if e.is_closed() || e.code().is_none() {
-            return Self::Unavailable(e.to_string());
-        }
-        Self::Internal(e.to_string())
     }
 }
 

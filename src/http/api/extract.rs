@@ -194,7 +194,7 @@ pub async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<Optio
         .pool
         .get()
         .await
-        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
+        .map_err(|e| ApiError::from(crate::db::DbError::from(e)))?;
     accounts::session_user(&**client, &token, state.signing_key())
         .await
         .map_err(ApiError::from)
@@ -208,7 +208,7 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Auth>, A
         .pool
         .get()
         .await
-        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pool(e)))?;
+        .map_err(|e| ApiError::from(crate::db::DbError::from(e)))?;
     let user = accounts::session_user(&**client, &token, state.signing_key())
         .await
         .map_err(ApiError::from)?

@@ -14,8 +14,7 @@ use super::extract::{Auth, JsonBody, path_id};
 use crate::accounts::access::{Action, Role};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::planning::geometry;
-use crate::planning::plans::{self, Limits, Member, Plan};
+use crate::planning::plans::{self, Limits, Member, Plan, Region};
 
 /// A new plan.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,15 +59,6 @@ pub struct RoleChange {
     pub role: Role,
 }
 
-/// A planning region.
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct Region {
-    /// Slug (used in plans).
-    pub slug: String,
-    /// Display name.
-    pub name: String,
-}
-
 fn limits(state: &AppState) -> Limits {
     Limits {
         max_area_acres: state.config.accounts.plan_max_area_acres,
@@ -76,39 +66,11 @@ fn limits(state: &AppState) -> Limits {
     }
 }
 
-/// Checks a geometry input fully; returns the bare GeoJSON text and its acres.
-async fn checked_geometry(
-    client: &deadpool_postgres::Object,
-    state: &AppState,
-    input: &Value,
-) -> Result<(String, f64), ApiError> {
-    let limits = limits(state);
-    let (geometry, _) = geometry::extract(input, limits.max_vertices)
-        .map_err(|e| ApiError::invalid_field("geometry", e))?;
-    let text = geometry.to_string();
-    let acres = plans::check_geometry(&***client, &text, &limits).await?;
-    Ok((text, acres))
-}
-
 /// The planning regions.
 #[utoipa::path(get, path = "/regions", tag = "plans", responses((status = 200, body = [Region])))]
 pub async fn regions(State(state): State<Arc<AppState>>) -> Result<Json<Vec<Region>>, ApiError> {
     let client = state.db().await?;
-    let rows = client
-        .query(
-            "SELECT slug, name FROM planscape.regions ORDER BY name",
-            &[],
-        )
-        .await
-        .map_err(|e| ApiError::from(&crate::source::SourceError::from_pg(e)))?;
-    Ok(Json(
-        rows.iter()
-            .map(|r| Region {
-                slug: r.get(0),
-                name: r.get(1),
-            })
-            .collect(),
-    ))
+    Ok(Json(plans::regions(&**client).await?))
 }
 
 /// Plans the user owns or is a member of (without geometries).
@@ -134,7 +96,8 @@ pub async fn create(
     let name = plans::check_name(&form.name)?;
     let client = state.db().await?;
     plans::check_region(&**client, &form.region).await?;
-    let (geojson, acres) = checked_geometry(&client, &state, &form.geometry).await?;
+    let (geojson, acres) =
+        plans::check_input_geometry(&**client, &form.geometry, &limits(&state)).await?;
     let id = plans::create(
         &**client,
         auth.user.id,
@@ -182,7 +145,7 @@ pub async fn update(
     plans::authorize(&**client, id, auth.user.id, Action::Edit).await?;
     let name = change.name.as_deref().map(plans::check_name).transpose()?;
     let geometry = match &change.geometry {
-        Some(g) => Some(checked_geometry(&client, &state, g).await?),
+        Some(g) => Some(plans::check_input_geometry(&**client, g, &limits(&state)).await?),
         None => None,
     };
     plans::update(

@@ -1,52 +1,19 @@
-//! Scenarios: rank where to treat inside a plan.
-//!
-//! A run lays hexagonal stands over the planning area (EPSG:5070), computes each stand's
-//! mean of every priority's normalized raster in one pass per raster, scores stands by the
-//! weighted mean, then grows project areas: the best unassigned stand seeds an area, which
-//! takes its best-scoring neighbours until it holds its share of the treatment budget;
-//! areas never exceed the budget in total nor the maximum count, and are ranked by mean
-//! score. Runs happen in the background; the result is written in one transaction.
+//! The ranking itself: a run lays hexagonal stands over the planning area (EPSG:5070),
+//! computes each stand's mean of every priority's normalized raster in one pass per
+//! raster, scores stands by the weighted mean, then grows project areas: the best
+//! unassigned stand seeds an area, which takes its best-scoring neighbours until it holds
+//! its share of the treatment budget; areas never exceed the budget in total nor the
+//! maximum count, and are ranked by mean score. Blocking (rasters and geometry).
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 
-use super::conditions::Conditions;
-use super::stands::{self, Stand};
-
-/// Stand sizes offered, acres.
-pub const STAND_SIZES: [u32; 3] = [10, 100, 500];
-
-/// A weighted condition.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Priority {
-    /// A condition of the plan's region (metric, element or pillar).
-    pub condition: String,
-    /// Its weight (>= 0; not all zero).
-    pub weight: f64,
-}
-
-/// What a scenario asks for.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioConfig {
-    /// Name.
-    pub name: String,
-    /// Weighted conditions.
-    pub priorities: Vec<Priority>,
-    /// Stand size in acres: 10, 100 or 500.
-    pub stand_size_acres: u32,
-    /// Largest share of the planning area to treat, in (0, 1].
-    pub max_treatment_share: f64,
-    /// Most project areas.
-    pub max_project_areas: u32,
-    /// Areas to leave out (GeoJSON Polygon/MultiPolygon, longitude/latitude).
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub exclude: Option<Value>,
-}
+use super::{RunError, ScenarioConfig};
+use crate::planning::conditions::Conditions;
+use crate::planning::scan;
+use crate::planning::stands::{self, Stand};
+use crate::planning::units::M2_PER_ACRE;
 
 /// A project area found by a run.
 #[derive(Debug, Clone)]
@@ -79,65 +46,6 @@ pub struct Outcome {
     pub areas: Vec<ProjectArea>,
 }
 
-/// Checks a scenario against the catalog; the error names the field.
-pub fn check(
-    config: &ScenarioConfig,
-    conditions: Option<&Conditions>,
-    region: &str,
-) -> Result<(), (String, String)> {
-    let field = |f: &str, m: String| Err((f.to_owned(), m));
-    let name = config.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return field(
-            "name",
-            "must be 1 to 200 characters, without control characters".into(),
-        );
-    }
-    if !STAND_SIZES.contains(&config.stand_size_acres) {
-        return field(
-            "stand_size_acres",
-            format!("must be one of {STAND_SIZES:?}"),
-        );
-    }
-    if !(config.max_treatment_share > 0.0 && config.max_treatment_share <= 1.0) {
-        return field("max_treatment_share", "must be in (0, 1]".into());
-    }
-    if config.max_project_areas == 0 || config.max_project_areas > 1000 {
-        return field("max_project_areas", "must be 1 to 1000".into());
-    }
-    if config.priorities.is_empty() {
-        return field("priorities", "name at least one condition".into());
-    }
-    let Some(conditions) = conditions else {
-        return field("priorities", "no conditions catalog is configured".into());
-    };
-    let mut seen = HashSet::new();
-    for (i, p) in config.priorities.iter().enumerate() {
-        if !(p.weight.is_finite() && (0.0..=1e6).contains(&p.weight)) {
-            return field(
-                &format!("priorities[{i}].weight"),
-                "must be a number from 0 to 1,000,000".into(),
-            );
-        }
-        if conditions.node(region, &p.condition).is_none() {
-            return field(
-                &format!("priorities[{i}].condition"),
-                format!("`{}` is not a condition of region `{region}`", p.condition),
-            );
-        }
-        if !seen.insert(&p.condition) {
-            return field(
-                &format!("priorities[{i}].condition"),
-                "appears twice".into(),
-            );
-        }
-    }
-    if config.priorities.iter().all(|p| p.weight == 0.0) {
-        return field("priorities", "the weights are all zero".into());
-    }
-    Ok(())
-}
-
 #[derive(PartialEq)]
 struct Candidate(f64, usize);
 impl Eq for Candidate {}
@@ -160,7 +68,7 @@ pub fn run(
     plan: &geo_types::MultiPolygon<f64>,
     plan_acres: f64,
     exclude: Option<&geo_types::MultiPolygon<f64>>,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, RunError> {
     let t0 = std::time::Instant::now();
     let area = stands::to_albers(plan)?;
     let exclude = exclude.map(stands::to_albers).transpose()?;
@@ -174,14 +82,14 @@ pub fn run(
             conditions
                 .node(region, &p.condition)
                 .map(|n| (n.normalized.clone(), p.weight))
-                .ok_or_else(|| format!("unknown condition `{}`", p.condition))
+                .ok_or_else(|| RunError::UnknownCondition(p.condition.clone()))
         })
         .collect::<Result<_, _>>()?;
     let t_grid = t0.elapsed();
     // Project the stands once per raster grid, then sweep every raster (in parallel).
     let datasets: Vec<gdal::Dataset> = nodes
         .iter()
-        .map(|(p, _)| gdal::Dataset::open(p).map_err(|e| format!("{}: {e}", p.display())))
+        .map(|(p, _)| scan::open(p))
         .collect::<Result<_, _>>()?;
     let mut grids: Vec<(Option<String>, stands::PixelStands)> = Vec::new();
     let mut grid_of = Vec::with_capacity(datasets.len());
@@ -198,7 +106,7 @@ pub fn run(
     let grids: Vec<stands::PixelStands> = grids.into_iter().map(|(_, g)| g).collect();
     drop(datasets);
     let paths: Vec<std::path::PathBuf> = nodes.iter().map(|(p, _)| p.clone()).collect();
-    let means: Vec<Result<Vec<Option<f64>>, String>> = std::thread::scope(|scope| {
+    let means: Vec<Result<Vec<Option<f64>>, RunError>> = std::thread::scope(|scope| {
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(paths.len().max(1));
@@ -209,16 +117,15 @@ pub fn run(
                     (0..paths.len())
                         .filter(|i| i % workers == w)
                         .map(|i| {
-                            let result = gdal::Dataset::open(&paths[i])
-                                .map_err(|e| format!("{}: {e}", paths[i].display()))
+                            let result = scan::open(&paths[i])
                                 .and_then(|d| stands::sweep(&d, &grids[grid_of[i]]));
-                            (i, result)
+                            (i, result.map_err(RunError::from))
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let mut out: Vec<Option<Result<Vec<Option<f64>>, String>>> =
+        let mut out: Vec<Option<Result<Vec<Option<f64>>, RunError>>> =
             (0..paths.len()).map(|_| None).collect();
         for h in handles {
             if let Ok(results) = h.join() {
@@ -228,7 +135,7 @@ pub fn run(
             }
         }
         out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err("a worker failed".into())))
+            .map(|r| r.unwrap_or(Err(RunError::Worker)))
             .collect()
     });
     let means: Vec<Vec<Option<f64>>> = means.into_iter().collect::<Result<_, _>>()?;
@@ -313,7 +220,7 @@ pub fn run(
             ProjectArea {
                 rank: 0,
                 score,
-                acres: geo::Area::unsigned_area(&outline) / stands::M2_PER_ACRE,
+                acres: geo::Area::unsigned_area(&outline) / M2_PER_ACRE,
                 outline: wkt(&outline),
                 stand_count: g.len(),
             }
