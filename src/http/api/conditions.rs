@@ -1,5 +1,6 @@
 //! The conditions catalog, statistics of conditions over an area, and plan scores.
 
+use crate::tile::MAX_LATITUDE;
 use std::sync::Arc;
 
 use axum::Json;
@@ -114,9 +115,6 @@ pub async fn node(
         .ok_or_else(|| ApiError::not_found(format!("no condition `{name}` in region `{region}`")))
 }
 
-/// The latitude limit of Web Mercator (EPSG:3857), in degrees.
-const MAX_MERCATOR_LAT: f64 = 85.051_128_78;
-
 /// Statistics of conditions over a drawn area. A pixel counts when its centre is inside.
 #[utoipa::path(post, path = "/conditions/stats", tag = "conditions", request_body = StatsRequest,
     responses((status = 200, body = StatsResponse), (status = 401, description = "not signed in"),
@@ -141,11 +139,11 @@ pub async fn area_stats(
     // Rasters in Web Mercator cannot place the poles: refused up front rather than
     // failing on each raster.
     if geo::BoundingRect::bounding_rect(&shape)
-        .is_some_and(|r| r.min().y < -MAX_MERCATOR_LAT || r.max().y > MAX_MERCATOR_LAT)
+        .is_some_and(|r| r.min().y < -MAX_LATITUDE || r.max().y > MAX_LATITUDE)
     {
         return Err(ApiError::invalid_field(
             "geometry",
-            format!("latitudes must lie within ±{MAX_MERCATOR_LAT}° (Web Mercator's range)"),
+            format!("latitudes must lie within ±{MAX_LATITUDE:.6}° (Web Mercator's range)"),
         ));
     }
     let acres = crate::planning::stands::to_albers(&shape)
