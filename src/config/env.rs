@@ -19,6 +19,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
     ("PLANSCAPE_SHUTDOWN_GRACE_S", "shutdown_grace_s"),
     ("PLANSCAPE_STYLES_DIR", "styles_dir"),
+    ("PLANSCAPE_WEB_DIR", "web_dir"),
     ("PLANSCAPE_STORE_URL", "store.url"),
     ("PLANSCAPE_STORE_ENDPOINT", "store.endpoint"),
     ("PLANSCAPE_STORE_REGION", "store.region"),

@@ -89,6 +89,9 @@ pub struct Config {
     /// Folder of the colormap styles (`NAME.json`).
     #[serde(default = "default_styles_dir")]
     pub styles_dir: PathBuf,
+    /// Folder of the built web app served at `/` (`scripts/web-build.sh` makes it).
+    #[serde(default = "default_web_dir")]
+    pub web_dir: PathBuf,
     /// The tile store holding pregenerated tiles.
     #[serde(default)]
     pub store: StoreConfig,
@@ -288,6 +291,9 @@ fn default_grace() -> u64 {
 }
 fn default_styles_dir() -> PathBuf {
     PathBuf::from("styles")
+}
+fn default_web_dir() -> PathBuf {
+    PathBuf::from("web/dist")
 }
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))

@@ -8,6 +8,7 @@ mod legend;
 mod plan_tiles;
 pub mod tilejson;
 pub mod tiles;
+mod web;
 
 use std::sync::Arc;
 
@@ -64,7 +65,6 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let cors = cors_layer(&state.config.http.cors_origins);
     Router::new()
-        .route("/", get(demo_map))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .route("/ready", get(health::ready))
@@ -79,15 +79,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/tiles/{layer}", axum::routing::delete(admin::purge))
         .nest(api::PREFIX, api::router(&state))
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .fallback_service(web::router(&state.config.web_dir))
         .layer(cors)
         .layer(axum::middleware::from_fn(crate::telemetry::track))
         .with_state(state)
-}
-
-/// A MapLibre page showing the layers (`web/index.html`, built into the binary).
-async fn demo_map() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("../../web/index.html"))
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
