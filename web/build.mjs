@@ -52,9 +52,25 @@ writeFileSync(join(out, 'index.html'), html);
 
 // Initial download: the entry JS, its static imports and its CSS (lazy chunks apart).
 const gz = (p) => gzipSync(readFileSync(join(here, p)), { level: 9 }).length;
-const initial = [jsPath, ...jsMeta.imports.filter((i) => i.kind === 'import-statement').map((i) => i.path)];
-if (cssPath) initial.push(cssPath);
-const lazy = jsMeta.imports.filter((i) => i.kind === 'dynamic-import').map((i) => i.path);
+// Follows static imports from the entry (what the browser fetches before the app runs),
+// and collects the dynamic ones apart (fetched on first use).
+const initialSet = new Set();
+const lazySet = new Set();
+const visit = (path) => {
+  if (initialSet.has(path)) return;
+  initialSet.add(path);
+  for (const i of outputs[path]?.imports ?? []) {
+    if (i.kind === 'import-statement') visit(i.path);
+    else if (i.kind === 'dynamic-import') lazySet.add(i.path);
+  }
+};
+visit(jsPath);
+if (cssPath) initialSet.add(cssPath);
+const initial = [...initialSet];
+const lazy = [...lazySet].filter((p) => !initialSet.has(p));
+for (const p of [...lazy]) {
+  for (const i of outputs[p]?.imports ?? []) if (!initialSet.has(i.path) && !lazy.includes(i.path)) lazy.push(i.path);
+}
 const size = (list) => list.reduce((a, p) => a + gz(p), 0);
 const report = {
   initial: initial.map(rel),

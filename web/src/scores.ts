@@ -74,9 +74,9 @@ export class ScoresTable {
       class: `bar band-${b.toLowerCase()}`,
       style: `left: ${m < 0 ? 50 - width : 50}%; width: ${width}%`,
     });
-    return h('tr', { class: `band-row-${b.toLowerCase()}`, 'data-condition': r.stats.condition, 'data-band': b },
+    return h('tr', { class: `band-row-${b.toLowerCase()}`, 'data-condition': r.stats.condition, 'data-band': b, 'data-mean': m },
       h('th', { scope: 'row', style: indent ? `padding-left: ${r.depth}em` : undefined }, r.name),
-      h('td', { class: 'score' }, h('span', { class: 'bar-track', 'aria-hidden': 'true' }, bar), m.toFixed(2)),
+      h('td', { class: 'score', title: String(m) }, h('span', { class: 'bar-track', 'aria-hidden': 'true' }, bar), m.toFixed(2)),
       h('td', {}, h('span', { class: `band band-${b.toLowerCase()}` }, b)));
   }
 }
