@@ -16,6 +16,15 @@ function bandOf(mean) {
   return 'Excellent';
 }
 
+/** Waits until the condition layer's tiles have loaded and faded in. */
+async function conditionTilesPainted(page) {
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll('.leaflet-conditions-pane img.leaflet-tile')];
+    return imgs.length > 0 && imgs.every((i) => i.complete && i.classList.contains('leaflet-tile-loaded'));
+  });
+  await page.waitForTimeout(300);
+}
+
 test('a new user signs up, draws a plan, reads its scores and reloads its permalink', async (t) => {
   const { page, problems, close } = await open();
   t.after(close);
@@ -54,14 +63,12 @@ test('a new user signs up, draws a plan, reads its scores and reloads its permal
   await page.getByLabel('Search conditions').fill('total carbon');
   await page.getByLabel('Total Carbon', { exact: true }).check();
   await page.locator('.legend li').first().waitFor();
-  await page.waitForFunction(() => {
-    const imgs = [...document.querySelectorAll('.leaflet-conditions-pane img')];
-    return imgs.length > 0 && imgs.every((i) => i.complete);
-  });
+  await conditionTilesPainted(page);
   assert.match(await page.locator('.meta').innerText(), /Units|Source/);
   await page.getByLabel('Raw').check();
   await page.waitForFunction(() => location.search.includes('raw=1'));
   await page.locator('.legend h3', { hasText: '(raw)' }).waitFor();
+  await conditionTilesPainted(page);
   await shot(page, '02-condition-raw');
   await page.getByLabel('Normalized (−1 to 1)').check();
 
