@@ -96,3 +96,13 @@ export async function settled(page) {
 export function uniqueEmail(tag) {
   return `e2e-${tag}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.org`;
 }
+
+/** Accessibility rules (axe-core, WCAG 2 A and AA) broken on the page as it is now:
+ *  labels, names, roles, contrast, keyboard focus order. */
+export async function accessibilityViolations(page) {
+  await page.addScriptTag({ path: require.resolve('axe-core/axe.min.js') });
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } }));
+  return result.violations.map((v) =>
+    `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}

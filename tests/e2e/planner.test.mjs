@@ -4,7 +4,9 @@
 // reload and back/forward. No console error, no failed tile, no Leaflet tileerror.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, leafletTileErrors, open, settled, shot, uniqueEmail } from './browser.mjs';
+import {
+  BASE, accessibilityViolations, leafletTileErrors, open, settled, shot, uniqueEmail,
+} from './browser.mjs';
 
 const BANDS = ['Poor', 'Fair', 'Ok', 'Good', 'Excellent'];
 
@@ -40,6 +42,8 @@ test('a new user signs up, draws a plan, reads its scores and reloads its permal
   const cx = box.x + box.width / 2;
   const cy = box.y + box.height / 2;
   await page.mouse.move(cx + 40, cy + 40);
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('.leaflet-boundaries-pane path')].some((p) => p.getAttribute('stroke') === '#e0661b'));
   await page.mouse.click(cx + 40, cy + 40);
   const popup = page.locator('.leaflet-popup .feature-popup');
   await popup.waitFor();
@@ -107,6 +111,7 @@ test('a new user signs up, draws a plan, reads its scores and reloads its permal
     trs.map((tr) => Number(tr.dataset.mean))));
   assert.deepEqual(sorted, [...sorted].sort((a, b) => b - a));
   await shot(page, '04-plan-scores');
+  assert.deepEqual(await accessibilityViolations(page), [], 'WCAG 2 A/AA rules (axe-core)');
 
   // The permalink: a reload shows the same plan, and back/forward step through the choice.
   await page.reload();

@@ -3,7 +3,9 @@
 // the field they name (or for the whole form when they name none); 429 shows the wait.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, leafletTileErrors, open, settled, shot, uniqueEmail } from './browser.mjs';
+import {
+  BASE, accessibilityViolations, leafletTileErrors, open, settled, shot, uniqueEmail,
+} from './browser.mjs';
 
 test('sign-in and sign-up errors are shown beside their fields, offline', async (t) => {
   const { page, problems, close } = await open({ basemap: 'offline' });
@@ -14,6 +16,15 @@ test('sign-in and sign-up errors are shown beside their fields, offline', async 
   // Offline: the basemap gives way to the plain background, and the app says so.
   await page.getByText('cannot be loaded (offline?)').waitFor();
   assert.equal(await page.locator('.leaflet-tile-pane .leaflet-layer').count(), 0);
+  assert.deepEqual(await accessibilityViolations(page), [], 'WCAG 2 A/AA rules (axe-core)');
+
+  // The keyboard reaches the sign-in form from the top of the page.
+  const focused = [];
+  for (let i = 0; i < 12 && !focused.includes('password'); i += 1) {
+    await page.keyboard.press('Tab');
+    focused.push(await page.evaluate(() => document.activeElement?.getAttribute('name') ?? document.activeElement?.tagName));
+  }
+  assert.ok(focused.includes('email') && focused.includes('password'), `tab order: ${focused.join(', ')}`);
 
   // Sign-up errors the API ties to a field.
   await page.getByRole('button', { name: 'Create an account' }).click();

@@ -127,7 +127,7 @@ export class ConditionsPanel extends EventTarget {
       this.rows.set('', { li, radio });
       return { li };
     }
-    const children = h('ul', { role: 'group' }, ...n.children.map((c) => this.row(c).li));
+    const children = h('ul', {}, ...n.children.map((c) => this.row(c).li));
     let toggle: HTMLButtonElement | undefined;
     const row = h('div', { class: 'row' });
     if (n.children.length) {
