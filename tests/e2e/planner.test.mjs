@@ -76,15 +76,27 @@ test('a new user signs up, draws a plan, reads its scores and reloads its permal
   await shot(page, '02-condition-raw');
   await page.getByLabel('Normalized (−1 to 1)').check();
 
-  // Draw a plan: four corners, then the first corner again to close the outline.
-  await page.getByRole('button', { name: 'Draw a plan' }).click();
-  await page.locator('.drawing').waitFor();
-  const corners = [[-90, -70], [90, -70], [90, 70], [-90, 70], [-90, -70]];
-  for (const [dx, dy] of corners) {
-    await page.mouse.click(cx + dx, cy + dy);
-    await page.waitForTimeout(150);
-  }
+  // A self-crossing outline is refused: the reason beside the outline, the place marked.
+  const draw = async (corners) => {
+    await page.getByRole('button', { name: 'Draw a plan' }).click();
+    await page.locator('.drawing').waitFor();
+    for (const [dx, dy] of corners) {
+      await page.mouse.click(cx + dx, cy + dy);
+      await page.waitForTimeout(150);
+    }
+  };
+  await draw([[-90, -70], [90, 70], [90, -70], [-90, 70], [-90, -70]]);
   const form = page.getByRole('form', { name: 'New plan' });
+  await form.getByLabel('Plan name').fill('Bow tie');
+  await form.getByRole('button', { name: 'Save plan' }).click();
+  await form.locator('.field-error', { hasText: /self-intersection/i }).waitFor();
+  await page.locator('.leaflet-tooltip', { hasText: 'The problem is here' }).waitFor();
+  await shot(page, '03a-invalid-outline');
+  await form.getByRole('button', { name: 'Discard' }).click();
+  await page.locator('.leaflet-tooltip', { hasText: 'The problem is here' }).waitFor({ state: 'detached' });
+
+  // Draw a plan: four corners, then the first corner again to close the outline.
+  await draw([[-90, -70], [90, -70], [90, 70], [-90, 70], [-90, -70]]);
   await form.waitFor();
   await form.getByLabel('Plan name').fill('Yosemite west slope');
   await form.getByLabel('Region').selectOption('sierra_nevada');

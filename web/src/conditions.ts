@@ -81,6 +81,11 @@ export class ConditionsPanel extends EventTarget {
     this.apply();
   }
 
+  /** Whether the catalog has conditions for a region. */
+  hasRegion(region: string): boolean {
+    return this.roots.some((r) => r.region === region);
+  }
+
   /** Display name of a condition of a region (for score tables). */
   displayName(region: string, name: string): string {
     return this.nodes.get(`${region}/${name}`)?.display_name ?? name.replace(/_/g, ' ');

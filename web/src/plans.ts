@@ -213,7 +213,13 @@ export class PlansPanel {
   private clearMap() {
     this.outline?.remove();
     this.outline = null;
-    this.marker?.remove();
+    this.clearMarker();
+  }
+
+  private clearMarker() {
+    if (!this.marker) return;
+    this.marker.unbindTooltip();
+    this.marker.remove();
     this.marker = null;
   }
 
@@ -239,12 +245,14 @@ export class PlansPanel {
     const regionId = uid('region');
     const region = h('select', { id: regionId, name: 'region' },
       ...this.regions.map((r) => h('option', { value: r.slug }, r.name)));
+    const withConditions = this.regions.find((r) => this.conditions.hasRegion(r.slug));
+    if (withConditions) region.value = withConditions.slug;
     const regionError = h('p', { class: 'field-error', 'aria-live': 'polite' });
     const geometryError = h('p', { class: 'field-error', 'aria-live': 'polite' });
     const errors = new FormErrors([name]);
     const close = () => {
       layer.remove();
-      this.marker?.remove();
+      this.clearMarker();
       replace(this.draft);
     };
     const form = h('form', { 'aria-label': 'New plan', novalidate: true },
@@ -257,7 +265,7 @@ export class PlansPanel {
       errors.clear();
       regionError.textContent = '';
       geometryError.textContent = '';
-      this.marker?.remove();
+      this.clearMarker();
       try {
         const plan = await api.createPlan(name.input.value.trim(), region.value, geometry);
         close();
