@@ -60,6 +60,9 @@ test('a new user signs up, draws a plan, reads its scores and reloads its permal
   await signUp.getByLabel('Email').fill(email);
   await signUp.getByLabel(/^Password/).fill('correct horse battery');
   await signUp.getByRole('button', { name: 'Create account' }).click();
+  await settled(page);
+  const signUpError = signUp.locator('.form-error');
+  assert.equal((await signUpError.count()) ? await signUpError.innerText() : '', '', 'sign-up refused');
   await page.getByText('Signed in as').waitFor();
   assert.equal(await page.locator('#whoami').innerText(), 'Ana Planner');
 
