@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the web app: installs its npm packages with `npm ci` when web/package-lock.json
-# changed since the last install, type-checks web/src and bundles it into web/dist
-# (content-hashed JS/CSS, index.html, precompressed .gz twins).
+# changed since the last install, type-checks web/src, bundles it into web/dist
+# (content-hashed JS/CSS, index.html, precompressed .gz twins) and runs the unit tests of
+# its pure modules (web/test, node's test runner).
 #   scripts/web-build.sh            install if needed, check, build
 #   scripts/web-build.sh --deps     install if needed only (the e2e tests' playwright-core)
 # Needs Node.js >= 20 and npm (the machine's; packages come from the npm registry).
@@ -35,3 +36,5 @@ echo "== tsc --noEmit (web)"
 npx --no-install tsc --noEmit -p .
 echo "== esbuild (web)"
 node build.mjs
+echo "== unit tests (web)"
+node test.mjs
