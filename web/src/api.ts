@@ -95,6 +95,7 @@ export interface Plan {
   owner_id: number; owner_name: string; created_at: string; updated_at: string;
   geometry?: GeoJSON.MultiPolygon | null;
 }
+export interface Member { user_id: number; email: string; name: string; role: Role }
 export interface ConditionStats {
   condition: string; level: string; count: number; nodata: number; sum: number;
   min?: number | null; max?: number | null; mean?: number | null; band?: string | null;
@@ -139,6 +140,12 @@ export const api = {
   renamePlan: (id: number, name: string) => request<Plan>('PATCH', `${API}/plans/${id}`, { name }),
   deletePlan: (id: number) => request<void>('DELETE', `${API}/plans/${id}`),
   scores: (id: number) => json<Scores>(`${API}/plans/${id}/scores`),
+  members: (id: number) => json<Member[]>(`${API}/plans/${id}/members`),
+  invite: (id: number, email: string, role: Role) =>
+    request<Member>('POST', `${API}/plans/${id}/members`, { email, role }),
+  changeRole: (id: number, userId: number, role: Role) =>
+    request<void>('PATCH', `${API}/plans/${id}/members/${userId}`, { role }),
+  removeMember: (id: number, userId: number) => request<void>('DELETE', `${API}/plans/${id}/members/${userId}`),
 
   catalog: () => json<unknown>(`${TILES}`),
   tileJson: (layer: string) => {

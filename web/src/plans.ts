@@ -7,6 +7,7 @@ import type { ConditionsPanel } from './conditions';
 import { formatAcres, h, replace, uid } from './dom';
 import { FormErrors, field } from './form';
 import { ScoresTable, type ScoreRow } from './scores';
+import { SharingPanel } from './sharing';
 import type { UrlState } from './url-state';
 
 export const PLAN_PANE = 'plans';
@@ -104,7 +105,13 @@ export class PlansPanel {
       this.showOutline(plan);
       const table = new ScoresTable();
       const scoresStatus = h('p', { class: 'loading', role: 'status' }, 'Computing scores…');
-      replace(this.page, ...this.header(plan), h('h3', {}, 'Scores'), scoresStatus, table.element);
+      const sharing = new SharingPanel(plan, this.user!, () => {
+        this.plans = this.plans.filter((p) => p.id !== plan.id);
+        this.url.update({ plan: undefined });
+        void this.apply();
+      });
+      replace(this.page, ...this.header(plan), sharing.element, h('h3', {}, 'Scores'), scoresStatus, table.element);
+      void sharing.load();
       const scores = await api.scores(id);
       if (seq !== this.seq) return;
       scoresStatus.remove();
