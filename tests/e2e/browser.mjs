@@ -15,7 +15,7 @@ export const BASE = (process.env.PLANSCAPE_E2E_URL ?? 'http://127.0.0.1:8080').r
 export const SHOTS = process.env.PLANSCAPE_E2E_SHOTS ?? join(ROOT, '.data', 'screenshots');
 const BASEMAP_HOST = 'tile.openstreetmap.org';
 
-// A 256 px grey PNG stands in for OpenStreetMap tiles (this machine has no internet).
+// A grey PNG stands in for OpenStreetMap tiles: the tests need no internet.
 const GREY_TILE = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP88OHDfwAJMAPnwB3Q0QAAAABJRU5ErkJggg==',
   'base64',
