@@ -2,14 +2,20 @@
 # Runs the deployment's nginx config (docker/nginx/) with the nginx from apt, in the
 # foreground, unprivileged (as www-data when started by root), on loopback:
 #   scripts/nginx-local.sh PORT UPSTREAM_HOST:PORT [WORK_DIR]
-# It renders the template as the nginx image's envsubst does. Stop it with SIGTERM.
+# It renders the template as the nginx image's envsubst does and serves the built web app
+# (web/dist: run scripts/web-build.sh first). Stop it with SIGTERM.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="$1"
 UPSTREAM="$2"
 DIR="${3:-$(mktemp -d /tmp/planscape-nginx.XXXXXX)}"
+if [ ! -f "$ROOT/web/dist/index.html" ]; then
+  echo "nginx-local.sh: web/dist is not built (scripts/web-build.sh)" >&2
+  exit 1
+fi
+rm -rf "$DIR/web"
 mkdir -p "$DIR/web"
-cp "$ROOT/web/index.html" "$DIR/web/"
+cp -R "$ROOT/web/dist/." "$DIR/web/"
 cp "$ROOT/docker/nginx/planscape-proxy.conf" "$DIR/"
 sed -e "s|\${NGINX_PORT}|127.0.0.1:$PORT|" -e "s|\${PLANSCAPE_UPSTREAM}|$UPSTREAM|" \
     -e "s|\${WEB_ROOT}|$DIR/web|" -e "s|/etc/nginx/planscape-proxy.conf|$DIR/planscape-proxy.conf|" \

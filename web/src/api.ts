@@ -1,0 +1,161 @@
+// The one client of the REST API (/planscape-backend/) and the tile catalog (/tiles),
+// both on the app's own origin. Browsers authenticate with the session cookie; every
+// change carries the anti-CSRF header the API requires of cookie-authenticated requests.
+
+export const API = '/planscape-backend';
+export const TILES = '/tiles';
+const CSRF_HEADER = 'X-Planscape-CSRF';
+
+/** An API error: the status, the error code and the request field it names. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    /** Seconds to wait (429 and 503 with `Retry-After`). */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+
+  /** What to tell the user. */
+  describe(): string {
+    if (this.status === 429) {
+      return `Too many attempts. Try again in ${waitText(this.retryAfter ?? 60)}.`;
+    }
+    if (this.status === 0) return 'The server cannot be reached. Check your connection and try again.';
+    return this.message;
+  }
+}
+
+export function waitText(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} seconds`;
+  const minutes = Math.ceil(seconds / 60);
+  return minutes === 1 ? '1 minute' : `${minutes} minutes`;
+}
+
+// Busy state: how many requests are in flight (the top bar shows it).
+let inFlight = 0;
+export const activity = new EventTarget();
+function setBusy(delta: number) {
+  inFlight += delta;
+  activity.dispatchEvent(new CustomEvent('busy', { detail: inFlight }));
+}
+
+async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD') headers[CSRF_HEADER] = '1';
+  setBusy(1);
+  try {
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        credentials: 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, 'network', 'network error');
+    }
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    let json: unknown = undefined;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON: handled below */
+    }
+    if (!response.ok) {
+      const e = (json as { error?: { code?: string; message?: string; field?: string } } | undefined)?.error;
+      const retry = Number(response.headers.get('Retry-After'));
+      throw new ApiError(
+        response.status,
+        e?.code ?? 'http_' + response.status,
+        e?.message ?? `${response.status} ${response.statusText}`,
+        e?.field,
+        Number.isFinite(retry) && retry > 0 ? retry : undefined,
+      );
+    }
+    return json as T;
+  } finally {
+    setBusy(-1);
+  }
+}
+
+// ---- types (as in the OpenAPI document) ----
+export interface User { id: number; email: string; name: string; is_admin: boolean }
+export interface Session { user: User; token: string; expires_in: number }
+export type Role = 'viewer' | 'collaborator' | 'owner';
+export interface Region { slug: string; name: string }
+export interface Plan {
+  id: number; name: string; region: string; area_acres: number; role: Role;
+  owner_id: number; owner_name: string; created_at: string; updated_at: string;
+  geometry?: GeoJSON.MultiPolygon | null;
+}
+export interface Member { user_id: number; email: string; name: string; role: Role }
+export interface ConditionStats {
+  condition: string; level: string; count: number; nodata: number; sum: number;
+  min?: number | null; max?: number | null; mean?: number | null; band?: string | null;
+}
+export interface Scores { plan_id: number; region: string; computed_at: string; scores: ConditionStats[] }
+export interface MetricInfo {
+  name: string; display_name: string; data_units?: string | null; min_value: number; max_value: number;
+  invert_raw?: boolean; source?: string | null; source_link?: string | null; data_provider?: string | null;
+  data_year?: string | null; reference_link?: string | null; layer?: string | null; raw_layer?: string | null;
+}
+export interface ElementInfo { name: string; display_name: string; operation?: string; layer?: string | null; metrics: MetricInfo[] }
+export interface PillarInfo { name: string; display_name: string; operation?: string; display?: boolean; layer?: string | null; elements: ElementInfo[] }
+export interface RegionTree { name: string; display_name: string; pillars: PillarInfo[] }
+export interface CatalogLayer { name: string; type?: string; kind?: string; description?: string; [k: string]: unknown }
+export interface TileJson {
+  tilejson: string; name?: string; description?: string; tiles: string[]; minzoom: number; maxzoom: number;
+  bounds?: [number, number, number, number]; center?: [number, number, number];
+  vector_layers?: { id: string; fields?: Record<string, string> }[]; attribution?: string;
+}
+export interface LegendEntry { color: string; value?: number | null; label?: string | null; units?: string | null }
+export interface Legend { layer: string; style?: string; type: 'ramp' | 'classes'; units?: string | null; entries: LegendEntry[] }
+
+const json = <T>(url: string) => request<T>('GET', url);
+const tileJsonCache = new Map<string, Promise<TileJson>>();
+
+export const api = {
+  signup: (email: string, password: string, name: string) =>
+    request<Session>('POST', `${API}/auth/signup`, { email, password, name }),
+  login: (email: string, password: string) => request<Session>('POST', `${API}/auth/login`, { email, password }),
+  logout: () => request<void>('POST', `${API}/auth/logout`),
+  me: () => json<User>(`${API}/auth/me`),
+  changePassword: (current_password: string, new_password: string) =>
+    request<Session>('POST', `${API}/auth/password`, { current_password, new_password }),
+
+  regions: () => json<Region[]>(`${API}/regions`),
+  conditions: () => json<{ regions: RegionTree[] }>(`${API}/conditions`),
+
+  plans: () => json<Plan[]>(`${API}/plans`),
+  plan: (id: number) => json<Plan>(`${API}/plans/${id}`),
+  createPlan: (name: string, region: string, geometry: GeoJSON.Geometry) =>
+    request<Plan>('POST', `${API}/plans`, { name, region, geometry }),
+  renamePlan: (id: number, name: string) => request<Plan>('PATCH', `${API}/plans/${id}`, { name }),
+  deletePlan: (id: number) => request<void>('DELETE', `${API}/plans/${id}`),
+  scores: (id: number) => json<Scores>(`${API}/plans/${id}/scores`),
+  members: (id: number) => json<Member[]>(`${API}/plans/${id}/members`),
+  invite: (id: number, email: string, role: Role) =>
+    request<Member>('POST', `${API}/plans/${id}/members`, { email, role }),
+  changeRole: (id: number, userId: number, role: Role) =>
+    request<void>('PATCH', `${API}/plans/${id}/members/${userId}`, { role }),
+  removeMember: (id: number, userId: number) => request<void>('DELETE', `${API}/plans/${id}/members/${userId}`),
+
+  catalog: () => json<unknown>(`${TILES}`),
+  tileJson: (layer: string) => {
+    let p = tileJsonCache.get(layer);
+    if (!p) {
+      p = json<TileJson>(`${TILES}/${encodeURIComponent(layer)}`);
+      p.catch(() => tileJsonCache.delete(layer));
+      tileJsonCache.set(layer, p);
+    }
+    return p;
+  },
+  legend: (layer: string) => json<Legend>(`${TILES}/${encodeURIComponent(layer)}/legend`),
+};

@@ -1,0 +1,306 @@
+// The plans panel: the user's plans (own and shared, with the role), drawing a new one,
+// renaming and deleting; and the plan page of the selected plan (in the URL): its
+// outline on the map, acres, and its scores by band.
+import L from 'leaflet';
+import { ApiError, api, type Plan, type Region, type User } from './api';
+import type { ConditionsPanel } from './conditions';
+import { formatAcres, h, replace, uid } from './dom';
+import { FormErrors, field } from './form';
+import { ScoresTable, type ScoreRow } from './scores';
+import { SharingPanel } from './sharing';
+import type { UrlState } from './url-state';
+
+export const PLAN_PANE = 'plans';
+
+export class PlansPanel {
+  private user: User | null = null;
+  private plans: Plan[] = [];
+  private regions: Region[] = [];
+  private list = h('ul', { class: 'plan-list', 'aria-label': 'Your plans' });
+  private actions = h('div', { class: 'actions' });
+  private draft = h('div', { class: 'draft' });
+  private page = h('section', { class: 'plan-page', 'aria-label': 'Selected plan' });
+  private message = h('p', { class: 'form-error', role: 'alert' });
+  private outline: L.GeoJSON | null = null;
+  private marker: L.CircleMarker | null = null;
+  private shownPlan = 0;
+  private seq = 0;
+
+  constructor(
+    private map: L.Map,
+    private body: HTMLElement,
+    private url: UrlState,
+    private conditions: ConditionsPanel,
+  ) {
+    map.createPane(PLAN_PANE).style.zIndex = '450';
+    this.render();
+  }
+
+  async setUser(user: User | null): Promise<void> {
+    this.user = user;
+    this.plans = [];
+    this.shownPlan = 0;
+    if (user) {
+      try {
+        [this.plans, this.regions] = await Promise.all([api.plans(), this.regions.length ? this.regions : api.regions()]);
+      } catch (e) {
+        this.message.textContent = describe(e);
+      }
+    }
+    this.render();
+    await this.apply();
+  }
+
+  private render() {
+    if (!this.user) {
+      replace(this.body, h('p', {}, 'Sign in to draw plans and read their scores.'), this.message);
+      this.clearMap();
+      return;
+    }
+    replace(this.actions, h('button', { type: 'button', onclick: () => this.draw() }, 'Draw a plan'));
+    this.renderList();
+    replace(this.body, this.actions, this.draft, this.message, this.list, this.page);
+  }
+
+  private renderList() {
+    if (!this.plans.length) {
+      replace(this.list, h('li', { class: 'empty' }, 'No plans yet: draw one on the map.'));
+      return;
+    }
+    replace(this.list, ...this.plans.map((p) => {
+      const selected = this.url.state.plan === p.id;
+      const a = h('a', {
+        href: this.url.link({ plan: p.id }), class: 'plan-link', 'aria-current': selected ? 'true' : undefined,
+        onclick: (ev: MouseEvent) => {
+          if (ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+          ev.preventDefault();
+          this.url.update({ plan: p.id });
+          void this.apply();
+        },
+      }, p.name);
+      return h('li', { class: selected ? 'selected' : '' }, a,
+        h('span', { class: `role role-${p.role}` }, p.role),
+        h('span', { class: 'acres' }, formatAcres(p.area_acres)),
+        p.role !== 'owner' ? h('span', { class: 'owner' }, `shared by ${p.owner_name}`) : null);
+    }));
+  }
+
+  /** Shows the plan of the URL state (or none). */
+  async apply(): Promise<void> {
+    const id = this.user ? this.url.state.plan : undefined;
+    this.renderList();
+    if (!id) {
+      this.shownPlan = 0;
+      replace(this.page);
+      this.clearMap();
+      return;
+    }
+    if (id === this.shownPlan) return;
+    this.shownPlan = id;
+    const seq = ++this.seq;
+    replace(this.page, h('p', { class: 'loading' }, 'Loading the plan…'));
+    try {
+      const plan = await api.plan(id);
+      if (seq !== this.seq) return;
+      this.showOutline(plan);
+      const table = new ScoresTable();
+      const scoresStatus = h('p', { class: 'loading', role: 'status' }, 'Computing scores…');
+      const sharing = new SharingPanel(plan, this.user!, () => {
+        this.plans = this.plans.filter((p) => p.id !== plan.id);
+        this.url.update({ plan: undefined });
+        void this.apply();
+      });
+      replace(this.page, ...this.header(plan), sharing.element, h('h3', {}, 'Scores'), scoresStatus, table.element);
+      void sharing.load();
+      const scores = await api.scores(id);
+      if (seq !== this.seq) return;
+      scoresStatus.remove();
+      table.set(this.scoreRows(plan.region, scores.scores));
+      this.page.dataset.scores = 'ready';
+    } catch (e) {
+      if (seq !== this.seq) return;
+      replace(this.page, h('p', { class: 'form-error', role: 'alert' },
+        e instanceof ApiError && e.status === 404 ? 'This plan does not exist or is not shared with you.' : describe(e)));
+    }
+  }
+
+  private header(plan: Plan): HTMLElement[] {
+    const region = this.regions.find((r) => r.slug === plan.region)?.name ?? plan.region;
+    const title = h('h2', { tabindex: '-1' }, plan.name);
+    const manage = h('div', { class: 'manage' });
+    if (plan.role === 'owner') manage.append(...this.ownerTools(plan, manage));
+    return [
+      title,
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'Area'), h('dd', { class: 'plan-acres' }, formatAcres(plan.area_acres)),
+        h('dt', {}, 'Region'), h('dd', {}, region),
+        h('dt', {}, 'Owner'), h('dd', {}, plan.owner_name),
+        h('dt', {}, 'Your role'), h('dd', {}, plan.role)),
+      h('p', {}, h('a', { href: this.url.link({ plan: plan.id }), class: 'permalink' }, 'Permalink to this plan')),
+      manage,
+    ];
+  }
+
+  private ownerTools(plan: Plan, manage: HTMLElement): HTMLElement[] {
+    const rename = () => {
+      const name = field('New name', 'name');
+      name.input.value = plan.name;
+      const errors = new FormErrors([name]);
+      const form = h('form', { 'aria-label': 'Rename plan', class: 'inline-form' }, name.wrap, errors.formError,
+        h('button', { type: 'submit' }, 'Save name'),
+        h('button', { type: 'button', onclick: () => replace(manage, ...this.ownerTools(plan, manage)) }, 'Cancel'));
+      form.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        try {
+          const updated = await api.renamePlan(plan.id, name.input.value.trim());
+          this.plans = this.plans.map((p) => (p.id === plan.id ? { ...p, name: updated.name } : p));
+          this.shownPlan = 0;
+          await this.apply();
+        } catch (e) {
+          errors.show(e);
+        }
+      });
+      replace(manage, form);
+      name.input.focus();
+    };
+    const remove = () => {
+      const error = h('p', { class: 'form-error', role: 'alert' });
+      const yes = h('button', {
+        type: 'button', class: 'danger',
+        onclick: async () => {
+          try {
+            await api.deletePlan(plan.id);
+            this.plans = this.plans.filter((p) => p.id !== plan.id);
+            this.url.update({ plan: undefined });
+            await this.apply();
+          } catch (e) {
+            error.textContent = describe(e);
+          }
+        },
+      }, 'Delete for good');
+      replace(manage, h('div', { role: 'alertdialog', 'aria-label': 'Confirm deletion', class: 'confirm' },
+        h('p', {}, `Delete “${plan.name}” and its scores? This cannot be undone.`), yes,
+        h('button', { type: 'button', onclick: () => replace(manage, ...this.ownerTools(plan, manage)) }, 'Keep it'),
+        error));
+      yes.focus();
+    };
+    return [
+      h('button', { type: 'button', onclick: rename }, 'Rename'),
+      h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'),
+    ];
+  }
+
+  private scoreRows(region: string, stats: { condition: string; level: string }[]): ScoreRow[] {
+    // Tree order: the position of each condition in the catalog.
+    const order = [...this.conditions.nodes.keys()];
+    const depth: Record<string, number> = { pillar: 0.4, element: 1.4, metric: 2.4 };
+    return (stats as ScoreRow['stats'][]).map((s) => {
+      const i = order.indexOf(`${region}/${s.condition}`);
+      return {
+        stats: s,
+        name: this.conditions.displayName(region, s.condition),
+        depth: depth[s.level] ?? 0,
+        order: i < 0 ? Number.MAX_SAFE_INTEGER : i,
+      };
+    });
+  }
+
+  private showOutline(plan: Plan) {
+    this.clearMap();
+    if (!plan.geometry) return;
+    this.outline = L.geoJSON(plan.geometry, {
+      pane: PLAN_PANE,
+      style: { color: '#7a1fa2', weight: 3, fillColor: '#7a1fa2', fillOpacity: 0.08 },
+      interactive: false,
+    }).addTo(this.map);
+    const bounds = this.outline.getBounds();
+    if (bounds.isValid() && !this.map.getBounds().contains(bounds)) this.map.fitBounds(bounds, { padding: [24, 24] });
+  }
+
+  private clearMap() {
+    this.outline?.remove();
+    this.outline = null;
+    this.clearMarker();
+  }
+
+  private clearMarker() {
+    if (!this.marker) return;
+    this.marker.unbindTooltip();
+    this.marker.remove();
+    this.marker = null;
+  }
+
+  private async draw() {
+    this.message.textContent = '';
+    const button = this.actions.querySelector('button');
+    const cancel = h('button', { type: 'button', onclick: async () => (await import('./draw')).cancelDrawing(this.map) }, 'Cancel drawing');
+    replace(this.actions, h('p', { class: 'hint', role: 'status' },
+      'Click on the map to place the corners; click the first corner to finish.'), cancel);
+    let drawn: Awaited<ReturnType<typeof import('./draw')['drawPolygon']>> = null;
+    try {
+      const { drawPolygon } = await import('./draw');
+      drawn = await drawPolygon(this.map);
+    } catch (e) {
+      this.message.textContent = `Drawing is not available: ${String(e)}`;
+    }
+    replace(this.actions, button ?? '');
+    if (drawn) this.saveDraft(drawn.geometry, drawn.layer);
+  }
+
+  private saveDraft(geometry: GeoJSON.Polygon, layer: L.Layer) {
+    const name = field('Plan name', 'name');
+    const regionId = uid('region');
+    const region = h('select', { id: regionId, name: 'region' },
+      ...this.regions.map((r) => h('option', { value: r.slug }, r.name)));
+    const withConditions = this.regions.find((r) => this.conditions.hasRegion(r.slug));
+    if (withConditions) region.value = withConditions.slug;
+    const regionError = h('p', { class: 'field-error', 'aria-live': 'polite' });
+    const geometryError = h('p', { class: 'field-error', 'aria-live': 'polite' });
+    const errors = new FormErrors([name]);
+    const close = () => {
+      layer.remove();
+      this.clearMarker();
+      replace(this.draft);
+    };
+    const form = h('form', { 'aria-label': 'New plan', novalidate: true },
+      h('h3', {}, 'New plan'), name.wrap,
+      h('div', { class: 'field' }, h('label', { for: regionId }, 'Region'), region, regionError),
+      h('p', {}, 'Outline: drawn on the map'), geometryError, errors.formError,
+      h('button', { type: 'submit' }, 'Save plan'), h('button', { type: 'button', onclick: close }, 'Discard'));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      errors.clear();
+      regionError.textContent = '';
+      geometryError.textContent = '';
+      this.clearMarker();
+      try {
+        const plan = await api.createPlan(name.input.value.trim(), region.value, geometry);
+        close();
+        this.plans = [plan, ...this.plans];
+        this.url.update({ plan: plan.id });
+        await this.apply();
+      } catch (e) {
+        if (e instanceof ApiError && e.field === 'region') regionError.textContent = e.describe();
+        else if (e instanceof ApiError && e.field === 'geometry') {
+          geometryError.textContent = e.describe();
+          this.markLocation(e.message);
+        } else errors.show(e);
+      }
+    });
+    replace(this.draft, form);
+    name.input.focus();
+  }
+
+  /** Marks the location PostGIS reports for an invalid geometry (`Self-intersection[x y]`). */
+  private markLocation(message: string) {
+    const m = /\[(-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?)\]/.exec(message);
+    if (!m) return;
+    this.marker = L.circleMarker([Number(m[2]), Number(m[1])], {
+      pane: PLAN_PANE, radius: 9, color: '#c00', weight: 3, fillOpacity: 0.3,
+    }).bindTooltip('The problem is here', { permanent: true, direction: 'right' }).addTo(this.map);
+  }
+}
+
+function describe(e: unknown): string {
+  return e instanceof ApiError ? e.describe() : String(e);
+}
