@@ -27,6 +27,8 @@ psql "$DATABASE_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' C
   | psql "$DATABASE_URL" -q >/dev/null
 
 scripts/lint.sh
+echo "== web app: npm ci, type check, unit tests, build"
+scripts/web-build.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -36,7 +38,12 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
-# One closing line over every test binary (cargo prints one per binary).
+echo "== web app end to end (headless Chromium)"
+scripts/e2e-stack.sh target/debug/planscape 2>&1 | tee -a "$log" || status=$?
+# One closing line over every test binary (cargo prints one per binary) and the end-to-end
+# runs (node's test runner prints `# pass N` / `# fail N`, or `ℹ pass N` on a terminal).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^(# |ℹ )pass [0-9]+$/ { p += $NF }
+     /^(# |ℹ )fail [0-9]+$/ { f += $NF }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

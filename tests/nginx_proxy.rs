@@ -44,7 +44,12 @@ fn start_nginx(upstream: &str) -> Nginx {
     let dir = std::env::temp_dir().join(unique("nginx"));
     let web = dir.join("web");
     std::fs::create_dir_all(&web).expect("dirs");
-    std::fs::copy(root.join("web/index.html"), web.join("index.html")).expect("copy web");
+    // The web root: the app itself is tested end to end by scripts/e2e-stack.sh.
+    std::fs::write(
+        web.join("index.html"),
+        "<!doctype html><title>Planscape</title>",
+    )
+    .expect("web root");
     let port = free_port();
     let proxy = dir.join("planscape-proxy.conf");
     std::fs::copy(root.join("docker/nginx/planscape-proxy.conf"), &proxy).expect("copy proxy conf");

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The web app's end-to-end tests against a real stack made for them: a database of its
+# own (`planscape_e2e`, made anew), the demo data at a coarse raster resolution in a
+# working folder of its own (.data/e2e, so the demo's own rasters are left alone), the
+# server on a free loopback port, then the deployment's nginx in front of it. Runs
+# scripts/e2e.sh straight at the server, then once through nginx.
+#   scripts/e2e-stack.sh [PLANSCAPE_BINARY]     (default: target/debug/planscape)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BIN="$(realpath "${1:-target/debug/planscape}")"
+WORK="$ROOT/.data/e2e"
+mkdir -p "$WORK"
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SERVER_PORT="$(port)"
+NGINX_PORT="$(port)"
+pids=()
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+DATABASE_URL="$(scripts/db.sh fresh planscape_e2e)"
+export DATABASE_URL
+export PLANSCAPE_STYLES_DIR="$ROOT/styles" PLANSCAPE_WEB_DIR="$ROOT/web/dist"
+export PLANSCAPE_CONDITIONS_CATALOG="$ROOT/tiles/conditions.toml"
+export PLANSCAPE_LISTEN="127.0.0.1:$SERVER_PORT" RUST_LOG=warn
+unset PLANSCAPE_ADMIN_TOKEN
+# Relative paths of tiles/demo.toml (rasters, built conditions, the tile store) resolve
+# in the working folder.
+cd "$WORK"
+echo "== e2e: demo data (coarse rasters) in $WORK"
+"$BIN" --config "$ROOT/tiles/demo.toml" demo --watersheds 5000 --raster-resolution 1000 >/dev/null
+"$BIN" --config "$ROOT/tiles/demo.toml" conditions build >/dev/null
+"$BIN" --config "$ROOT/tiles/demo.toml" serve > "$WORK/server.log" 2>&1 &
+pids+=($!)
+cd "$ROOT"
+for _ in $(seq 1 150); do
+  if curl -fs -o /dev/null "http://127.0.0.1:$SERVER_PORT/ready"; then break; fi
+  sleep 0.2
+done
+status=0
+scripts/e2e.sh "http://127.0.0.1:$SERVER_PORT" || status=$?
+scripts/nginx-local.sh "$NGINX_PORT" "127.0.0.1:$SERVER_PORT" "$(mktemp -d /tmp/planscape-e2e-nginx.XXXXXX)" &
+pids+=($!)
+for _ in $(seq 1 50); do
+  if curl -fs -o /dev/null "http://127.0.0.1:$NGINX_PORT/health"; then break; fi
+  sleep 0.2
+done
+echo "== e2e through the deployment's nginx"
+scripts/e2e.sh "http://127.0.0.1:$NGINX_PORT" || status=$?
+if [ "$status" != 0 ]; then
+  echo "e2e failed; the server's log: $WORK/server.log" >&2
+fi
+exit "$status"
