@@ -47,7 +47,7 @@ fn start_nginx(upstream: &str) -> Nginx {
     // The web root: the app itself is tested end to end by scripts/e2e-stack.sh.
     std::fs::write(
         web.join("index.html"),
-        "<!doctype html><title>Planscape</title>",
+        "<!doctype html><title>Planscape server</title>",
     )
     .expect("web root");
     let port = free_port();
@@ -226,12 +226,8 @@ async fn nginx_forwards_api_and_tiles_with_the_public_prefix() {
     // The static app is nginx's own.
     let page = client.get(format!("{base}/")).send().await.expect("page");
     assert_eq!(page.status(), 200);
-    assert!(
-        page.text()
-            .await
-            .expect("html")
-            .contains("Planscape server")
-    );
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Planscape server"), "{html}");
     assert_eq!(
         client
             .get(format!("{base}/health"))
