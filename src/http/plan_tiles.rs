@@ -20,46 +20,69 @@ use crate::tile::{TileFormat, TileId, parse_y_segment};
 /// The plan tile endpoint.
 pub async fn get_tile(
     State(state): State<Arc<AppState>>,
-    Path((id, z, x, y_segment)): Path<(String, String, String, String)>,
+    Path(path): Path<(String, String, String, String)>,
     MaybeAuth(auth): MaybeAuth,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let auth = auth.ok_or_else(unauthorized)?;
-    let (tile, id) = parse(&id, &z, &x, &y_segment, "plan")?;
-    {
-        let client = state.db().await?;
-        crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View).await?;
-    }
-    render(state.plan_source.as_ref(), &state, tile, id, &headers).await
+    private_tile(&state, Private::Plan, path, auth, &headers).await
 }
 
 /// The project areas tile endpoint.
 pub async fn project_areas_tile(
     State(state): State<Arc<AppState>>,
-    Path((id, z, x, y_segment)): Path<(String, String, String, String)>,
+    Path(path): Path<(String, String, String, String)>,
     MaybeAuth(auth): MaybeAuth,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    private_tile(&state, Private::ProjectAreas, path, auth, &headers).await
+}
+
+/// The two private layers.
+#[derive(Clone, Copy)]
+enum Private {
+    /// A plan's outline, by plan id.
+    Plan,
+    /// A scenario's project areas, by scenario id.
+    ProjectAreas,
+}
+
+/// A private tile `(id, z, x, y.mvt)` for a signed-in user who may view its plan.
+async fn private_tile(
+    state: &AppState,
+    layer: Private,
+    (id, z, x, y_segment): (String, String, String, String),
+    auth: Option<super::api::extract::Auth>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let auth = auth.ok_or_else(unauthorized)?;
-    let (tile, id) = parse(&id, &z, &x, &y_segment, "scenario")?;
+    let what = match layer {
+        Private::Plan => "plan",
+        Private::ProjectAreas => "scenario",
+    };
+    let (tile, id) = parse(&id, &z, &x, &y_segment, what)?;
     {
         let client = state.db().await?;
-        crate::planning::scenarios::store::authorize_plan_of(
-            &**client,
-            id,
-            auth.user.id,
-            Action::View,
-        )
-        .await?;
+        match layer {
+            Private::Plan => {
+                crate::planning::plans::authorize(&**client, id, auth.user.id, Action::View)
+                    .await?;
+            }
+            Private::ProjectAreas => {
+                crate::planning::scenarios::store::authorize_plan_of(
+                    &**client,
+                    id,
+                    auth.user.id,
+                    Action::View,
+                )
+                .await?;
+            }
+        }
     }
-    render(
-        state.project_area_source.as_ref(),
-        &state,
-        tile,
-        id,
-        &headers,
-    )
-    .await
+    let source = match layer {
+        Private::Plan => state.plan_source.as_ref(),
+        Private::ProjectAreas => state.project_area_source.as_ref(),
+    };
+    render(source, state, tile, id, headers).await
 }
 
 fn parse(

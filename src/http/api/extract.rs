@@ -187,15 +187,16 @@ fn check_csrf(state: &AppState, parts: &Parts) -> Result<(), ApiError> {
 
 /// The user of the request's session (no CSRF check: for read-only or bearer use).
 pub async fn session_user(state: &AppState, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
-    let Some((token, _)) = credential(headers) else {
-        return Ok(None);
-    };
-    let client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(crate::db::DbError::from(e)))?;
-    accounts::session_user(&**client, &token, state.signing_key())
+    match credential(headers) {
+        Some((token, _)) => user_of(state, &token).await,
+        None => Ok(None),
+    }
+}
+
+/// The user whose session `token` is, if it is a live session.
+async fn user_of(state: &AppState, token: &str) -> Result<Option<User>, ApiError> {
+    let client = state.db().await?;
+    accounts::session_user(&**client, token, state.signing_key())
         .await
         .map_err(ApiError::from)
 }
@@ -204,15 +205,7 @@ async fn authenticate(state: &AppState, parts: &Parts) -> Result<Option<Auth>, A
     let Some((token, via)) = credential(&parts.headers) else {
         return Ok(None);
     };
-    let client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(crate::db::DbError::from(e)))?;
-    let user = accounts::session_user(&**client, &token, state.signing_key())
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(unauthorized)?;
+    let user = user_of(state, &token).await?.ok_or_else(unauthorized)?;
     if via == Via::Cookie {
         check_csrf(state, parts)?;
     }
