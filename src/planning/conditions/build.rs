@@ -1,0 +1,149 @@
+//! `planscape conditions build`: the normalized rasters of elements and pillars, each
+//! the mean or minimum of its children's.
+
+use std::path::{Path, PathBuf};
+
+use super::{Catalog, CatalogError, Operation};
+
+/// Builds the normalized raster of every element (from its metrics) and pillar (from its
+/// elements) into `built_dir/{region}/{name}.tif`: tiled, DEFLATE, with overviews, on the
+/// children's common grid (children on different grids are refused). Blocking.
+pub fn build(catalog: &Catalog, built_dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
+    let nodes = catalog.nodes(built_dir);
+    let mut written = Vec::new();
+    for region in &catalog.regions {
+        std::fs::create_dir_all(built_dir.join(&region.name))
+            .map_err(|e| CatalogError::Invalid(format!("{}: {e}", built_dir.display())))?;
+        for pillar in &region.pillars {
+            for element in &pillar.elements {
+                let inputs: Vec<PathBuf> = element
+                    .metrics
+                    .iter()
+                    .map(|m| m.normalized.clone())
+                    .collect();
+                let out = &nodes[&(region.name.clone(), element.name.clone())].normalized;
+                combine(&inputs, element.operation, out).map_err(|e| {
+                    CatalogError::Invalid(format!("element `{}`: {e}", element.name))
+                })?;
+                written.push(out.clone());
+            }
+            let inputs: Vec<PathBuf> = pillar
+                .elements
+                .iter()
+                .map(|e| {
+                    nodes[&(region.name.clone(), e.name.clone())]
+                        .normalized
+                        .clone()
+                })
+                .collect();
+            let out = &nodes[&(region.name.clone(), pillar.name.clone())].normalized;
+            combine(&inputs, pillar.operation, out)
+                .map_err(|e| CatalogError::Invalid(format!("pillar `{}`: {e}", pillar.name)))?;
+            written.push(out.clone());
+        }
+    }
+    Ok(written)
+}
+
+/// Output nodata of built rasters.
+pub const BUILT_NODATA: f64 = -9999.0;
+
+/// Combines same-grid single-band rasters pixel by pixel into a new GeoTIFF.
+fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> {
+    use gdal::Dataset;
+    use gdal::raster::{Buffer, RasterCreationOptions};
+    let datasets: Vec<Dataset> = inputs
+        .iter()
+        .map(|p| Dataset::open(p).map_err(|e| format!("{}: {e}", p.display())))
+        .collect::<Result<_, _>>()?;
+    let first = datasets.first().ok_or("no inputs")?;
+    let gt = first.geo_transform().map_err(|e| e.to_string())?;
+    let size = first.raster_size();
+    let srs = first.spatial_ref().map_err(|e| e.to_string())?;
+    for (d, p) in datasets.iter().zip(inputs) {
+        let same = d.raster_size() == size
+            && d.geo_transform().map_err(|e| e.to_string())? == gt
+            && d.spatial_ref().map_err(|e| e.to_string())? == srs;
+        if !same {
+            return Err(format!(
+                "{} is not on the grid of {} (warp the children to one grid first)",
+                p.display(),
+                inputs[0].display()
+            ));
+        }
+    }
+    let nodatas: Vec<Option<f64>> = datasets
+        .iter()
+        .map(|d| d.rasterband(1).ok().and_then(|b| b.no_data_value()))
+        .collect();
+    let temp = out.with_extension("tif.tmp");
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").map_err(|e| e.to_string())?;
+    let options = RasterCreationOptions::from_iter([
+        "TILED=YES",
+        "COMPRESS=DEFLATE",
+        "PREDICTOR=3",
+        "BLOCKXSIZE=256",
+        "BLOCKYSIZE=256",
+    ]);
+    let (width, height) = size;
+    {
+        let mut target = driver
+            .create_with_band_type_with_options::<f32, _>(&temp, width, height, 1, &options)
+            .map_err(|e| e.to_string())?;
+        target.set_geo_transform(&gt).map_err(|e| e.to_string())?;
+        target.set_spatial_ref(&srs).map_err(|e| e.to_string())?;
+        let mut band = target.rasterband(1).map_err(|e| e.to_string())?;
+        band.set_no_data_value(Some(BUILT_NODATA))
+            .map_err(|e| e.to_string())?;
+        const ROWS: usize = 256;
+        let mut row = 0;
+        while row < height {
+            let rows = ROWS.min(height - row);
+            let strips: Vec<Vec<f64>> = datasets
+                .iter()
+                .map(|d| {
+                    d.rasterband(1)
+                        .and_then(|b| {
+                            b.read_as::<f64>((0, row as isize), (width, rows), (width, rows), None)
+                        })
+                        .map(|b| b.data().to_vec())
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, _>>()?;
+            let mut values = vec![BUILT_NODATA as f32; width * rows];
+            for (i, value) in values.iter_mut().enumerate() {
+                let mut acc: Option<f64> = None;
+                let mut n = 0usize;
+                let mut complete = true;
+                for (strip, nd) in strips.iter().zip(&nodatas) {
+                    let v = strip[i];
+                    if v.is_nan() || nd.is_some_and(|nd| v == nd) {
+                        complete = false;
+                        break;
+                    }
+                    n += 1;
+                    acc = Some(match (acc, op) {
+                        (None, _) => v,
+                        (Some(a), Operation::Mean) => a + v,
+                        (Some(a), Operation::Min) => a.min(v),
+                    });
+                }
+                if let (true, Some(a)) = (complete, acc) {
+                    *value = match op {
+                        Operation::Mean => (a / n as f64) as f32,
+                        Operation::Min => a as f32,
+                    };
+                }
+            }
+            let mut buffer = Buffer::new((width, rows), values);
+            band.write((0, row as isize), (width, rows), &mut buffer)
+                .map_err(|e| e.to_string())?;
+            row += rows;
+        }
+        target
+            .build_overviews("AVERAGE", &[2, 4, 8, 16, 32], &[])
+            .map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&temp, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(())
+}
