@@ -42,9 +42,7 @@ pub fn tile_layers(
 /// The raster tile layers of every node: `{region}_{node}` (normalized values in the
 /// five condition bands) and, for metrics, `{region}_{metric}_raw` (raw
 /// values, viridis over the metric's range, reversed when high raw values are bad).
-pub fn layer_configs(
-    nodes: &BTreeMap<(String, String), Node>,
-) -> Vec<(String, RasterLayerConfig)> {
+pub fn layer_configs(nodes: &BTreeMap<(String, String), Node>) -> Vec<(String, RasterLayerConfig)> {
     let layer =
         |path: &Path, style: &str, range: [f64; 2], units: Option<String>, description: String| {
             RasterLayerConfig {
