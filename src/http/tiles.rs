@@ -24,7 +24,7 @@ pub async fn get_tile(
     let segment = parse_y_segment(&y_segment)?;
     let tile = TileId::parse(&z, &x, segment.y)?;
     let format = segment.format;
-    let served = state
+    let tile_bytes = state
         .tiles
         .tile(&layer, tile, format, segment.scale)
         .await?;
@@ -37,7 +37,7 @@ pub async fn get_tile(
     .increment(1);
     Ok(respond(
         &state.cache_control,
-        &served.tile,
+        &tile_bytes,
         format.content_type(),
         format.compressible(),
         &headers,

@@ -85,15 +85,6 @@ impl From<SourceError> for TileError {
 /// A tile rendered for a seed: ready to store, `None` when empty, or why it failed.
 pub type RenderedTile = (TileId, Result<Option<EncodedTile>, SourceError>);
 
-/// A tile as served, and whether it came from the cache.
-#[derive(Debug)]
-pub struct Served {
-    /// The tile, ready for the wire.
-    pub tile: Arc<EncodedTile>,
-    /// Found in the in-process cache (no render, no store read).
-    pub cached: bool,
-}
-
 /// One tile to make: the layer, its opened source, and the tile in a format and scale.
 #[derive(Clone, Copy)]
 struct Job<'a> {
@@ -155,7 +146,7 @@ impl TileService {
         tile: TileId,
         format: TileFormat,
         scale: u8,
-    ) -> Result<Served, TileError> {
+    ) -> Result<Arc<EncodedTile>, TileError> {
         let (index, layer) = self.catalog.find(name)?;
         let source = layer.check_form(format, scale)?;
         if tile.z < source.minzoom() || tile.z > source.maxzoom() {
@@ -195,8 +186,11 @@ impl TileService {
                 ),
             )
             .await;
-        let cached = !rendered_here.load(Ordering::Relaxed);
-        let outcome = if cached { "hit" } else { "miss" };
+        let outcome = if rendered_here.load(Ordering::Relaxed) {
+            "miss"
+        } else {
+            "hit"
+        };
         metrics::counter!("tile_cache_requests_total", "layer" => layer.name.clone(), "result" => outcome).increment(1);
         let tile = result.map_err(|e| {
             let kind = match e.as_ref() {
@@ -208,7 +202,7 @@ impl TileService {
             metrics::counter!("tile_render_errors_total", "layer" => layer.name.clone(), "kind" => kind).increment(1);
             TileError::Render(e)
         })?;
-        Ok(Served { tile, cached })
+        Ok(tile)
     }
 
     /// Makes a tile on a cache miss: from the store for a pregenerated layer (falling
