@@ -5,6 +5,7 @@
 # server on a free loopback port, then the deployment's nginx in front of it. Runs
 # scripts/e2e.sh straight at the server, then once through nginx.
 #   scripts/e2e-stack.sh [PLANSCAPE_BINARY]     (default: target/debug/planscape)
+# PLANSCAPE_E2E_DATABASE_URL names another (empty, PostGIS-enabled) database to use.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-DATABASE_URL="$(scripts/db.sh fresh planscape_e2e)"
+DATABASE_URL="${PLANSCAPE_E2E_DATABASE_URL:-$(scripts/db.sh fresh planscape_e2e)}"
 export DATABASE_URL
 export PLANSCAPE_STYLES_DIR="$ROOT/styles" PLANSCAPE_WEB_DIR="$ROOT/web/dist"
 export PLANSCAPE_CONDITIONS_CATALOG="$ROOT/tiles/conditions.toml"
