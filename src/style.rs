@@ -337,6 +337,21 @@ impl Colormap {
         }
     }
 
+    /// The label of the class holding `v` (class styles with labels only).
+    pub fn class_label(&self, v: f64) -> Option<&str> {
+        let MapKind::Classes(classes) = &self.kind else {
+            return None;
+        };
+        classes
+            .iter()
+            .find(|c| {
+                let k = &c.class;
+                (v > k.min || (k.min_inclusive && v == k.min))
+                    && (v < k.max || (k.max_inclusive && v == k.max))
+            })
+            .and_then(|c| c.class.label.as_deref())
+    }
+
     /// The distinct colours when there are few enough for a PNG palette (classes).
     pub fn palette(&self) -> Option<Vec<Rgba>> {
         match &self.kind {

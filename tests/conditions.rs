@@ -198,6 +198,41 @@ async fn catalog_build_stats_and_scores() {
         );
     }
 
+    // A point's value: the normalized layer gives the band, the raw layer the metric's
+    // units; both name the condition.
+    let (lon, lat) = (-119.6, 37.6);
+    let normalized: Value = server
+        .get(
+            &format!("/tiles/sierra_nevada_tree_mortality/point?lon={lon}&lat={lat}"),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let v = normalized["value"].as_f64().expect("value");
+    assert!((-1.0..=1.0).contains(&v), "{normalized}");
+    assert_eq!(
+        normalized["band"],
+        planscape::planning::stats::band(v),
+        "{normalized}"
+    );
+    assert_eq!(normalized["condition"]["name"], "tree_mortality");
+    assert_eq!(normalized["condition"]["values"], "normalized");
+    let raw: Value = server
+        .get(
+            &format!("/tiles/sierra_nevada_tree_mortality_raw/point?lon={lon}&lat={lat}"),
+            &[],
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(raw["band"].is_null(), "{raw}");
+    assert_eq!(raw["units"], "%", "{raw}");
+    assert_eq!(raw["condition"]["values"], "raw");
+    assert_eq!(raw["condition"]["display_name"], "Tree Mortality");
+
     // Statistics over an area (signed in) agree with the engine run directly on each raster.
     let area = square(-119.6, 37.6, 0.3);
     let (token, _, _) = signup(&server, "C").await;
@@ -446,6 +481,142 @@ async fn check_project_areas(
     (stated_sum, nominal_sum)
 }
 
+/// A file as GDAL (QGIS's reader) sees it: `ogrinfo` must open it, and the features
+/// come back as GeoJSON-like values (properties as text or numbers, geometry as GeoJSON)
+/// with the layer's CRS authority code.
+fn read_vector(path: &str) -> (Vec<Value>, Option<i32>) {
+    let out = std::process::Command::new("ogrinfo")
+        .args(["-ro", "-al", "-so", path])
+        .output()
+        .expect("ogrinfo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Feature Count"),
+        "ogrinfo {path}: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use gdal::vector::LayerAccess;
+    let ds = gdal::Dataset::open(path).expect("gdal opens");
+    let mut layer = ds.layer(0).expect("layer");
+    let epsg = layer.spatial_ref().and_then(|s| s.auth_code().ok());
+    let mut features = Vec::new();
+    for f in layer.features() {
+        let mut properties = serde_json::Map::new();
+        for (name, value) in f.fields() {
+            let v = match value {
+                Some(gdal::vector::FieldValue::IntegerValue(i)) => json!(i),
+                Some(gdal::vector::FieldValue::Integer64Value(i)) => json!(i),
+                Some(gdal::vector::FieldValue::RealValue(x)) => json!(x),
+                Some(gdal::vector::FieldValue::StringValue(s)) => json!(s),
+                _ => Value::Null,
+            };
+            properties.insert(name, v);
+        }
+        let geometry = f
+            .geometry()
+            .and_then(|g| g.json().ok())
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or(Value::Null);
+        features.push(json!({"properties": properties, "geometry": geometry}));
+    }
+    (features, epsg)
+}
+
+/// A done scenario's exports open in GDAL with every project area, its fields and
+/// outline (area checked against the API's GeoJSON); bad formats and strangers refused.
+async fn check_exports(
+    server: &TestServer,
+    token: &str,
+    stranger: &str,
+    sid: i64,
+    areas: &[Value],
+) {
+    let dir = std::env::temp_dir().join(unique("export"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let expected_area: f64 = areas
+        .iter()
+        .map(|a| common::geojson_area(&a["geometry"]))
+        .sum();
+    for (format, ext, media, path_of) in [
+        ("geojson", "geojson", "application/geo+json", None),
+        ("shapefile", "zip", "application/zip", Some("/vsizip/")),
+        ("csv", "csv", "text/csv; charset=utf-8", None),
+    ] {
+        let url = format!("{API}/scenarios/{sid}/export?format={format}");
+        let r = send(server, Method::GET, &url, Some(token), None).await;
+        assert_eq!(r.status(), 200, "{format}");
+        assert_eq!(r.headers()["content-type"], media);
+        let disposition = r.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert_eq!(
+            disposition,
+            format!("attachment; filename=\"scenario-{sid}-project-areas.{ext}\"")
+        );
+        let file = dir.join(format!("export.{ext}"));
+        std::fs::write(&file, r.bytes().await.expect("body")).expect("write");
+        let (features, epsg) = read_vector(&format!("{}{}", path_of.unwrap_or(""), file.display()));
+        assert_eq!(features.len(), areas.len(), "{format}");
+        for (f, a) in features.iter().zip(areas) {
+            let p = &f["properties"];
+            // CSV columns come back as text unless typed: compare as numbers.
+            let num = |v: &Value| {
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            };
+            assert_eq!(
+                num(&p["rank"]),
+                a["properties"]["rank"].as_f64(),
+                "{format}"
+            );
+            assert_eq!(
+                num(&p["stands"]),
+                a["properties"]["stand_count"].as_f64(),
+                "{format}"
+            );
+            let acres = num(&p["area_acres"]).expect("acres");
+            let want = a["properties"]["area_acres"].as_f64().expect("acres");
+            assert!(
+                (acres - want).abs() < 1e-6 * want.max(1.0),
+                "{format}: {acres} vs {want}"
+            );
+        }
+        if format != "csv" {
+            // Outlines in longitude/latitude, the same area as the API's.
+            let got: f64 = features
+                .iter()
+                .map(|f| common::geojson_area(&f["geometry"]))
+                .sum();
+            assert!(
+                (got - expected_area).abs() < 1e-4 * expected_area,
+                "{format}: {got} vs {expected_area}"
+            );
+            assert_eq!(epsg, Some(4326), "{format}");
+        }
+    }
+    // Bad or missing format: 400; strangers: 404; anonymous: 401.
+    for query in ["?format=kml", "", "?format=geojson&x=1"] {
+        let url = format!("{API}/scenarios/{sid}/export{query}");
+        let r = send(server, Method::GET, &url, Some(token), None).await;
+        assert_eq!(r.status(), 400, "{query}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_query");
+    }
+    let url = format!("{API}/scenarios/{sid}/export?format=csv");
+    assert_eq!(
+        send(server, Method::GET, &url, Some(stranger), None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        send(server, Method::GET, &url, None, None).await.status(),
+        401
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Polls a scenario until it is done or failed.
 async fn finished(server: &TestServer, token: &str, sid: i64) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -649,6 +820,8 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         stated <= (plan_acres - excluded_acres) * 1.001,
         "{stated} acres treated of {plan_acres} - {excluded_acres}"
     );
+    // Exports for GIS tools.
+    check_exports(&server, &viewer, &stranger, sid, &areas).await;
     // Project areas as private tiles.
     let tile = planscape::tile::TileId::containing(-119.6, 37.6, 7);
     let path = format!(
@@ -748,6 +921,17 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
         "{failed}"
     );
     assert!(failed.get("project_areas").is_none() || failed["project_areas"].is_null());
+    // A failed scenario has nothing to export: 409.
+    let (status, _, err) = call(
+        &server,
+        Method::GET,
+        &format!("/scenarios/{}/export?format=geojson", failed["id"]),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "not_done");
     let db = planscape::db::connect(&common::db_config())
         .await
         .expect("db");

@@ -48,6 +48,18 @@ fn bad_config_is_refused_naming_the_key() {
             "DATABASE_URL",
         ),
         ("not toml at all [", "TOML"),
+        (
+            "[[basemaps]]\nid = \"topo\"\nname = \"Topo\"\nurl = \"https://t.example/{z}/{x}.png\"\n",
+            "basemaps[0]",
+        ),
+        (
+            "[[basemaps]]\nid = \"s\"\nname = \"S\"\nurl = \"https://t.example/{z}/{x}/{y}.png?api_key={key}\"\n",
+            "key_env",
+        ),
+        (
+            "[[basemaps]]\nid = \"plain\"\nname = \"P\"\nurl = \"https://t.example/{z}/{x}/{y}.png\"\n",
+            "plain",
+        ),
     ];
     for (text, needle) in cases {
         let out = run_config_text(text, &["serve"], &[]);
@@ -174,4 +186,72 @@ async fn views_serve_and_slow_queries_hit_the_statement_timeout() {
     assert_eq!(small.status(), 200);
     server.stop().await;
     scratch.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basemaps_come_from_the_config_with_keys_from_the_environment() {
+    let toml = r#"
+[[basemaps]]
+id = "stadia"
+name = "Stadia terrain"
+url = "https://tiles.stadiamaps.com/tiles/stamen_terrain/{z}/{x}/{y}.png?api_key={key}"
+attribution = "&copy; Stadia Maps"
+max_zoom = 18
+key_env = "TEST_STADIA_KEY"
+
+[[basemaps]]
+id = "unkeyed"
+name = "Needs a key nobody set"
+url = "https://example.com/{z}/{x}/{y}.png?k={key}"
+key_env = "TEST_UNSET_KEY"
+
+[[basemaps]]
+id = "osm"
+name = "OpenStreetMap"
+url = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+"#;
+    let server = TestServer::start_with_env(toml, &[("TEST_STADIA_KEY", "a&b key")]).await;
+    let r = server.get("/planscape-backend/basemaps", &[]).await;
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = r.json().await.expect("json");
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["stadia", "osm"],
+        "the entry without its key is left out"
+    );
+    assert_eq!(
+        list[0]["url"],
+        "https://tiles.stadiamaps.com/tiles/stamen_terrain/{z}/{x}/{y}.png?api_key=a%26b%20key"
+    );
+    assert_eq!(list[0]["max_zoom"], 18);
+    assert_eq!(list[1]["max_zoom"], 19);
+    // Public, and in the OpenAPI document without a security requirement.
+    let doc: serde_json::Value = server
+        .get("/planscape-backend/openapi.json", &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    let op = &doc["paths"]["/basemaps"]["get"];
+    assert!(op.is_object(), "documented");
+    assert!(op.get("security").is_none(), "public: {op}");
+    server.stop().await;
+
+    // Without a [[basemaps]] list: OpenStreetMap.
+    let server = TestServer::start("").await;
+    let list: serde_json::Value = server
+        .get("/planscape-backend/basemaps", &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list[0]["id"], "osm");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    server.stop().await;
 }

@@ -403,3 +403,135 @@ async fn broken_rasters_are_reported_and_the_rest_serve() {
     let _ = std::fs::remove_dir_all(&dir);
     server.stop().await;
 }
+
+/// `gdallocationinfo -valonly -wgs84`: the value GDAL reads at a point, `None` off the
+/// file.
+fn gdallocationinfo(src: &Path, lon: f64, lat: f64) -> Option<f64> {
+    let out = Command::new("gdallocationinfo")
+        .args(["-valonly", "-wgs84"])
+        .arg(src)
+        .args([lon.to_string(), lat.to_string()])
+        .output()
+        .expect("gdallocationinfo runs");
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_values_match_gdallocationinfo_and_the_tiles() {
+    let server = TestServer::start(&config("")).await;
+    let src = shared_data("planscape/test_raster.tif");
+    let ds = gdal::Dataset::open(&src).expect("open");
+    let gt = ds.geo_transform().expect("gt");
+    let (w, h) = ds.raster_size();
+    let nodata = ds.rasterband(1).expect("band").no_data_value();
+    let map = Style::load(&styles(), "viridis")
+        .expect("style")
+        .resolve(Some(TEST_RASTER_RANGE))
+        .expect("colormap");
+    let point = |layer: &str, lon: f64, lat: f64| {
+        let server = &server;
+        let path = format!("/tiles/{layer}/point?lon={lon}&lat={lat}");
+        async move {
+            let r = server.get(&path, &[]).await;
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.expect("json"))
+        }
+    };
+    // A grid over the raster and a margin around it, off the pixel grid.
+    let (mut valued, mut empty) = (0, 0);
+    for i in 0..9 {
+        for j in 0..9 {
+            let x = gt[0] + gt[1] * w as f64 * (-0.05 + 1.1 * f64::from(i) / 8.0) + 7.3;
+            let y = gt[3] + gt[5] * h as f64 * (-0.05 + 1.1 * f64::from(j) / 8.0) - 3.1;
+            let (lon, lat) = mercator_to_lonlat(x, y);
+            let reference = gdallocationinfo(&src, lon, lat).filter(|v| Some(*v) != nodata);
+            let (status, body) = point("test_raster", lon, lat).await;
+            match reference {
+                Some(v) => {
+                    assert_eq!(status, 200, "{lon},{lat}: {body}");
+                    assert_eq!(body["value"].as_f64(), Some(v), "{lon},{lat}");
+                    assert_eq!(body["units"], "tons/acre");
+                    assert!(body["band"].is_null() && body["condition"].is_null());
+                    valued += 1;
+                }
+                None => {
+                    assert_eq!(status, 422, "{lon},{lat}: {body}");
+                    assert_eq!(body["error"]["code"], "no_data");
+                    empty += 1;
+                }
+            }
+        }
+    }
+    assert!(valued > 40 && empty > 10, "{valued} valued, {empty} empty");
+
+    // The deepest tiles show that value: at a few pixel centres, the tile pixel under
+    // the point has the value's colour.
+    let tilejson: serde_json::Value = server
+        .get("/tiles/test_raster", &[])
+        .await
+        .json()
+        .await
+        .expect("tilejson");
+    let deepest = u8::try_from(tilejson["maxzoom"].as_u64().expect("maxzoom")).expect("zoom");
+    for (col, row) in [(100usize, 100usize), (358, 331), (600, 500)] {
+        let x = gt[0] + gt[1] * (col as f64 + 0.5);
+        let y = gt[3] + gt[5] * (row as f64 + 0.5);
+        let (lon, lat) = mercator_to_lonlat(x, y);
+        let (status, body) = point("test_raster", lon, lat).await;
+        if status == 422 {
+            continue;
+        }
+        let value = body["value"].as_f64().expect("value");
+        let tile = TileId::containing(lon, lat, deepest);
+        let b = tile.bounds();
+        let px = ((x - b.xmin) / (b.xmax - b.xmin) * 256.0).floor() as usize;
+        let py = ((b.ymax - y) / (b.ymax - b.ymin) * 256.0).floor() as usize;
+        let path = format!("/tiles/test_raster/{}/{}/{}.png", tile.z, tile.x, tile.y);
+        let image = decode(&server.get(&path, &[]).await.bytes().await.expect("tile"));
+        let i = (py * 256 + px) * 4;
+        assert_eq!(image[i..i + 4], map.color(value), "{path} at {px},{py}");
+    }
+
+    // A class style labels the value.
+    let (x, y) = (gt[0] + gt[1] * 358.5, gt[3] + gt[5] * 331.5);
+    let (lon, lat) = mercator_to_lonlat(x, y);
+    let (status, body) = point("bands", lon, lat).await;
+    if status == 200 {
+        let classes = Style::load(&styles(), "condition_bands")
+            .expect("style")
+            .resolve(None)
+            .expect("colormap");
+        let value = body["value"].as_f64().expect("value");
+        assert_eq!(body["label"].as_str(), classes.class_label(value), "{body}");
+    }
+
+    // Bad input: 400 with a JSON error; unknown layer: 404.
+    for query in [
+        "lon=-120",
+        "lon=abc&lat=37",
+        "lon=-120&lat=91",
+        "lon=181&lat=37",
+        "lon=NaN&lat=37",
+        "lon=-120&lat=37&band=2",
+    ] {
+        let r = server
+            .get(&format!("/tiles/test_raster/point?{query}"), &[])
+            .await;
+        assert_eq!(r.status(), 400, "{query}");
+        let body: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_query", "{query}");
+    }
+    let r = server.get("/tiles/nope/point?lon=-120&lat=37", &[]).await;
+    assert_eq!(r.status(), 404);
+    // Documented in the OpenAPI document, served from the root.
+    let doc: serde_json::Value = server
+        .get("/planscape-backend/openapi.json", &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    let item = &doc["paths"]["/tiles/{layer}/point"];
+    assert_eq!(item["servers"][0]["url"], "/", "{item}");
+    assert!(item["get"]["responses"]["422"].is_object());
+    server.stop().await;
+}

@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod basemaps;
 mod env;
 mod layers;
 mod sections;
 
+pub use basemaps::{Basemap, BasemapConfig};
 pub use env::ENV_OVERRIDES;
 pub use layers::{
     Fallback, LayerConfig, PregeneratedConfig, RasterLayerConfig, Resampling, VectorLayerConfig,
@@ -111,6 +113,13 @@ pub struct Config {
     /// Tile layers by name.
     #[serde(default)]
     pub layers: BTreeMap<String, LayerConfig>,
+    /// The web app's basemaps (`[[basemaps]]`; OpenStreetMap by default).
+    #[serde(default = "basemaps::default_basemaps")]
+    pub basemaps: Vec<BasemapConfig>,
+    /// The basemaps with their keys read from the environment (those whose key
+    /// variable is unset are left out), as the web app receives them.
+    #[serde(skip)]
+    pub resolved_basemaps: Vec<Basemap>,
 }
 impl Config {
     /// Loads `path` (or the defaults when `None`), applies the environment overrides
@@ -154,12 +163,17 @@ impl Config {
         if !overridden.is_empty() {
             origin = format!("{origin} with {}", overridden.join(", "));
         }
-        let config: Config =
+        let mut config: Config =
             Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse {
                 origin,
                 message: e.to_string(),
             })?;
         config.validate()?;
+        config.resolved_basemaps = config
+            .basemaps
+            .iter()
+            .filter_map(|b| b.resolve(&env))
+            .collect();
         Ok(config)
     }
 
@@ -281,6 +295,15 @@ impl Config {
                 ));
             }
             layer.validate(name)?;
+        }
+        for (i, basemap) in self.basemaps.iter().enumerate() {
+            basemap.validate(i)?;
+            if self.basemaps[..i].iter().any(|b| b.id == basemap.id) {
+                return Err(invalid(
+                    &format!("basemaps[{i}]"),
+                    format!("id `{}` is used twice", basemap.id),
+                ));
+            }
         }
         Ok(())
     }

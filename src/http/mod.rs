@@ -70,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ready", get(health::ready))
         .route("/tiles", get(tilejson::catalog))
         .route("/tiles/{layer}", get(tilejson::tilejson))
+        .route("/tiles/{layer}/point", get(api::point::point))
         .route("/tiles/{layer}/{file}", get(legend::legend))
         .route("/tiles/{layer}/{z}/{x}/{y}", get(tiles::get_tile))
         .route("/tiles/plans/{id}/{z}/{x}/{y}", get(plan_tiles::get_tile))

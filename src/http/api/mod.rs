@@ -3,9 +3,11 @@
 //! router come from the same code.
 
 mod auth;
+mod basemaps;
 mod conditions;
 pub mod extract;
 mod plans;
+pub mod point;
 mod scenarios;
 
 use std::sync::Arc;
@@ -27,13 +29,14 @@ pub const PREFIX: &str = "/planscape-backend";
         Authenticate with the session cookie set by login (browsers; changes then need the \
         `X-Planscape-CSRF` header) or `Authorization: Bearer TOKEN`."),
     servers((url = "/planscape-backend")),
-    tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions"), (name = "scenarios")),
+    tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions"), (name = "scenarios"), (name = "map")),
     components(schemas(crate::accounts::access::Role))
 )]
 struct ApiDoc;
 
 /// Paths that need no session.
-const PUBLIC_PATHS: [&str; 5] = [
+const PUBLIC_PATHS: [&str; 6] = [
+    "/basemaps",
     "/auth/signup",
     "/auth/login",
     "/regions",
@@ -90,6 +93,25 @@ fn document_security(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Operations served beside the tiles, outside [`PREFIX`].
+#[derive(OpenApi)]
+#[openapi(paths(point::point))]
+struct TileDoc;
+
+/// Adds the operations served under `/tiles/` to the document, each with its own
+/// server (`/`), since the document's server is the API's prefix.
+fn document_tile_paths(doc: &mut utoipa::openapi::OpenApi) {
+    let mut tiles = TileDoc::openapi();
+    for item in tiles.paths.paths.values_mut() {
+        item.servers = Some(vec![utoipa::openapi::server::Server::new("/")]);
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    if let Some(c) = tiles.components.take() {
+        components.schemas.extend(c.schemas);
+    }
+    doc.paths.paths.extend(tiles.paths.paths);
+}
+
 /// The API's router (to nest under [`PREFIX`]) and its OpenAPI document.
 pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -99,6 +121,7 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(auth::me))
         .routes(routes!(auth::change_password))
         .routes(routes!(plans::regions))
+        .routes(routes!(basemaps::list))
         .routes(routes!(plans::list, plans::create))
         .routes(routes!(plans::get, plans::update, plans::delete))
         .routes(routes!(plans::members, plans::invite))
@@ -109,9 +132,11 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(conditions::plan_scores))
         .routes(routes!(scenarios::create, scenarios::list))
         .routes(routes!(scenarios::get, scenarios::delete))
+        .routes(routes!(scenarios::export))
         .split_for_parts();
     let mut doc = doc;
     document_security(&mut doc);
+    document_tile_paths(&mut doc);
     let document = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let limit = state.config.accounts.max_body_kb.saturating_mul(1024);
     router

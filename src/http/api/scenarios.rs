@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::extract::{Auth, JsonBody, path_id};
@@ -12,6 +13,7 @@ use crate::accounts::access::Action;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::planning::plans;
+use crate::planning::scenarios::export::{self, ExportFormat};
 use crate::planning::scenarios::store::{self, Scenario};
 use crate::planning::scenarios::{self, ScenarioConfig, runner};
 
@@ -92,4 +94,72 @@ pub async fn delete(
     store::authorize(&**client, sid, auth.user.id, Action::Edit).await?;
     store::delete(&**client, sid).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The export's format.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `geojson`, `shapefile` (a zip) or `csv` (outlines as WKT).
+    pub format: ExportFormat,
+}
+
+/// A done scenario's ranked project areas as a file (any member): GeoJSON, a zipped
+/// Shapefile or CSV, in EPSG:4326, with rank, score, area_acres and stands.
+#[utoipa::path(get, path = "/scenarios/{sid}/export", operation_id = "export_scenario", tag = "scenarios",
+    params(("sid" = i64, Path, description = "scenario id"), ExportQuery),
+    responses(
+        (status = 200, description = "the file, as an attachment", content(
+            (Vec<u8> = "application/geo+json"), (Vec<u8> = "application/zip"), (String = "text/csv"))),
+        (status = 400, description = "missing or unknown format"),
+        (status = 404, description = "no such scenario"),
+        (status = 409, description = "the scenario is not done")))]
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(sid): Path<String>,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let sid = path_id(&sid, "scenario")?;
+    let Query(ExportQuery { format }) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!(
+                "{}: format must be geojson, shapefile or csv",
+                e.body_text()
+            ),
+        )
+    })?;
+    let client = state.db().await?;
+    let scenario = store::authorize(&**client, sid, auth.user.id, Action::View).await?;
+    if scenario.status != "done" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_done",
+            format!(
+                "scenario {sid} is {}: only a done scenario can be exported",
+                scenario.status
+            ),
+        ));
+    }
+    let rows = export::rows(&**client, sid).await?;
+    drop(client);
+    let bytes = tokio::task::spawn_blocking(move || export::write(&rows, format))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let filename = format!("scenario-{sid}-project-areas.{}", format.extension());
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+            (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
 }

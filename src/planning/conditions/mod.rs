@@ -342,6 +342,20 @@ impl Conditions {
         self.nodes.get(&(region.to_owned(), name.to_owned()))
     }
 
+    /// The node a tile layer shows, and whether the layer holds its normalized values
+    /// (`false`: a metric's raw values).
+    pub fn by_layer(&self, layer: &str) -> Option<(&Node, bool)> {
+        self.nodes.values().find_map(|n| {
+            if n.layer == layer {
+                Some((n, true))
+            } else if n.raw_layer.as_deref() == Some(layer) {
+                Some((n, false))
+            } else {
+                None
+            }
+        })
+    }
+
     /// The nodes of a region, pillars first, then elements, then metrics.
     pub fn region_nodes(&self, region: &str) -> Vec<&Node> {
         let mut nodes: Vec<&Node> = self.nodes.values().filter(|n| n.region == region).collect();

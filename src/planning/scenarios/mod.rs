@@ -5,6 +5,7 @@
 //! ([`runner::spawn`]): the ranking itself is [`rank::run`]; its results are written in
 //! one transaction. The liveness of runs across servers is [`super::runs`].
 
+pub mod export;
 pub mod rank;
 pub mod runner;
 pub mod store;

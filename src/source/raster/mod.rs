@@ -374,6 +374,38 @@ impl RasterSource {
         ))
     }
 
+    /// The value of the full-resolution pixel under a point (EPSG:3857 metres): the
+    /// pixel the deepest tiles show there. `None` outside the raster or on nodata.
+    pub async fn value_at(self: &Arc<Self>, x: f64, y: f64) -> Result<Option<f64>, SourceError> {
+        let level = self.levels[0];
+        let gt = level.gt;
+        let col = ((x - gt[0]) / gt[1]).floor();
+        let row = ((y - gt[3]) / gt[5]).floor();
+        if !(col >= 0.0 && row >= 0.0 && col < level.width as f64 && row < level.height as f64) {
+            return Ok(None);
+        }
+        let win = read::Window {
+            col: col as usize,
+            row: row as usize,
+            width: 1,
+            height: 1,
+            buf_width: 1,
+            buf_height: 1,
+        };
+        let _permit = RENDER_PERMITS
+            .acquire()
+            .await
+            .map_err(|e| SourceError::Internal(format!("render queue closed: {e}")))?;
+        let this = Arc::clone(self);
+        let value = tokio::task::spawn_blocking(move || this.read_window(0, &win))
+            .await
+            .map_err(|e| SourceError::Internal(format!("read task failed: {e}")))??;
+        Ok(value
+            .first()
+            .copied()
+            .filter(|v| !v.is_nan() && self.nodata.is_none_or(|nd| *v != nd)))
+    }
+
     /// Reads a window of pyramid level `index` (0 = full resolution) with this thread's
     /// dataset handle.
     fn read_window(&self, index: usize, win: &read::Window) -> Result<Vec<f64>, SourceError> {
