@@ -21,6 +21,14 @@ fn built_app() -> std::path::PathBuf {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     std::io::Write::write_all(&mut gz, script.as_bytes()).expect("gzip");
     std::fs::write(dir.join("main-AB12CD34.js.gz"), gz.finish().expect("gzip")).expect("gz");
+    // The API reference, as web/build.mjs writes it.
+    std::fs::create_dir_all(dir.join("docs")).expect("docs dir");
+    std::fs::write(
+        dir.join("docs/index.html"),
+        "<!doctype html><script src=\"/planscape-backend/docs/docs-EF56GH78.js\"></script>",
+    )
+    .expect("docs index");
+    std::fs::write(dir.join("docs/docs-EF56GH78.js"), "SwaggerUIBundle();").expect("docs js");
     dir
 }
 
@@ -67,6 +75,29 @@ async fn the_app_is_served_with_the_right_cache_headers() {
     assert_eq!(body["error"]["code"], "not_found");
     // Routes still win over files.
     assert_eq!(server.get("/health", &[]).await.status(), 200);
+
+    // The API reference under the API's prefix (so that nginx forwards it with the API).
+    for path in ["/planscape-backend/docs", "/planscape-backend/docs/"] {
+        let docs = server.get(path, &[]).await;
+        assert_eq!(docs.status(), 200, "{path}");
+        assert_eq!(docs.headers()["cache-control"], "no-cache");
+        assert!(
+            docs.text()
+                .await
+                .expect("body")
+                .contains("docs-EF56GH78.js")
+        );
+    }
+    let docs_js = server
+        .get("/planscape-backend/docs/docs-EF56GH78.js", &[])
+        .await;
+    assert_eq!(docs_js.status(), 200);
+    assert_eq!(
+        docs_js.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let missing = server.get("/planscape-backend/docs/nope.js", &[]).await;
+    assert_eq!(missing.status(), 404);
     server.stop().await;
     std::fs::remove_dir_all(&dir).ok();
 

@@ -50,6 +50,33 @@ const html = template
   .replace('<!-- scripts -->', `<script type="module" src="${href(jsPath)}"></script>`);
 writeFileSync(join(out, 'index.html'), html);
 
+// The API reference (/planscape-backend/docs, served by the server under the API's
+// prefix so that nginx forwards it with the API): Swagger UI, bundled apart from the app.
+const docsOut = join(out, 'docs');
+const docs = await build({
+  absWorkingDir: here,
+  entryPoints: ['src/docs/docs.ts'],
+  bundle: true,
+  format: 'esm',
+  target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
+  outdir: docsOut,
+  entryNames: '[name]-[hash]',
+  publicPath: '/planscape-backend/docs/',
+  assetNames: 'img/[name]-[hash]',
+  loader: { '.png': 'file', '.svg': 'file' },
+  minify: !dev,
+  sourcemap: false,
+  metafile: true,
+  legalComments: 'linked',
+  logLevel: 'error',
+});
+const docsEntry = Object.entries(docs.metafile.outputs).find(([, o]) => o.entryPoint === 'src/docs/docs.ts');
+if (!docsEntry) throw new Error('no docs output');
+const docsHref = (p) => `/planscape-backend/docs/${relative(docsOut, join(here, p))}`;
+writeFileSync(join(docsOut, 'index.html'), readFileSync(join(here, 'src/docs/index.html'), 'utf8')
+  .replace('<!-- styles -->', `<link rel="stylesheet" href="${docsHref(docsEntry[1].cssBundle)}">`)
+  .replace('<!-- scripts -->', `<script type="module" src="${docsHref(docsEntry[0])}"></script>`));
+
 // Initial download: the entry JS, its static imports and its CSS (lazy chunks apart).
 const gz = (p) => gzipSync(readFileSync(join(here, p)), { level: 9 }).length;
 // Follows static imports from the entry (what the browser fetches before the app runs),

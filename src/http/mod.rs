@@ -8,7 +8,7 @@ mod legend;
 mod plan_tiles;
 pub mod tilejson;
 pub mod tiles;
-mod web;
+pub(crate) mod web;
 
 use std::sync::Arc;
 

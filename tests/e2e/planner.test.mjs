@@ -78,6 +78,32 @@ test('a new user signs up, draws a plan, reads its scores and reloads its permal
   await conditionTilesPainted(page);
   await shot(page, '02-condition-raw');
   await page.getByLabel('Normalized (−1 to 1)').check();
+  await conditionTilesPainted(page);
+
+  // Click the map: the condition's value there (added to the boundary's popup), the
+  // same value and band the point endpoint gives for that place.
+  await page.mouse.click(cx - 150, cy + 100);
+  const value = page.locator('.leaflet-popup .point-value[data-value=ready]');
+  await value.waitFor();
+  const text = await value.innerText();
+  assert.match(text, /^Total Carbon: -?[\d.]+ \((Poor|Fair|Ok|Good|Excellent)\), normalized$/);
+  const expected = await page.evaluate(async ([x, y]) => {
+    const { map } = window.planscape;
+    const rect = map.getContainer().getBoundingClientRect();
+    const at = map.containerPointToLatLng([x - rect.left, y - rect.top]);
+    // The shown layer, as the catalog names it.
+    const find = (o) => (o && typeof o === 'object'
+      ? (o.name === 'total_carbon' && o.layer ? o.layer : Object.values(o).map(find).find(Boolean))
+      : undefined);
+    const layer = find(await (await fetch('/planscape-backend/conditions')).json());
+    const r = await fetch(`/tiles/${layer}/point?lon=${at.lng.toFixed(6)}&lat=${at.lat.toFixed(6)}`);
+    return { layer, body: await r.json() };
+  }, [cx - 150, cy + 100]);
+  assert.ok(text.includes(`(${expected.body.band})`), `${text} vs ${JSON.stringify(expected.body)}`);
+  const v = expected.body.value;
+  assert.ok(text.includes(Number.isInteger(v) ? String(v) : v.toFixed(3)), `${text} vs ${v}`);
+  await shot(page, '02b-point-value');
+  await page.locator('.leaflet-popup-close-button').click();
 
   // A self-crossing outline is refused: the reason beside the outline, the place marked.
   const draw = async (corners) => {

@@ -90,6 +90,13 @@ export interface User { id: number; email: string; name: string; is_admin: boole
 export interface Session { user: User; token: string; expires_in: number }
 export type Role = 'viewer' | 'collaborator' | 'owner';
 export interface Region { slug: string; name: string }
+/** A raster layer's value at a point (`GET /tiles/{layer}/point`). */
+export interface PointValue {
+  layer: string; lon: number; lat: number; value: number; units?: string | null; label?: string | null;
+  band?: string | null; condition?: { region: string; name: string; display_name: string; values: 'normalized' | 'raw' } | null;
+}
+/** A basemap of the configuration (`GET /basemaps`). */
+export interface BasemapInfo { id: string; name: string; url: string; attribution: string; max_zoom: number }
 export interface Plan {
   id: number; name: string; region: string; area_acres: number; role: Role;
   owner_id: number; owner_name: string; created_at: string; updated_at: string;
@@ -147,6 +154,7 @@ export const api = {
     request<void>('PATCH', `${API}/plans/${id}/members/${userId}`, { role }),
   removeMember: (id: number, userId: number) => request<void>('DELETE', `${API}/plans/${id}/members/${userId}`),
 
+  basemaps: () => json<BasemapInfo[]>(`${API}/basemaps`),
   catalog: () => json<unknown>(`${TILES}`),
   tileJson: (layer: string) => {
     let p = tileJsonCache.get(layer);
@@ -158,4 +166,6 @@ export const api = {
     return p;
   },
   legend: (layer: string) => json<Legend>(`${TILES}/${encodeURIComponent(layer)}/legend`),
+  point: (layer: string, lon: number, lat: number) =>
+    json<PointValue>(`${TILES}/${encodeURIComponent(layer)}/point?lon=${lon.toFixed(6)}&lat=${lat.toFixed(6)}`),
 };

@@ -1,32 +1,28 @@
-// The basemap switch: OpenStreetMap by default, or a plain background. When basemap tiles
-// cannot be loaded (offline, blocked), the map falls back to the plain background and says
-// so: everything else on the map comes from this server and keeps working.
+// The basemap switch: the configured basemaps (`GET /planscape-backend/basemaps`,
+// OpenStreetMap by default) and a plain background. When basemap tiles cannot be loaded
+// (offline, blocked), the map falls back to the plain background and says so: everything
+// else on the map comes from this server and keeps working.
 import L from 'leaflet';
+import { api, type BasemapInfo } from './api';
 import { h, replace } from './dom';
 import type { UrlState } from './url-state';
 
-export interface Basemap {
-  id: string;
-  name: string;
-  /** URL template; none for the plain background. */
-  url?: string;
-  attribution?: string;
-  maxZoom?: number;
-}
+/** The app's own background: no tiles, no network. */
+const PLAIN = 'plain';
 
-/** The basemaps offered. A provider needing a key (e.g. Stadia) adds `?api_key=...` to `url`. */
-export const BASEMAPS: Basemap[] = [
+/** Used when the server's list cannot be read. */
+const FALLBACK: BasemapInfo[] = [
   {
     id: 'osm',
     name: 'OpenStreetMap',
     url: 'https://tile.openstreetmap.org/{z}/{x}/{y}.png',
     attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
-    maxZoom: 19,
+    max_zoom: 19,
   },
-  { id: 'plain', name: 'Plain background' },
 ];
 
 export class BasemapSwitch {
+  private basemaps: BasemapInfo[] = [];
   private layer: L.TileLayer | null = null;
   private current = '';
   private note = h('p', { class: 'note', role: 'status' });
@@ -34,37 +30,54 @@ export class BasemapSwitch {
 
   constructor(private map: L.Map, container: HTMLElement, private url: UrlState) {
     this.fieldset = h('fieldset', {}, h('legend', {}, 'Basemap'));
-    for (const b of BASEMAPS) {
+    container.append(this.fieldset, this.note);
+  }
+
+  /** Reads the configured basemaps and builds the switch. */
+  async start(): Promise<void> {
+    try {
+      this.basemaps = await api.basemaps();
+    } catch {
+      this.basemaps = FALLBACK;
+    }
+    const choices = [...this.basemaps.map((b) => ({ id: b.id, name: b.name })), { id: PLAIN, name: 'Plain background' }];
+    for (const b of choices) {
       const id = `basemap-${b.id}`;
       this.fieldset.append(h('div', { class: 'radio' },
         h('input', {
           type: 'radio', name: 'basemap', id, value: b.id,
-          onchange: () => { this.show(b.id); this.url.update({ basemap: b.id === BASEMAPS[0].id ? undefined : b.id }); },
+          onchange: () => { this.show(b.id); this.url.update({ basemap: b.id === this.defaultId() ? undefined : b.id }); },
         }),
         h('label', { for: id }, b.name)));
     }
-    container.append(this.fieldset, this.note);
+    this.apply();
+  }
+
+  private defaultId(): string {
+    return this.basemaps[0]?.id ?? PLAIN;
   }
 
   /** Shows the basemap of the URL state (the default when unknown). */
   apply(): void {
-    const id = this.url.state.basemap ?? BASEMAPS[0].id;
-    this.show(BASEMAPS.some((b) => b.id === id) ? id : BASEMAPS[0].id);
+    if (!this.fieldset.querySelector('input')) return; // not started yet
+    const id = this.url.state.basemap ?? this.defaultId();
+    const known = id === PLAIN || this.basemaps.some((b) => b.id === id);
+    this.show(known ? id : this.defaultId());
   }
 
   private show(id: string) {
     if (id === this.current) return;
     this.current = id;
-    const input = this.fieldset.querySelector<HTMLInputElement>(`input[value="${id}"]`);
+    const input = this.fieldset.querySelector<HTMLInputElement>(`input[value="${CSS.escape(id)}"]`);
     if (input) input.checked = true;
     replace(this.note);
     if (this.layer) {
       this.layer.remove();
       this.layer = null;
     }
-    const b = BASEMAPS.find((x) => x.id === id);
-    if (!b?.url) return;
-    const layer = L.tileLayer(b.url, { attribution: b.attribution, maxZoom: b.maxZoom ?? 19 });
+    const b = this.basemaps.find((x) => x.id === id);
+    if (!b) return;
+    const layer = L.tileLayer(b.url, { attribution: b.attribution, maxZoom: 18, maxNativeZoom: b.max_zoom });
     let loaded = 0;
     layer.on('tileload', () => { loaded += 1; });
     layer.on('tileerror', () => {

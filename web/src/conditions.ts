@@ -2,7 +2,7 @@
 // pillars -> elements -> metrics) with search, one condition shown at a time as a raster
 // tile layer, the raw/normalized switch, opacity, the legend and the metric's metadata.
 import L from 'leaflet';
-import { api, type MetricInfo, type RegionTree } from './api';
+import { ApiError, api, type MetricInfo, type RegionTree } from './api';
 import { h, replace, uid } from './dom';
 import { LegendPanel } from './legend';
 import { tileErrors } from './layers';
@@ -40,10 +40,12 @@ export class ConditionsPanel extends EventTarget {
   private layer: L.TileLayer | null = null;
   private layerName = '';
   private seq = 0;
+  private pointSeq = 0;
 
   constructor(private map: L.Map, container: HTMLElement, private url: UrlState) {
     super();
     map.createPane(CONDITION_PANE).style.zIndex = '350';
+    map.on('click', (e: L.LeafletMouseEvent) => void this.pointValue(e.latlng));
     const searchId = uid('condition-search');
     this.search = h('input', {
       id: searchId, type: 'search', placeholder: 'e.g. biomass, fire',
@@ -221,6 +223,46 @@ export class ConditionsPanel extends EventTarget {
     } catch (e) {
       if (seq === this.seq) this.error.textContent = `This layer cannot be shown: ${(e as Error).message}`;
     }
+  }
+
+  /** Click on the map: the shown condition's value there, added to the popup a boundary
+   *  opened for the same click, or in a popup of its own. */
+  private async pointValue(at: L.LatLng) {
+    const name = this.layerName;
+    if (!name || this.map.getContainer().classList.contains('drawing')) return;
+    const seq = ++this.pointSeq;
+    const n = this.url.state.condition ? this.nodes.get(this.url.state.condition) : undefined;
+    const title = n ? n.display_name : name;
+    const line = h('p', { class: 'point-value', role: 'status' }, h('strong', {}, `${title}: `), 'reading…');
+    // Let a boundary's click handler open its popup first.
+    await new Promise((r) => setTimeout(r, 0));
+    let popup: L.Popup | undefined;
+    this.map.eachLayer((l) => {
+      if (l instanceof L.Popup && l.getLatLng()?.equals(at)) popup = l;
+    });
+    const content = popup?.getContent();
+    if (popup && content instanceof HTMLElement) {
+      // Into the popup's own content node: Leaflet re-renders from it on update.
+      content.append(line);
+      popup.update();
+    } else {
+      L.popup({ maxWidth: 280 }).setLatLng(at).setContent(h('div', { class: 'feature-popup' }, line)).openOn(this.map);
+    }
+    let text: string;
+    try {
+      const p = await api.point(name, at.lng, at.lat);
+      const value = Math.abs(p.value) >= 100 || Number.isInteger(p.value) ? p.value.toLocaleString('en-US', { maximumFractionDigits: 1 })
+        : p.value.toFixed(3);
+      text = `${value}${p.units ? ` ${p.units}` : ''}`;
+      if (p.band) text += ` (${p.band})`;
+      else if (p.label) text += ` (${p.label})`;
+      if (p.condition?.values === 'normalized') text += ', normalized';
+    } catch (e) {
+      text = e instanceof ApiError && e.status === 422 ? 'no data here' : `cannot be read: ${(e as Error).message}`;
+    }
+    if (seq !== this.pointSeq) return;
+    line.lastChild?.replaceWith(text);
+    line.dataset.value = 'ready';
   }
 
   private renderMeta(n: ConditionNode | undefined, raw: boolean) {

@@ -62,9 +62,8 @@ url.addEventListener('change', () => {
 
 auth.addEventListener('user', (e) => void plans.setUser((e as CustomEvent).detail));
 
-basemap.apply();
 async function start() {
-  await Promise.all([boundaries.start(), conditions.start()]);
+  await Promise.all([basemap.start(), boundaries.start(), conditions.start()]);
   await auth.start();
   document.body.dataset.ready = 'true';
 }

@@ -152,5 +152,11 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
                 }
             }),
         )
+        // The document rendered (Swagger UI, built by web/build.mjs into
+        // `web_dir/docs`), under the API's prefix so that a proxy of the API serves it too.
+        .nest_service(
+            "/docs",
+            super::web::router(&state.config.web_dir.join("docs")),
+        )
         .layer(DefaultBodyLimit::max(limit))
 }
