@@ -1033,6 +1033,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         ("GET", "/regions"),
         ("GET", "/plans"),
         ("POST", "/plans"),
+        ("POST", "/plans/upload"),
         ("GET", "/plans/1"),
         ("PATCH", "/plans/1"),
         ("DELETE", "/plans/1"),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::config::{Config, Resampling};
-use crate::import::{ImportOptions, import_raster};
+use crate::import::{ImportOptions, VectorImportOptions, import_raster, import_vector};
 
 use super::BoxError;
 
@@ -14,6 +14,30 @@ pub enum ImportCommand {
     /// Turn a raster (any GDAL format, any CRS) into a Cloud-Optimized GeoTIFF in
     /// EPSG:3857, keep the original beside it, and register a raster layer in the config.
     Raster(RasterArgs),
+    /// Load a vector file (GeoJSON, Shapefile or zipped Shapefile, GeoPackage, any CRS)
+    /// into a PostGIS table in EPSG:4326 with a GiST index, and register a vector layer
+    /// in the config.
+    Vector(VectorArgs),
+}
+
+/// `planscape import vector` arguments.
+#[derive(clap::Args)]
+pub struct VectorArgs {
+    /// The input file (a `.zip` holding a Shapefile is read as it is).
+    input: PathBuf,
+    /// Layer name.
+    #[arg(long)]
+    layer: String,
+    /// Target table, `table` or `schema.table` (default: the layer name, `-` as `_`,
+    /// in `public`); it must not exist yet.
+    #[arg(long)]
+    table: Option<String>,
+    /// The file's layer to read (default: its first).
+    #[arg(long)]
+    source_layer: Option<String>,
+    /// Do not add the layer to the config file.
+    #[arg(long)]
+    no_register: bool,
 }
 
 /// `planscape import raster` arguments.
@@ -64,7 +88,27 @@ pub async fn run(
 ) -> Result<(), BoxError> {
     match what {
         ImportCommand::Raster(args) => raster(config, config_path, args).await,
+        ImportCommand::Vector(args) => vector(config, config_path, args).await,
     }
+}
+
+async fn vector(config: &Config, config_path: PathBuf, args: VectorArgs) -> Result<(), BoxError> {
+    let opts = VectorImportOptions {
+        input: args.input,
+        layer: args.layer,
+        table: args.table,
+        source_layer: args.source_layer,
+        register: (!args.no_register).then_some(config_path),
+    };
+    let imported = import_vector(&config.database, &opts).await?;
+    println!(
+        "imported: {} rows into {} ({}; columns: {})",
+        imported.rows,
+        imported.table,
+        imported.geometry_type,
+        imported.columns.join(", ")
+    );
+    Ok(())
 }
 
 async fn raster(config: &Config, config_path: PathBuf, args: RasterArgs) -> Result<(), BoxError> {

@@ -256,11 +256,12 @@ impl Config {
             || a.login_max_failures == 0
             || a.login_window_s == 0
             || a.max_body_kb == 0
+            || a.max_upload_kb == 0
             || a.plan_max_vertices < 4
         {
             return Err(invalid(
                 "accounts",
-                "session_ttl_s, login_max_failures, login_window_s and max_body_kb must be positive, plan_max_vertices at least 4".into(),
+                "session_ttl_s, login_max_failures, login_window_s, max_body_kb and max_upload_kb must be positive, plan_max_vertices at least 4".into(),
             ));
         }
         if !(a.plan_max_area_acres.is_finite() && a.plan_max_area_acres > 0.0) {

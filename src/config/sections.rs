@@ -43,6 +43,9 @@ pub struct AccountsConfig {
     /// Largest request body of the REST API, KiB (413 beyond).
     #[serde(default = "default_max_body_kb")]
     pub max_body_kb: usize,
+    /// Largest uploaded plan file (`POST /plans/upload`), KiB (413 beyond).
+    #[serde(default = "default_max_upload_kb")]
+    pub max_upload_kb: usize,
     /// Largest plan, acres.
     #[serde(default = "default_plan_max_area")]
     pub plan_max_area_acres: f64,
@@ -66,6 +69,9 @@ fn default_login_window() -> u64 {
 fn default_max_body_kb() -> usize {
     2048
 }
+fn default_max_upload_kb() -> usize {
+    10 * 1024
+}
 fn default_plan_max_area() -> f64 {
     5_000_000.0
 }
@@ -80,6 +86,7 @@ impl Default for AccountsConfig {
             login_max_failures: default_login_failures(),
             login_window_s: default_login_window(),
             max_body_kb: default_max_body_kb(),
+            max_upload_kb: default_max_upload_kb(),
             plan_max_area_acres: default_plan_max_area(),
             plan_max_vertices: default_plan_max_vertices(),
             signing_key: None,

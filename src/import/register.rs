@@ -48,6 +48,8 @@ pub fn append_layer(config: &Path, name: &str, mut table: Table) -> Result<(), I
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e| ImportError::Invalid(format!("{}: {e}", config.display())))?;
+    let trailing = doc.trailing().as_str().unwrap_or("").to_owned();
+    doc.set_trailing("");
     let layers = doc
         .entry("layers")
         .or_insert_with(|| {
@@ -62,9 +64,10 @@ pub fn append_layer(config: &Path, name: &str, mut table: Table) -> Result<(), I
                 config.display()
             ))
         })?;
-    // After every section the file has, one blank line before it.
+    // After every section the file has, one blank line before it. Comments at the end of
+    // the file (the document's trailing text) stay before the new section.
     table.set_position(Some(isize::MAX));
-    table.decor_mut().set_prefix("\n");
+    table.decor_mut().set_prefix(format!("{trailing}\n"));
     layers.insert(name, Item::Table(table));
 
     let partial = config.with_extension("toml.partial");
@@ -113,6 +116,14 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).expect("read"),
             "listen = \"0.0.0.0:8080\"\n\n[layers.fuel]\n"
+        );
+
+        // A file of comments only: the comments stay first.
+        std::fs::write(&path, "# my layers\n# more\n").expect("write");
+        append_layer(&path, "fuel", Table::new()).expect("append");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "# my layers\n# more\n\n[layers.fuel]\n"
         );
 
         std::fs::remove_file(&path).expect("remove");

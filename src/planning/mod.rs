@@ -14,3 +14,4 @@ pub mod scores;
 pub mod stands;
 pub mod stats;
 pub mod units;
+pub mod upload;

@@ -9,6 +9,7 @@ pub mod extract;
 mod plans;
 pub mod point;
 mod scenarios;
+mod upload;
 
 use std::sync::Arc;
 
@@ -114,6 +115,7 @@ fn document_tile_paths(doc: &mut utoipa::openapi::OpenApi) {
 
 /// The API's router (to nest under [`PREFIX`]) and its OpenAPI document.
 pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let upload_limit = state.config.accounts.max_upload_kb.saturating_mul(1024);
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::signup))
         .routes(routes!(auth::login))
@@ -123,6 +125,12 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(plans::regions))
         .routes(routes!(basemaps::list))
         .routes(routes!(plans::list, plans::create))
+        .merge(
+            // Uploaded files have a limit of their own (checked while the body streams).
+            OpenApiRouter::new()
+                .routes(routes!(upload::upload))
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .routes(routes!(plans::get, plans::update, plans::delete))
         .routes(routes!(plans::members, plans::invite))
         .routes(routes!(plans::change_role, plans::remove))

@@ -59,7 +59,8 @@ pub struct RoleChange {
     pub role: Role,
 }
 
-fn limits(state: &AppState) -> Limits {
+/// The plan limits of the configuration.
+pub(super) fn limits(state: &AppState) -> Limits {
     Limits {
         max_area_acres: state.config.accounts.plan_max_area_acres,
         max_vertices: state.config.accounts.plan_max_vertices,
