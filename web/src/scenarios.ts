@@ -186,7 +186,8 @@ export class ScenariosPanel {
         h('span', { class: 'elapsed', 'aria-hidden': 'true' }, ` ${seconds} s`));
     } else if (s.status === 'done') {
       const secs = s.summary?.seconds;
-      replace(status, `Done${secs !== undefined ? ` in ${secs.toFixed(1)} s` : ''}.`);
+      const took = secs === undefined ? '' : secs < 0.1 ? ' in under 0.1 s' : ` in ${secs.toFixed(1)} s`;
+      replace(status, `Done${took}.`);
     } else {
       replace(status, `Failed: ${s.reason ?? 'no reason given'}.`);
     }
@@ -657,8 +658,10 @@ class ScenarioForm {
       this.formError.textContent = `${name}: ${message}`;
       return;
     }
-    target.error.textContent = name === 'max_treatment_share' && message.includes('(0, 1]')
-      ? 'Must be more than 0 and at most 100 %.' : message;
+    // The API's message may start with the field's name, which the place already says.
+    const text = message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message;
+    target.error.textContent = name === 'max_treatment_share' && text.includes('(0, 1]')
+      ? 'Must be more than 0 and at most 100 %.' : text.charAt(0).toUpperCase() + text.slice(1);
     target.control?.setAttribute('aria-invalid', 'true');
     target.control?.focus();
   }
