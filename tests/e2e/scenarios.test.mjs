@@ -220,6 +220,13 @@ test('a planner runs scenarios, reads their ranked project areas, compares them 
   await page.waitForTimeout(300);
   await detail.locator('.area-table').scrollIntoViewIfNeeded();
   await shot(page, '14-scenario-phone');
+  await page.getByRole('button', { name: 'New scenario' }).click();
+  await form.getByLabel('Condition', { exact: true }).selectOption('sierra_nevada/total_carbon');
+  await form.getByRole('button', { name: 'Add priority' }).click();
+  await form.getByLabel('Stand size').scrollIntoViewIfNeeded();
+  await shot(page, '15-scenario-form-phone');
+  await form.getByRole('button', { name: 'Cancel' }).click();
+  await form.waitFor({ state: 'detached' });
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // A viewer of the plan sees the scenarios and their areas, and no control to change them.
