@@ -47,6 +47,7 @@ export class ScenariosPanel {
   private rows = new Map<number, { tr: HTMLTableRowElement; button: HTMLButtonElement }>();
   private compareWith: number | undefined;
   private drafts: L.Layer[] = [];
+  private form: ScenarioForm | null = null;
   private statusLine = h('p');
   private focusTitle = false;
 
@@ -92,6 +93,8 @@ export class ScenariosPanel {
     this.seq += 1;
     clearTimeout(this.timer);
     this.clearMap();
+    this.form?.stop();
+    this.form = null;
     this.clearDrafts();
   }
 
@@ -442,11 +445,14 @@ export class ScenariosPanel {
         toggle?.focus();
       },
     });
+    this.form = form;
     replace(this.formBox, form.element);
     form.focus();
   }
 
   private closeForm() {
+    this.form?.stop();
+    this.form = null;
     this.clearDrafts();
     replace(this.formBox);
     this.actions.querySelector('button')?.setAttribute('aria-expanded', 'false');
@@ -471,6 +477,7 @@ class ScenarioForm {
   private errors = new Map<string, { error: HTMLElement; control?: HTMLElement }>();
   private formError = h('p', { class: 'form-error', role: 'alert' });
   private exclusions: { geometry: GeoJSON.Polygon; layer: L.Layer }[] = [];
+  private drawing = false;
   private exclusionList = h('ul', { class: 'exclusions', 'aria-label': 'Areas left out' });
 
   constructor(private map: L.Map, private plan: Plan, private conditions: ConditionsPanel, name: string, private hooks: FormHooks) {
@@ -513,7 +520,7 @@ class ScenarioForm {
 
     const excludeError = errorLine();
     const drawButton = h('button', { type: 'button', onclick: () => void this.drawExclusion(drawButton, excludeHint) }, 'Draw an area to leave out');
-    const excludeHint = h('p', { class: 'hint', role: 'status' });
+    const excludeHint = h('div', { class: 'hint' });
     this.errors.set('exclude', { error: excludeError, control: drawButton });
     const exclusions = h('fieldset', {}, h('legend', {}, 'Areas to leave out (optional)'),
       this.exclusionList, excludeHint, drawButton, excludeError);
@@ -562,6 +569,11 @@ class ScenarioForm {
     this.name.input.focus();
   }
 
+  /** Ends a drawing in progress (the form is closing). */
+  stop(): void {
+    if (this.drawing) void import('./draw').then((d) => d.cancelDrawing(this.map));
+  }
+
   private addPriority(node?: ConditionNode) {
     const n = node ?? this.conditions.nodes.get(this.pick.value);
     if (!n || this.priorities.some((p) => p.node.key === n.key)) {
@@ -602,20 +614,24 @@ class ScenarioForm {
 
   private async drawExclusion(button: HTMLButtonElement, hint: HTMLElement) {
     button.disabled = true;
-    hint.textContent = 'Click on the map to place the corners; click the first corner to finish (Esc cancels).';
+    const cancel = h('button', { type: 'button', onclick: async () => (await import('./draw')).cancelDrawing(this.map) }, 'Cancel drawing');
+    replace(hint, h('p', { role: 'status' }, 'Click on the map to place the corners; click the first corner to finish.'), cancel);
+    this.drawing = true;
     try {
       const { drawPolygon } = await import('./draw');
       const drawn = await drawPolygon(this.map);
+      this.drawing = false;
       if (drawn) {
         drawn.layer.setStyle(EXCLUDED);
         this.hooks.drafts.push(drawn.layer);
         this.exclusions.push({ geometry: drawn.geometry, layer: drawn.layer });
         this.renderExclusions();
       }
-      hint.textContent = '';
+      replace(hint);
     } catch (e) {
-      hint.textContent = `Drawing is not available: ${String(e)}`;
+      replace(hint, h('p', { role: 'status' }, `Drawing is not available: ${String(e)}`));
     }
+    this.drawing = false;
     button.disabled = false;
     button.focus();
   }
