@@ -123,6 +123,24 @@ export interface TileJson {
   vector_layers?: { id: string; fields?: Record<string, string> }[]; attribution?: string;
 }
 export interface LegendEntry { color: string; value?: number | null; label?: string | null; units?: string | null }
+export interface Priority { condition: string; weight: number }
+export interface ScenarioConfig {
+  name: string; priorities: Priority[]; stand_size_acres: number; max_treatment_share: number;
+  max_project_areas: number; exclude?: GeoJSON.Polygon | GeoJSON.MultiPolygon | null;
+}
+export type ScenarioStatus = 'pending' | 'running' | 'done' | 'failed';
+export interface ScenarioSummary {
+  stands?: number; scored_stands?: number; budget_acres?: number; treated_acres?: number;
+  project_areas?: number; seconds?: number; compute_seconds?: number;
+}
+export interface ProjectAreaProps { rank: number; score: number; area_acres: number; stand_count: number }
+export type ProjectAreas = GeoJSON.FeatureCollection<GeoJSON.MultiPolygon | GeoJSON.Polygon, ProjectAreaProps>;
+export interface Scenario {
+  id: number; plan_id: number; name: string; status: ScenarioStatus; reason?: string | null;
+  config: Partial<ScenarioConfig>; summary?: ScenarioSummary | null; created_at: string;
+  finished_at?: string | null; project_areas?: ProjectAreas | null;
+}
+export type ExportFormat = 'geojson' | 'shapefile' | 'csv';
 export interface Legend { layer: string; style?: string; type: 'ramp' | 'classes'; units?: string | null; entries: LegendEntry[] }
 
 const json = <T>(url: string) => request<T>('GET', url);
@@ -155,6 +173,16 @@ export const api = {
   removeMember: (id: number, userId: number) => request<void>('DELETE', `${API}/plans/${id}/members/${userId}`),
 
   basemaps: () => json<BasemapInfo[]>(`${API}/basemaps`),
+  scenarios: (planId: number) => json<Scenario[]>(`${API}/plans/${planId}/scenarios`),
+  scenario: (sid: number) => json<Scenario>(`${API}/scenarios/${sid}`),
+  createScenario: (planId: number, config: ScenarioConfig) =>
+    request<Scenario>('POST', `${API}/plans/${planId}/scenarios`, config),
+  deleteScenario: (sid: number) => request<void>('DELETE', `${API}/scenarios/${sid}`),
+  /** A done scenario's download (`GET /scenarios/{sid}/export?format=`). */
+  exportUrl: (sid: number, format: ExportFormat) => `${API}/scenarios/${sid}/export?format=${format}`,
+  /** The scenario's project areas as a private vector tile layer. */
+  projectAreaTiles: (sid: number) => `${TILES}/scenarios/${sid}/project_areas/{z}/{x}/{y}.mvt`,
+
   catalog: () => json<unknown>(`${TILES}`),
   tileJson: (layer: string) => {
     let p = tileJsonCache.get(layer);

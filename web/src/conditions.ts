@@ -88,6 +88,11 @@ export class ConditionsPanel extends EventTarget {
     return this.roots.some((r) => r.region === region);
   }
 
+  /** A region's tree (its shown pillars, elements and metrics), for pickers. */
+  regionTree(region: string): ConditionNode | undefined {
+    return this.roots.find((r) => r.region === region);
+  }
+
   /** Display name of a condition of a region (for score tables). */
   displayName(region: string, name: string): string {
     return this.nodes.get(`${region}/${name}`)?.display_name ?? name.replace(/_/g, ' ');

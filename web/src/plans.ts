@@ -1,11 +1,12 @@
 // The plans panel: the user's plans (own and shared, with the role), drawing a new one,
 // renaming and deleting; and the plan page of the selected plan (in the URL): its
-// outline on the map, acres, and its scores by band.
+// outline on the map, acres, sharing, its scenarios and its scores by band.
 import L from 'leaflet';
 import { ApiError, api, type Plan, type Region, type User } from './api';
 import type { ConditionsPanel } from './conditions';
 import { formatAcres, h, replace, uid } from './dom';
 import { FormErrors, field } from './form';
+import { ScenariosPanel } from './scenarios';
 import { ScoresTable, type ScoreRow } from './scores';
 import { SharingPanel } from './sharing';
 import type { UrlState } from './url-state';
@@ -25,6 +26,7 @@ export class PlansPanel {
   private marker: L.CircleMarker | null = null;
   private shownPlan = 0;
   private seq = 0;
+  private scenarios: ScenariosPanel | null = null;
 
   constructor(
     private map: L.Map,
@@ -54,6 +56,7 @@ export class PlansPanel {
   private render() {
     if (!this.user) {
       replace(this.body, h('p', {}, 'Sign in to draw plans and read their scores.'), this.message);
+      this.closeScenarios();
       this.clearMap();
       return;
     }
@@ -70,11 +73,11 @@ export class PlansPanel {
     replace(this.list, ...this.plans.map((p) => {
       const selected = this.url.state.plan === p.id;
       const a = h('a', {
-        href: this.url.link({ plan: p.id }), class: 'plan-link', 'aria-current': selected ? 'true' : undefined,
+        href: this.url.link({ plan: p.id, scenario: undefined }), class: 'plan-link', 'aria-current': selected ? 'true' : undefined,
         onclick: (ev: MouseEvent) => {
           if (ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
           ev.preventDefault();
-          this.url.update({ plan: p.id });
+          this.url.update({ plan: p.id, scenario: undefined });
           void this.apply();
         },
       }, p.name);
@@ -91,12 +94,17 @@ export class PlansPanel {
     this.renderList();
     if (!id) {
       this.shownPlan = 0;
+      this.closeScenarios();
       replace(this.page);
       this.clearMap();
       return;
     }
-    if (id === this.shownPlan) return;
+    if (id === this.shownPlan) {
+      this.scenarios?.apply();
+      return;
+    }
     this.shownPlan = id;
+    this.closeScenarios();
     const seq = ++this.seq;
     replace(this.page, h('p', { class: 'loading' }, 'Loading the plan…'));
     try {
@@ -107,11 +115,15 @@ export class PlansPanel {
       const scoresStatus = h('p', { class: 'loading', role: 'status' }, 'Computing scores…');
       const sharing = new SharingPanel(plan, this.user!, () => {
         this.plans = this.plans.filter((p) => p.id !== plan.id);
-        this.url.update({ plan: undefined });
+        this.url.update({ plan: undefined, scenario: undefined });
         void this.apply();
       });
-      replace(this.page, ...this.header(plan), sharing.element, h('h3', {}, 'Scores'), scoresStatus, table.element);
+      const scenarios = new ScenariosPanel(this.map, plan, this.url, this.conditions);
+      this.scenarios = scenarios;
+      replace(this.page, ...this.header(plan), sharing.element, scenarios.element,
+        h('h3', {}, 'Scores'), scoresStatus, table.element);
       void sharing.load();
+      void scenarios.load();
       const scores = await api.scores(id);
       if (seq !== this.seq) return;
       scoresStatus.remove();
@@ -171,7 +183,7 @@ export class PlansPanel {
           try {
             await api.deletePlan(plan.id);
             this.plans = this.plans.filter((p) => p.id !== plan.id);
-            this.url.update({ plan: undefined });
+            this.url.update({ plan: undefined, scenario: undefined });
             await this.apply();
           } catch (e) {
             error.textContent = describe(e);
@@ -215,6 +227,11 @@ export class PlansPanel {
     }).addTo(this.map);
     const bounds = this.outline.getBounds();
     if (bounds.isValid() && !this.map.getBounds().contains(bounds)) this.map.fitBounds(bounds, { padding: [24, 24] });
+  }
+
+  private closeScenarios() {
+    this.scenarios?.dispose();
+    this.scenarios = null;
   }
 
   private clearMap() {
@@ -277,7 +294,7 @@ export class PlansPanel {
         const plan = await api.createPlan(name.input.value.trim(), region.value, geometry);
         close();
         this.plans = [plan, ...this.plans];
-        this.url.update({ plan: plan.id });
+        this.url.update({ plan: plan.id, scenario: undefined });
         await this.apply();
       } catch (e) {
         if (e instanceof ApiError && e.field === 'region') regionError.textContent = e.describe();

@@ -1,6 +1,6 @@
 // The app's state lives in the URL query, so that every view is a permalink:
 //   ?map=ZOOM/LAT/LNG&layers=regions,watersheds&condition=REGION/NODE&raw=1&opacity=0.7
-//    &basemap=plain&plan=ID
+//    &basemap=plain&plan=ID&scenario=ID
 // Panels read it on start and on back/forward (`change` events), and write it with
 // `update`: a new history entry for what a user chose, a replaced one for map moves.
 
@@ -15,6 +15,8 @@ export interface AppState {
   opacity: number;
   basemap?: string;
   plan?: number;
+  /** Scenario shown on the plan page (meaningful with `plan`). */
+  scenario?: number;
 }
 
 export function parse(search: string): AppState {
@@ -33,6 +35,8 @@ export function parse(search: string): AppState {
   if (basemap) state.basemap = basemap;
   const plan = Number(q.get('plan'));
   if (Number.isInteger(plan) && plan > 0) state.plan = plan;
+  const scenario = Number(q.get('scenario'));
+  if (state.plan && Number.isInteger(scenario) && scenario > 0) state.scenario = scenario;
   return state;
 }
 
@@ -49,6 +53,7 @@ export function serialize(state: AppState): string {
   if (state.opacity !== 0.75) q.set('opacity', String(state.opacity));
   if (state.basemap) q.set('basemap', state.basemap);
   if (state.plan) q.set('plan', String(state.plan));
+  if (state.plan && state.scenario) q.set('scenario', String(state.scenario));
   const s = q.toString().replace(/%2F/g, '/').replace(/%2C/g, ',');
   return s ? `?${s}` : '';
 }
