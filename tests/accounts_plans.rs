@@ -87,6 +87,10 @@ async fn accounts_sessions_and_passwords() {
         (status, body["error"]["code"].as_str()),
         (409, Some("email_taken"))
     );
+    assert_eq!(
+        body["error"]["field"], "email",
+        "the field it names: {body}"
+    );
 
     let (status, _, me) = call(&server, Method::GET, "/auth/me", Some(&token), None).await;
     assert_eq!((status, me["email"].as_str()), (200, Some(mail.as_str())));
@@ -987,7 +991,24 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
     );
     let mut operations = Vec::new();
     for (path, item) in paths {
+        // A path served outside the API's prefix names its own server ("/").
+        let prefix = match item["servers"][0]["url"].as_str() {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => API.to_owned(),
+        };
         for (method, op) in item.as_object().expect("item") {
+            if method == "servers" {
+                continue;
+            }
+            // Path parameters are in the path; the rest say where they go.
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let name = param["name"].as_str().unwrap_or_default();
+                assert_eq!(
+                    param["in"] == "path",
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: parameter {param}"
+                );
+            }
             operations.push((
                 op.get("security").is_some(),
                 method.to_uppercase(),
@@ -995,14 +1016,16 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
                     .replace("{user_id}", "1")
                     .replace("{region}", "1")
                     .replace("{name}", "1")
-                    .replace("{sid}", "1"),
+                    .replace("{sid}", "1")
+                    .replace("{layer}", "1"),
+                prefix.clone(),
             ));
         }
     }
-    for (secured, method, path) in &operations {
+    for (secured, method, path, prefix) in &operations {
         let method = Method::from_bytes(method.as_bytes()).expect("method");
         let resp = client()
-            .request(method.clone(), format!("{}{API}{path}", server.base))
+            .request(method.clone(), format!("{}{prefix}{path}", server.base))
             .header("content-type", "application/json")
             .body("{}")
             .send()
@@ -1049,10 +1072,15 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         ("GET", "/plans/1/scenarios"),
         ("GET", "/scenarios/1"),
         ("DELETE", "/scenarios/1"),
+        ("GET", "/scenarios/1/export"),
+        ("GET", "/basemaps"),
+        ("GET", "/tiles/1/point"),
     ];
     for (method, path) in expected {
         assert!(
-            operations.iter().any(|(_, m, p)| m == method && p == path),
+            operations
+                .iter()
+                .any(|(_, m, p, _)| m == method && p == path),
             "{method} {path} missing"
         );
     }

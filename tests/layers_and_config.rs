@@ -104,7 +104,7 @@ async fn broken_layers_are_reported_and_the_rest_serve() {
     scratch.load_counties("counties").await;
     let s = &scratch.schema;
     let config = format!(
-        "[layers.counties]\ntype = \"vector\"\ntable = \"{s}.counties\"\nproperties = [\"name\"]\n\
+        "[layers.counties]\ntype = \"vector\"\ntable = \"{s}.counties\"\nproperties = [\"name\"]\ndescription = \"California counties\"\n\
          [layers.missing_table]\ntype = \"vector\"\ntable = \"{s}.nope\"\n\
          [layers.missing_column]\ntype = \"vector\"\ntable = \"{s}.counties\"\nproperties = [\"population\"]\n\
          [layers.not_geometry]\ntype = \"vector\"\ntable = \"{s}.counties\"\ngeometry = \"name\"\n\
@@ -138,6 +138,12 @@ async fn broken_layers_are_reported_and_the_rest_serve() {
         .as_array()
         .and_then(|l| l.iter().find(|e| e["id"] == "missing_table").cloned());
     assert!(entry.is_some_and(|e| e["error"].is_string()));
+    let counties = catalog["layers"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["id"] == "counties").cloned())
+        .expect("counties listed");
+    assert_eq!(counties["type"], "vector");
+    assert_eq!(counties["description"], "California counties");
 
     let tile = server.get("/tiles/missing_table/0/0/0.mvt", &[]).await;
     assert_eq!(tile.status(), 503);

@@ -197,11 +197,14 @@ impl From<crate::coverage::CoverageError> for ApiError {
 impl From<crate::accounts::AccountError> for ApiError {
     fn from(e: crate::accounts::AccountError) -> Self {
         match e {
-            crate::accounts::AccountError::EmailTaken => Self::new(
-                StatusCode::CONFLICT,
-                "email_taken",
-                "an account with this email exists",
-            ),
+            crate::accounts::AccountError::EmailTaken => Self {
+                field: Some("email".to_owned()),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "email_taken",
+                    "an account with this email exists",
+                )
+            },
             crate::accounts::AccountError::Invalid(field, message) => {
                 Self::invalid_field(field, message)
             }

@@ -34,6 +34,13 @@ pub async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
                     entry["format"] = json!(source.format().extension());
                     entry["minzoom"] = json!(source.minzoom());
                     entry["maxzoom"] = json!(source.maxzoom());
+                    let description = match source {
+                        Source::Vector(v) => &v.description,
+                        Source::Raster(r) => &r.description,
+                    };
+                    if let Some(d) = description {
+                        entry["description"] = json!(d);
+                    }
                 }
                 Err(e) => entry["error"] = json!(e),
             }

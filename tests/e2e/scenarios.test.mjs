@@ -4,10 +4,15 @@
 // highlight them on the map and a click on the map selecting the row; the scenario is in
 // the permalink (reload, back/forward); a second scenario with an area left out (drawn on
 // the map) is compared with the first, then deleted with confirmation. The account and the
-// plan are made through the API (the drawing screen has a test of its own). The download
-// links are checked for presence only (the export endpoint is not served yet).
+// plan are made through the API (the drawing screen has a test of its own). The downloads
+// (GeoJSON, zipped Shapefile, CSV) are clicked as a planner would and the files opened with
+// GDAL's `ogrinfo`: every project area is in them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   BASE, accessibilityViolations, leafletTileErrors, open, settled, shot, uniqueEmail,
 } from './browser.mjs';
@@ -137,10 +142,21 @@ test('a planner runs scenarios, reads their ranked project areas, compares them 
   assert.deepEqual(rows.map((r) => r.rank), first.project_areas.features.map((f) => f.properties.rank));
   assert.deepEqual(rows.map((r) => r.rank), Array.from({ length: n }, (_, i) => i + 1));
   for (let i = 1; i < n; i++) assert.ok(rows[i].score <= rows[i - 1].score, 'ranked by score');
-  for (const format of ['geojson', 'shapefile', 'csv']) {
-    assert.equal(await detail.locator(`a[data-format=${format}]`).getAttribute('href'),
-      `/planscape-backend/scenarios/${sid}/export?format=${format}`);
+  // The downloads, clicked: files GDAL opens, with every project area.
+  const downloads = mkdtempSync(join(tmpdir(), 'planscape-export-'));
+  for (const [format, ext] of [['geojson', 'geojson'], ['shapefile', 'zip'], ['csv', 'csv']]) {
+    const link = detail.locator(`a[data-format=${format}]`);
+    assert.equal(await link.getAttribute('href'), `/planscape-backend/scenarios/${sid}/export?format=${format}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    assert.equal(download.suggestedFilename(), `scenario-${sid}-project-areas.${ext}`);
+    const file = join(downloads, download.suggestedFilename());
+    await download.saveAs(file);
+    const info = execFileSync('ogrinfo', ['-ro', '-al', '-so', ext === 'zip' ? `/vsizip/${file}` : file], { encoding: 'utf8' });
+    assert.match(info, new RegExp(`Feature Count: ${n}\\b`), `${format}: ${info}`);
+    assert.match(info, format === 'csv' ? /rank: String/ : /rank: Integer/, `${format}: ${info}`);
+    if (format !== 'csv') assert.match(info, /WGS 84|WGS_1984/, `${format}: ${info}`);
   }
+  rmSync(downloads, { recursive: true, force: true });
 
   // A row highlights its area on the map; a click on the map selects the area's row.
   await detail.getByRole('button', { name: 'Project area 1: show on the map' }).click();

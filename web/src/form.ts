@@ -14,9 +14,6 @@ export function field(label: string, name: string, type = 'text', autocomplete?:
   return { wrap, input, error };
 }
 
-// Errors the API does not (yet) tie to a field, but that belong to one.
-const CODE_FIELDS: Record<string, string> = { email_taken: 'email' };
-
 /** A form's error display: one line per field, one for the whole form. */
 export class FormErrors {
   readonly formError = h('p', { class: 'form-error', role: 'alert' });
@@ -35,7 +32,7 @@ export class FormErrors {
   show(e: unknown): void {
     this.clear();
     const message = e instanceof ApiError ? e.describe() : String(e);
-    const name = e instanceof ApiError ? e.field ?? CODE_FIELDS[e.code] : undefined;
+    const name = e instanceof ApiError ? e.field : undefined;
     const f = name ? this.fields.find((x) => x.input.name === name) : undefined;
     if (f) {
       f.error.textContent = message;

@@ -31,7 +31,10 @@ pub const PREFIX: &str = "/planscape-backend";
         `X-Planscape-CSRF` header) or `Authorization: Bearer TOKEN`."),
     servers((url = "/planscape-backend")),
     tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions"), (name = "scenarios"), (name = "map")),
-    components(schemas(crate::accounts::access::Role))
+    components(schemas(
+        crate::accounts::access::Role,
+        crate::planning::scenarios::export::ExportFormat
+    ))
 )]
 struct ApiDoc;
 

@@ -19,6 +19,7 @@ use crate::tile::{MAX_LATITUDE, lonlat_to_mercator};
 /// Where to read.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PointQuery {
     /// Longitude, degrees (-180 to 180).
     pub lon: f64,

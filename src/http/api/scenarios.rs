@@ -99,6 +99,7 @@ pub async fn delete(
 /// The export's format.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `geojson`, `shapefile` (a zip) or `csv` (outlines as WKT).
     pub format: ExportFormat,
@@ -110,7 +111,7 @@ pub struct ExportQuery {
     params(("sid" = i64, Path, description = "scenario id"), ExportQuery),
     responses(
         (status = 200, description = "the file, as an attachment", content(
-            (Vec<u8> = "application/geo+json"), (Vec<u8> = "application/zip"), (String = "text/csv"))),
+            (String = "application/geo+json"), (String = "application/zip"), (String = "text/csv"))),
         (status = 400, description = "missing or unknown format"),
         (status = 404, description = "no such scenario"),
         (status = 409, description = "the scenario is not done")))]
