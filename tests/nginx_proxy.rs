@@ -50,6 +50,15 @@ fn start_nginx(upstream: &str) -> Nginx {
         "<!doctype html><title>Planscape server</title>",
     )
     .expect("web root");
+    // The API reference as web/build.mjs writes it.
+    std::fs::create_dir_all(web.join("docs")).expect("docs dir");
+    std::fs::write(
+        web.join("docs/index.html"),
+        "<!doctype html><title>Planscape API reference</title>\
+         <script src=\"/planscape-backend/docs/docs-AB12CD34.js\"></script>",
+    )
+    .expect("docs index");
+    std::fs::write(web.join("docs/docs-AB12CD34.js"), "SwaggerUIBundle();").expect("docs js");
     let port = free_port();
     let proxy = dir.join("planscape-proxy.conf");
     std::fs::copy(root.join("docker/nginx/planscape-proxy.conf"), &proxy).expect("copy proxy conf");
@@ -228,6 +237,27 @@ async fn nginx_forwards_api_and_tiles_with_the_public_prefix() {
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("html");
     assert!(html.contains("Planscape server"), "{html}");
+    // So is the API reference, under the API's prefix, before the API's forwarding.
+    for path in ["/planscape-backend/docs", "/planscape-backend/docs/"] {
+        let docs = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("docs");
+        assert_eq!(docs.status(), 200, "{path}");
+        assert_eq!(docs.headers()["cache-control"], "no-cache", "{path}");
+        assert!(docs.text().await.expect("html").contains("API reference"));
+    }
+    let script = client
+        .get(format!("{base}/planscape-backend/docs/docs-AB12CD34.js"))
+        .send()
+        .await
+        .expect("docs script");
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     assert_eq!(
         client
             .get(format!("{base}/health"))
