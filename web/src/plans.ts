@@ -1,5 +1,5 @@
 // The plans panel: the user's plans (own and shared, with the role), drawing or
-// uploading a new one, renaming and deleting; and the plan page of the selected plan (in the URL): its
+// uploading a new one, renaming, redrawing and deleting; and the plan page of the selected plan (in the URL): its
 // outline on the map, acres, sharing, its scenarios and its scores by band.
 import L from 'leaflet';
 import { ApiError, api, type Plan, type Region, type User } from './api';
@@ -7,6 +7,7 @@ import type { ConditionsPanel } from './conditions';
 import { formatAcres, h, replace } from './dom';
 import { FormErrors, field, regionField } from './form';
 import { problemAt } from './problem';
+import { redraw } from './redraw';
 import { ScenariosPanel } from './scenarios';
 import { ScoresTable, type ScoreRow } from './scores';
 import { SharingPanel } from './sharing';
@@ -31,6 +32,8 @@ export class PlansPanel {
   private scenarios: ScenariosPanel | null = null;
   /** Fit the map to the next plan shown (a new plan). */
   private fitNext = false;
+  /** Ends a redraw in progress (the drawing, the new outline on the map). */
+  private endRedraw: (() => void) | null = null;
 
   constructor(
     private map: L.Map,
@@ -150,6 +153,7 @@ export class PlansPanel {
     const region = this.regions.find((r) => r.slug === plan.region)?.name ?? plan.region;
     const title = h('h2', { tabindex: '-1' }, plan.name);
     const manage = h('div', { class: 'manage' });
+    // Owners only: the API lets no other role change the plan (accounts::access, Edit).
     if (plan.role === 'owner') manage.append(...this.ownerTools(plan, manage));
     return [
       title,
@@ -206,8 +210,22 @@ export class PlansPanel {
         error));
       yes.focus();
     };
+    const restore = () => replace(manage, ...this.ownerTools(plan, manage));
+    const redrawOutline = () => void redraw({
+      map: this.map, plan, container: manage, restore,
+      saved: async (updated) => {
+        this.plans = this.plans.map((p) => (p.id === plan.id ? { ...p, area_acres: updated.area_acres } : p));
+        this.shownPlan = 0;
+        this.fitNext = true;
+        await this.apply();
+        this.page.querySelector<HTMLElement>('h2')?.focus();
+      },
+      mark: (message) => this.markLocation(message),
+      track: (end) => { this.endRedraw = end; },
+    });
     return [
       h('button', { type: 'button', onclick: rename }, 'Rename'),
+      h('button', { type: 'button', onclick: redrawOutline }, 'Redraw'),
       h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'),
     ];
   }
@@ -247,6 +265,9 @@ export class PlansPanel {
   }
 
   private clearMap() {
+    const end = this.endRedraw;
+    this.endRedraw = null;
+    end?.();
     this.outline?.remove();
     this.outline = null;
     this.clearMarker();
