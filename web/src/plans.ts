@@ -34,6 +34,8 @@ export class PlansPanel {
   private fitNext = false;
   /** Ends a redraw in progress (the drawing, the new outline on the map). */
   private endRedraw: (() => void) | null = null;
+  /** Closes the open new-plan form (and takes a drawn outline off the map). */
+  private closeDraft: (() => void) | null = null;
 
   constructor(
     private map: L.Map,
@@ -62,6 +64,7 @@ export class PlansPanel {
 
   private render() {
     if (!this.user) {
+      this.showDraft(null);
       replace(this.body, h('p', {}, 'Sign in to draw plans and read their scores.'), this.message);
       this.closeScenarios();
       this.clearMap();
@@ -302,18 +305,27 @@ export class PlansPanel {
       regions: this.regions,
       hasConditions: (slug) => this.conditions.hasRegion(slug),
       created: async (plan) => {
-        replace(this.draft);
+        this.showDraft(null);
         this.plans = [plan, ...this.plans];
         this.url.update({ plan: plan.id, scenario: undefined });
         this.fitNext = true;
         await this.apply();
         this.page.querySelector<HTMLElement>('h2')?.focus();
       },
-      closed: () => replace(this.draft),
+      closed: () => this.showDraft(null),
       mark: (message) => this.markLocation(message),
     });
-    replace(this.draft, element);
+    this.showDraft(element, () => this.clearMarker());
     focus();
+  }
+
+  /** Shows a new-plan form (closing the one open), or none. */
+  private showDraft(form: HTMLElement | null, close?: () => void) {
+    const previous = this.closeDraft;
+    this.closeDraft = null;
+    previous?.();
+    replace(this.draft, form);
+    this.closeDraft = close ?? null;
   }
 
   private saveDraft(geometry: GeoJSON.Polygon, layer: L.Layer) {
@@ -321,11 +333,7 @@ export class PlansPanel {
     const region = regionField(this.regions, (slug) => this.conditions.hasRegion(slug));
     const geometryError = h('p', { class: 'field-error', 'aria-live': 'polite' });
     const errors = new FormErrors([name, region]);
-    const close = () => {
-      layer.remove();
-      this.clearMarker();
-      replace(this.draft);
-    };
+    const close = () => this.showDraft(null);
     const form = h('form', { 'aria-label': 'New plan', novalidate: true },
       h('h3', {}, 'New plan'), name.wrap,
       region.wrap,
@@ -349,7 +357,10 @@ export class PlansPanel {
         } else errors.show(e);
       }
     });
-    replace(this.draft, form);
+    this.showDraft(form, () => {
+      layer.remove();
+      this.clearMarker();
+    });
     name.input.focus();
   }
 
