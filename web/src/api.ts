@@ -44,19 +44,24 @@ function setBusy(delta: number) {
 }
 
 async function request<T>(method: string, url: string, body?: unknown): Promise<T> {
+  return send<T>(method, url, body === undefined ? undefined : JSON.stringify(body), 'application/json');
+}
+
+/** A multipart/form-data request: no Content-Type of ours, so that the browser sets it
+ *  with the multipart boundary. */
+function requestForm<T>(method: string, url: string, form: FormData): Promise<T> {
+  return send<T>(method, url, form);
+}
+
+async function send<T>(method: string, url: string, body?: BodyInit, contentType?: string): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined && contentType) headers['Content-Type'] = contentType;
   if (method !== 'GET' && method !== 'HEAD') headers[CSRF_HEADER] = '1';
   setBusy(1);
   try {
     let response: Response;
     try {
-      response = await fetch(url, {
-        method,
-        headers,
-        credentials: 'same-origin',
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      response = await fetch(url, { method, headers, credentials: 'same-origin', body });
     } catch {
       throw new ApiError(0, 'network', 'network error');
     }
@@ -162,7 +167,17 @@ export const api = {
   plan: (id: number) => json<Plan>(`${API}/plans/${id}`),
   createPlan: (name: string, region: string, geometry: GeoJSON.Geometry) =>
     request<Plan>('POST', `${API}/plans`, { name, region, geometry }),
+  /** A plan from a file: GeoJSON or a zipped Shapefile (`POST /plans/upload`). */
+  uploadPlan: (name: string, region: string, file: File) => {
+    const form = new FormData();
+    form.append('name', name);
+    form.append('region', region);
+    form.append('file', file, file.name);
+    return requestForm<Plan>('POST', `${API}/plans/upload`, form);
+  },
   renamePlan: (id: number, name: string) => request<Plan>('PATCH', `${API}/plans/${id}`, { name }),
+  redrawPlan: (id: number, geometry: GeoJSON.Geometry) =>
+    request<Plan>('PATCH', `${API}/plans/${id}`, { geometry }),
   deletePlan: (id: number) => request<void>('DELETE', `${API}/plans/${id}`),
   scores: (id: number) => json<Scores>(`${API}/plans/${id}/scores`),
   members: (id: number) => json<Member[]>(`${API}/plans/${id}/members`),

@@ -1,8 +1,9 @@
 // Form fields with their error line, and API errors put beside the field they name.
-import { ApiError } from './api';
+import { ApiError, type Region } from './api';
 import { h, uid } from './dom';
 
-export interface Field { wrap: HTMLElement; input: HTMLInputElement; error: HTMLElement }
+type Control = HTMLInputElement | HTMLSelectElement;
+export interface Field<C extends Control = HTMLInputElement> { wrap: HTMLElement; input: C; error: HTMLElement }
 
 export function field(label: string, name: string, type = 'text', autocomplete?: string): Field {
   const id = uid(name);
@@ -14,11 +15,31 @@ export function field(label: string, name: string, type = 'text', autocomplete?:
   return { wrap, input, error };
 }
 
+/** A hint under a field's input, read out with it. */
+export function withHint<C extends Control>(f: Field<C>, text: string): Field<C> {
+  const hint = h('p', { class: 'hint field-hint', id: `${f.input.id}-hint` }, text);
+  f.input.after(hint);
+  f.input.setAttribute('aria-describedby', `${hint.id} ${f.error.id}`);
+  return f;
+}
+
+/** The region select of the plan forms: the first region with conditions chosen. */
+export function regionField(regions: Region[], hasConditions: (slug: string) => boolean): Field<HTMLSelectElement> {
+  const id = uid('region');
+  const error = h('p', { class: 'field-error', id: `${id}-error`, 'aria-live': 'polite' });
+  const input = h('select', { id, name: 'region', 'aria-describedby': `${id}-error` },
+    ...regions.map((r) => h('option', { value: r.slug }, r.name)));
+  const preferred = regions.find((r) => hasConditions(r.slug));
+  if (preferred) input.value = preferred.slug;
+  const wrap = h('div', { class: 'field' }, h('label', { for: id }, 'Region'), input, error);
+  return { wrap, input, error };
+}
+
 /** A form's error display: one line per field, one for the whole form. */
 export class FormErrors {
   readonly formError = h('p', { class: 'form-error', role: 'alert' });
 
-  constructor(private fields: Field[]) {}
+  constructor(private fields: Field<Control>[]) {}
 
   clear(): void {
     this.formError.textContent = '';

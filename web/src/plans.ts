@@ -1,14 +1,17 @@
-// The plans panel: the user's plans (own and shared, with the role), drawing a new one,
-// renaming and deleting; and the plan page of the selected plan (in the URL): its
+// The plans panel: the user's plans (own and shared, with the role), drawing or
+// uploading a new one, renaming, redrawing and deleting; and the plan page of the selected plan (in the URL): its
 // outline on the map, acres, sharing, its scenarios and its scores by band.
 import L from 'leaflet';
 import { ApiError, api, type Plan, type Region, type User } from './api';
 import type { ConditionsPanel } from './conditions';
-import { formatAcres, h, replace, uid } from './dom';
-import { FormErrors, field } from './form';
+import { formatAcres, h, replace } from './dom';
+import { FormErrors, field, regionField } from './form';
+import { problemAt } from './problem';
+import { redraw } from './redraw';
 import { ScenariosPanel } from './scenarios';
 import { ScoresTable, type ScoreRow } from './scores';
 import { SharingPanel } from './sharing';
+import { uploadForm } from './upload';
 import type { UrlState } from './url-state';
 
 export const PLAN_PANE = 'plans';
@@ -27,6 +30,12 @@ export class PlansPanel {
   private shownPlan = 0;
   private seq = 0;
   private scenarios: ScenariosPanel | null = null;
+  /** Fit the map to the next plan shown (a new plan). */
+  private fitNext = false;
+  /** Ends a redraw in progress (the drawing, the new outline on the map). */
+  private endRedraw: (() => void) | null = null;
+  /** Closes the open new-plan form (and takes a drawn outline off the map). */
+  private closeDraft: (() => void) | null = null;
 
   constructor(
     private map: L.Map,
@@ -55,19 +64,26 @@ export class PlansPanel {
 
   private render() {
     if (!this.user) {
+      this.showDraft(null);
       replace(this.body, h('p', {}, 'Sign in to draw plans and read their scores.'), this.message);
       this.closeScenarios();
       this.clearMap();
       return;
     }
-    replace(this.actions, h('button', { type: 'button', onclick: () => this.draw() }, 'Draw a plan'));
+    this.renderActions();
     this.renderList();
     replace(this.body, this.actions, this.draft, this.message, this.list, this.page);
   }
 
+  private renderActions() {
+    replace(this.actions,
+      h('button', { type: 'button', onclick: () => this.draw() }, 'Draw a plan'),
+      h('button', { type: 'button', onclick: () => this.upload() }, 'Upload a plan'));
+  }
+
   private renderList() {
     if (!this.plans.length) {
-      replace(this.list, h('li', { class: 'empty' }, 'No plans yet: draw one on the map.'));
+      replace(this.list, h('li', { class: 'empty' }, 'No plans yet: draw one on the map or upload a file.'));
       return;
     }
     replace(this.list, ...this.plans.map((p) => {
@@ -140,6 +156,7 @@ export class PlansPanel {
     const region = this.regions.find((r) => r.slug === plan.region)?.name ?? plan.region;
     const title = h('h2', { tabindex: '-1' }, plan.name);
     const manage = h('div', { class: 'manage' });
+    // Owners only: the API lets no other role change the plan (accounts::access, Edit).
     if (plan.role === 'owner') manage.append(...this.ownerTools(plan, manage));
     return [
       title,
@@ -196,8 +213,22 @@ export class PlansPanel {
         error));
       yes.focus();
     };
+    const restore = () => replace(manage, ...this.ownerTools(plan, manage));
+    const redrawOutline = () => void redraw({
+      map: this.map, plan, container: manage, restore,
+      saved: async (updated) => {
+        this.plans = this.plans.map((p) => (p.id === plan.id ? { ...p, area_acres: updated.area_acres } : p));
+        this.shownPlan = 0;
+        this.fitNext = true;
+        await this.apply();
+        this.page.querySelector<HTMLElement>('h2')?.focus();
+      },
+      mark: (message) => this.markLocation(message),
+      track: (end) => { this.endRedraw = end; },
+    });
     return [
       h('button', { type: 'button', onclick: rename }, 'Rename'),
+      h('button', { type: 'button', onclick: redrawOutline }, 'Redraw'),
       h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'),
     ];
   }
@@ -226,7 +257,9 @@ export class PlansPanel {
       interactive: false,
     }).addTo(this.map);
     const bounds = this.outline.getBounds();
-    if (bounds.isValid() && !this.map.getBounds().contains(bounds)) this.map.fitBounds(bounds, { padding: [24, 24] });
+    const fit = this.fitNext;
+    this.fitNext = false;
+    if (bounds.isValid() && (fit || !this.map.getBounds().contains(bounds))) this.map.fitBounds(bounds, { padding: [24, 24] });
   }
 
   private closeScenarios() {
@@ -235,6 +268,9 @@ export class PlansPanel {
   }
 
   private clearMap() {
+    const end = this.endRedraw;
+    this.endRedraw = null;
+    end?.();
     this.outline?.remove();
     this.outline = null;
     this.clearMarker();
@@ -249,7 +285,6 @@ export class PlansPanel {
 
   private async draw() {
     this.message.textContent = '';
-    const button = this.actions.querySelector('button');
     const cancel = h('button', { type: 'button', onclick: async () => (await import('./draw')).cancelDrawing(this.map) }, 'Cancel drawing');
     replace(this.actions, h('p', { class: 'hint', role: 'status' },
       'Click on the map to place the corners; click the first corner to finish.'), cancel);
@@ -260,59 +295,82 @@ export class PlansPanel {
     } catch (e) {
       this.message.textContent = `Drawing is not available: ${String(e)}`;
     }
-    replace(this.actions, button ?? '');
+    this.renderActions();
     if (drawn) this.saveDraft(drawn.geometry, drawn.layer);
+  }
+
+  private upload() {
+    this.message.textContent = '';
+    const { element, focus } = uploadForm({
+      regions: this.regions,
+      hasConditions: (slug) => this.conditions.hasRegion(slug),
+      created: async (plan) => {
+        this.showDraft(null);
+        this.plans = [plan, ...this.plans];
+        this.url.update({ plan: plan.id, scenario: undefined });
+        this.fitNext = true;
+        await this.apply();
+        this.page.querySelector<HTMLElement>('h2')?.focus();
+      },
+      closed: () => this.showDraft(null),
+      mark: (message) => this.markLocation(message),
+    });
+    this.showDraft(element, () => this.clearMarker());
+    focus();
+  }
+
+  /** Shows a new-plan form (closing the one open), or none. */
+  private showDraft(form: HTMLElement | null, close?: () => void) {
+    const previous = this.closeDraft;
+    this.closeDraft = null;
+    previous?.();
+    replace(this.draft, form);
+    this.closeDraft = close ?? null;
   }
 
   private saveDraft(geometry: GeoJSON.Polygon, layer: L.Layer) {
     const name = field('Plan name', 'name');
-    const regionId = uid('region');
-    const region = h('select', { id: regionId, name: 'region' },
-      ...this.regions.map((r) => h('option', { value: r.slug }, r.name)));
-    const withConditions = this.regions.find((r) => this.conditions.hasRegion(r.slug));
-    if (withConditions) region.value = withConditions.slug;
-    const regionError = h('p', { class: 'field-error', 'aria-live': 'polite' });
+    const region = regionField(this.regions, (slug) => this.conditions.hasRegion(slug));
     const geometryError = h('p', { class: 'field-error', 'aria-live': 'polite' });
-    const errors = new FormErrors([name]);
-    const close = () => {
-      layer.remove();
-      this.clearMarker();
-      replace(this.draft);
-    };
+    const errors = new FormErrors([name, region]);
+    const close = () => this.showDraft(null);
     const form = h('form', { 'aria-label': 'New plan', novalidate: true },
       h('h3', {}, 'New plan'), name.wrap,
-      h('div', { class: 'field' }, h('label', { for: regionId }, 'Region'), region, regionError),
+      region.wrap,
       h('p', {}, 'Outline: drawn on the map'), geometryError, errors.formError,
       h('button', { type: 'submit' }, 'Save plan'), h('button', { type: 'button', onclick: close }, 'Discard'));
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       errors.clear();
-      regionError.textContent = '';
       geometryError.textContent = '';
       this.clearMarker();
       try {
-        const plan = await api.createPlan(name.input.value.trim(), region.value, geometry);
+        const plan = await api.createPlan(name.input.value.trim(), region.input.value, geometry);
         close();
         this.plans = [plan, ...this.plans];
         this.url.update({ plan: plan.id, scenario: undefined });
         await this.apply();
       } catch (e) {
-        if (e instanceof ApiError && e.field === 'region') regionError.textContent = e.describe();
-        else if (e instanceof ApiError && e.field === 'geometry') {
+        if (e instanceof ApiError && e.field === 'geometry') {
           geometryError.textContent = e.describe();
           this.markLocation(e.message);
         } else errors.show(e);
       }
     });
-    replace(this.draft, form);
+    this.showDraft(form, () => {
+      layer.remove();
+      this.clearMarker();
+    });
     name.input.focus();
   }
 
-  /** Marks the location PostGIS reports for an invalid geometry (`Self-intersection[x y]`). */
-  private markLocation(message: string) {
-    const m = /\[(-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?)\]/.exec(message);
-    if (!m) return;
-    this.marker = L.circleMarker([Number(m[2]), Number(m[1])], {
+  /** Marks the location PostGIS reports for an invalid geometry (`Self-intersection[x y]`);
+   *  null (or a message naming no place) takes the mark off. */
+  private markLocation(message: string | null) {
+    this.clearMarker();
+    const at = message ? problemAt(message) : null;
+    if (!at) return;
+    this.marker = L.circleMarker(at, {
       pane: PLAN_PANE, radius: 9, color: '#c00', weight: 3, fillOpacity: 0.3,
     }).bindTooltip('The problem is here', { permanent: true, direction: 'right' }).addTo(this.map);
   }
