@@ -59,6 +59,8 @@ async function planScores() {
       headers: { 'X-Planscape-CSRF': '1' }, data: { email, password: 'a long enough password', name: 'Bench' },
     });
     if (r.status() !== 201) throw new Error(`sign-up: ${r.status()} ${await r.text()}`);
+    // The app asks who is signed in only when it remembers a sign-in.
+    await context.addInitScript(() => localStorage.setItem('planscape.signedIn', '1'));
     await page.goto(`${BASE}/?map=10/37.80000/-119.60000`);
     await page.waitForSelector('body[data-ready=true]');
     await page.getByRole('button', { name: 'Draw a plan' }).click();
