@@ -104,6 +104,7 @@ test('a new user signs up, draws a plan, reads its scores and reloads its permal
   assert.ok(text.includes(Number.isInteger(v) ? String(v) : v.toFixed(3)), `${text} vs ${v}`);
   await shot(page, '02b-point-value');
   await page.locator('.leaflet-popup-close-button').click();
+  await page.locator('.leaflet-popup').waitFor({ state: 'detached' });
 
   // A self-crossing outline is refused: the reason beside the outline, the place marked.
   const draw = async (corners) => {
