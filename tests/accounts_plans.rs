@@ -95,6 +95,16 @@ async fn accounts_sessions_and_passwords() {
     let (status, _, me) = call(&server, Method::GET, "/auth/me", Some(&token), None).await;
     assert_eq!((status, me["email"].as_str()), (200, Some(mail.as_str())));
     assert!(me.get("password_hash").is_none());
+    // The scheme's name is case-insensitive (RFC 7235).
+    for scheme in ["bearer", "BEARER"] {
+        let r = client()
+            .get(format!("{}{API}/auth/me", server.base))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
     assert_eq!(me_status(&server, None).await, 401);
     assert_eq!(
         call(
@@ -662,6 +672,18 @@ async fn plan_areas_agree_with_postgis_and_bad_geometry_is_refused() {
     assert_eq!(status, 200, "{renamed}");
     assert_eq!(renamed["name"], "Renamed");
     assert!(renamed["area_acres"].as_f64().expect("acres") > 0.0);
+    // An empty change changes nothing, not even the time of the last change.
+    let (status, _, same) = call(
+        &server,
+        Method::PATCH,
+        &format!("/plans/{id}"),
+        Some(&token),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same["updated_at"], renamed["updated_at"]);
+    assert_eq!(same["name"], "Renamed");
     server.stop().await;
 }
 

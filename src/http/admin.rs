@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -26,11 +26,7 @@ async fn authorize(
     headers: &HeaderMap,
     user: Option<&crate::accounts::User>,
 ) -> Result<(), ApiError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let given = super::api::extract::bearer_token(headers);
     if let (Some(token), Some(given)) = (&state.config.admin_token, given)
         && same_secret(given.as_bytes(), token.as_bytes())
     {
@@ -60,11 +56,8 @@ pub async fn purge(
 ) -> Result<Json<Value>, ApiError> {
     // The admin token is not a session: only look for a user when it does not match.
     let token_matches = state.config.admin_token.as_ref().is_some_and(|t| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|g| same_secret(g.trim().as_bytes(), t.as_bytes()))
+        super::api::extract::bearer_token(&headers)
+            .is_some_and(|g| same_secret(g.as_bytes(), t.as_bytes()))
     });
     // Sessions only as bearer tokens here: a cookie would need the CSRF checks.
     let bearer = matches!(

@@ -114,14 +114,21 @@ pub struct Auth {
 /// wanted here: callers decide).
 pub struct MaybeAuth(pub Option<Auth>);
 
+/// The token of an `Authorization: Bearer TOKEN` header; the scheme's name is
+/// case-insensitive (RFC 7235), so `bearer` and `BEARER` are read too.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// The session token of a request: the bearer token, else the session cookie.
 pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
-    if let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some((token.trim().to_owned(), Via::Bearer));
+    if let Some(token) = bearer_token(headers) {
+        return Some((token.to_owned(), Via::Bearer));
     }
     headers
         .get_all(header::COOKIE)
@@ -240,4 +247,24 @@ pub fn path_id(id: &str, what: &str) -> Result<i64, ApiError> {
         .ok()
         .filter(|i| *i > 0)
         .ok_or_else(|| ApiError::not_found(format!("no such {what}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().expect("header"));
+            bearer_token(&h).map(str::to_owned)
+        };
+        for v in ["Bearer abc", "bearer abc", "BEARER  abc ", "bEaReR abc"] {
+            assert_eq!(with(v).as_deref(), Some("abc"), "{v}");
+        }
+        for v in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "Token abc"] {
+            assert_eq!(with(v), None, "{v}");
+        }
+    }
 }
