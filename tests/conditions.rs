@@ -325,6 +325,13 @@ async fn catalog_build_stats_and_scores() {
             json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": square(-120.0, 88.0, 1.0)}),
             "geometry",
         ),
+        // A band around the world: -180° and 180° are one meridian, so its area came out
+        // near zero and passed the limit (issue 13's probe).
+        (
+            json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry":
+                {"type": "Polygon", "coordinates": [[[-180, 36], [180, 36], [180, 40], [-180, 40], [-180, 36]]]}}),
+            "geometry",
+        ),
         (
             json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": area, "values": "raw"}),
             "conditions[0]",

@@ -232,6 +232,43 @@ async fn head_cors_and_health() {
             .contains("GET")
     );
 
+    // A path without the request's method: 405 with a JSON error and `Allow`, for tiles
+    // and for the API alike.
+    for (method, path) in [
+        (reqwest::Method::POST, sacramento()),
+        (reqwest::Method::DELETE, "/tiles/counties".to_owned()),
+        (
+            reqwest::Method::PUT,
+            "/planscape-backend/auth/login".to_owned(),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/planscape-backend/regions".to_owned(),
+        ),
+    ] {
+        let r = common::client()
+            .request(method.clone(), format!("{}{path}", server.base))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert!(r.headers().contains_key("allow"), "{method} {path}");
+        let body: serde_json::Value = r.json().await.expect("a JSON body");
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {path}"
+        );
+    }
+    // TileJSON may be cached briefly, per the headers its URLs come from.
+    let tilejson = server.get("/tiles/counties", &[]).await;
+    assert_eq!(tilejson.headers()["cache-control"], "public, max-age=60");
+    assert!(
+        tilejson.headers()["vary"]
+            .to_str()
+            .unwrap_or("")
+            .contains("X-Forwarded-Host")
+    );
+
     let health: serde_json::Value = server.get("/health", &[]).await.json().await.expect("json");
     assert_eq!(health["status"], "ok");
     let ready = server.get("/ready", &[]).await;

@@ -61,6 +61,16 @@ impl ApiError {
     }
 }
 
+/// The answer for a path that exists without the request's method: 405 with the JSON
+/// error body every other error has (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not accept that method",
+    )
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = json!({ "code": self.code, "message": self.message });

@@ -80,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/tiles/{layer}", axum::routing::delete(admin::purge))
         .nest(api::PREFIX, api::router(&state))
+        .method_not_allowed_fallback(error::method_not_allowed)
         .fallback_service(web::router(&state.config.web_dir))
         .layer(cors)
         .layer(axum::middleware::from_fn(crate::telemetry::track))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use tilejson::{TileJSON, VectorLayer, tilejson};
 
@@ -50,12 +51,18 @@ pub async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     Json(json!({ "layers": layers }))
 }
 
+/// How long clients and caches may keep a TileJSON document: short, since a restart
+/// with a changed configuration changes it; it varies with the headers that make its
+/// URLs.
+const TILEJSON_CACHE_CONTROL: &str = "public, max-age=60";
+const TILEJSON_VARY: &str = "Host, X-Forwarded-Host, X-Forwarded-Proto, X-Forwarded-Prefix";
+
 /// TileJSON of one layer.
 pub async fn tilejson(
     State(state): State<Arc<AppState>>,
     name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
-) -> Result<Json<TileJSON>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Path(name) = name.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -75,7 +82,14 @@ pub async fn tilejson(
             source.format().extension()
         )];
     }
-    Ok(Json(doc))
+    Ok((
+        [
+            (axum::http::header::CACHE_CONTROL, TILEJSON_CACHE_CONTROL),
+            (axum::http::header::VARY, TILEJSON_VARY),
+        ],
+        Json(doc),
+    )
+        .into_response())
 }
 
 const WORLD: [f64; 4] = [-180.0, -MAX_LATITUDE, 180.0, MAX_LATITUDE];

@@ -365,6 +365,10 @@ pub async fn update(
     name: Option<&str>,
     geometry: Option<(&str, f64)>,
 ) -> Result<(), PlanError> {
+    // Nothing asked, nothing changed (not even `updated_at`).
+    if name.is_none() && geometry.is_none() {
+        return Ok(());
+    }
     let (geojson, acres) = match geometry {
         Some((g, a)) => (Some(g), Some(a)),
         None => (None, None),

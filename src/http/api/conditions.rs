@@ -138,12 +138,19 @@ pub async fn area_stats(
         geometry::to_multipolygon(&bare).map_err(|e| ApiError::invalid_field("geometry", e))?;
     // Rasters in Web Mercator cannot place the poles: refused up front rather than
     // failing on each raster.
-    if geo::BoundingRect::bounding_rect(&shape)
-        .is_some_and(|r| r.min().y < -MAX_LATITUDE || r.max().y > MAX_LATITUDE)
-    {
+    let rect = geo::BoundingRect::bounding_rect(&shape);
+    if rect.is_some_and(|r| r.min().y < -MAX_LATITUDE || r.max().y > MAX_LATITUDE) {
         return Err(ApiError::invalid_field(
             "geometry",
             format!("latitudes must lie within ±{MAX_LATITUDE:.6}° (Web Mercator's range)"),
+        ));
+    }
+    // A ring wider than a hemisphere wraps in any projection (-180° and 180° are one
+    // meridian): its area would come out near zero and pass the limit below.
+    if rect.is_some_and(|r| r.width() > 180.0) {
+        return Err(ApiError::invalid_field(
+            "geometry",
+            "spans more than 180° of longitude",
         ));
     }
     let acres = crate::planning::stands::to_albers(&shape)

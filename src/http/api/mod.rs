@@ -169,5 +169,6 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
             "/docs",
             super::web::router(&state.config.web_dir.join("docs")),
         )
+        .method_not_allowed_fallback(crate::http::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
 }
