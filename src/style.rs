@@ -326,30 +326,25 @@ impl Colormap {
                 };
                 [mix(0), mix(1), mix(2), mix(3)]
             }
-            MapKind::Classes(classes) => classes
-                .iter()
-                .find(|c| {
-                    let k = &c.class;
-                    (v > k.min || (k.min_inclusive && v == k.min))
-                        && (v < k.max || (k.max_inclusive && v == k.max))
-                })
-                .map_or(self.nodata, |c| c.color),
+            MapKind::Classes(_) => self.class_of(v).map_or(self.nodata, |c| c.color),
         }
+    }
+
+    /// The class holding `v` (class styles).
+    fn class_of(&self, v: f64) -> Option<&ResolvedClass> {
+        let MapKind::Classes(classes) = &self.kind else {
+            return None;
+        };
+        classes.iter().find(|c| {
+            let k = &c.class;
+            (v > k.min || (k.min_inclusive && v == k.min))
+                && (v < k.max || (k.max_inclusive && v == k.max))
+        })
     }
 
     /// The label of the class holding `v` (class styles with labels only).
     pub fn class_label(&self, v: f64) -> Option<&str> {
-        let MapKind::Classes(classes) = &self.kind else {
-            return None;
-        };
-        classes
-            .iter()
-            .find(|c| {
-                let k = &c.class;
-                (v > k.min || (k.min_inclusive && v == k.min))
-                    && (v < k.max || (k.max_inclusive && v == k.max))
-            })
-            .and_then(|c| c.class.label.as_deref())
+        self.class_of(v).and_then(|c| c.class.label.as_deref())
     }
 
     /// The distinct colours when there are few enough for a PNG palette (classes).

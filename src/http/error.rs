@@ -55,6 +55,19 @@ impl ApiError {
         )
     }
 
+    /// A request body that could not be read: 413 past the body limit, else 400.
+    pub fn body_rejection(status: StatusCode, detail: String) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is larger than allowed",
+            )
+        } else {
+            Self::new(StatusCode::BAD_REQUEST, "invalid_body", detail)
+        }
+    }
+
     /// 404 for a path that names nothing.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)

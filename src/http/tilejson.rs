@@ -35,11 +35,7 @@ pub async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
                     entry["format"] = json!(source.format().extension());
                     entry["minzoom"] = json!(source.minzoom());
                     entry["maxzoom"] = json!(source.maxzoom());
-                    let description = match source {
-                        Source::Vector(v) => &v.description,
-                        Source::Raster(r) => &r.description,
-                    };
-                    if let Some(d) = description {
+                    if let Some(d) = source.description() {
                         entry["description"] = json!(d);
                     }
                 }
@@ -96,9 +92,9 @@ const WORLD: [f64; 4] = [-180.0, -MAX_LATITUDE, 180.0, MAX_LATITUDE];
 
 fn document(layer: &Layer, source: &Source, base: &str) -> TileJSON {
     let (minzoom, maxzoom) = (source.minzoom(), source.maxzoom());
-    let (bounds, description, attribution) = match source {
-        Source::Vector(v) => (v.bounds.unwrap_or(WORLD), &v.description, &v.attribution),
-        Source::Raster(r) => (r.bounds, &r.description, &r.attribution),
+    let (bounds, attribution) = match source {
+        Source::Vector(v) => (v.bounds.unwrap_or(WORLD), &v.attribution),
+        Source::Raster(r) => (r.bounds, &r.attribution),
     };
     let center_zoom = minzoom.max(maxzoom.min(minzoom + 2));
     let mut doc = tilejson! {
@@ -110,7 +106,7 @@ fn document(layer: &Layer, source: &Source, base: &str) -> TileJSON {
         bounds: bounds.into(),
         center: ((bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom).into(),
     };
-    doc.description.clone_from(description);
+    doc.description = source.description().map(str::to_owned);
     doc.attribution.clone_from(attribution);
     match source {
         Source::Vector(v) => {

@@ -112,6 +112,14 @@ impl Source {
         }
     }
 
+    /// The configured description (TileJSON, the layer catalog).
+    pub fn description(&self) -> Option<&str> {
+        match self {
+            Self::Vector(v) => v.description.as_deref(),
+            Self::Raster(r) => r.description.as_deref(),
+        }
+    }
+
     /// `"vector"` or `"raster"`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -37,15 +37,7 @@ pub struct PlanUpload {
 const MAX_TEXT_FIELD: usize = 4096;
 
 fn multipart_error(e: &MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the upload is larger than allowed",
-        )
-    } else {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
-    }
+    ApiError::body_rejection(e.status(), e.body_text())
 }
 
 /// The form's fields, read to their end.
