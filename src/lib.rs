@@ -34,6 +34,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod memory;
 pub mod planning;
 pub mod seed;
 pub mod server;

@@ -15,6 +15,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "database.statement_timeout_ms",
     ),
     ("PLANSCAPE_CACHE_SIZE_MB", "cache.size_mb"),
+    ("PLANSCAPE_GDAL_CACHE_MB", "memory.gdal_cache_mb"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
     ("PLANSCAPE_SHUTDOWN_GRACE_S", "shutdown_grace_s"),

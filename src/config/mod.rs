@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 mod basemaps;
 mod env;
 mod layers;
+mod memory;
 mod sections;
 
 pub use basemaps::{Basemap, BasemapConfig};
@@ -21,6 +22,7 @@ pub use env::ENV_OVERRIDES;
 pub use layers::{
     Fallback, LayerConfig, PregeneratedConfig, RasterLayerConfig, Resampling, VectorLayerConfig,
 };
+pub use memory::MemoryConfig;
 pub use sections::{
     AccountsConfig, CacheConfig, ConditionsConfig, DatabaseConfig, HttpConfig, RegionsConfig,
     StoreConfig,
@@ -84,6 +86,9 @@ pub struct Config {
     /// HTTP response policy.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Memory bounds besides the tile cache (GDAL's block cache, allocator arenas).
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT before exiting
     /// (keep it below the orchestrator's stop timeout, e.g. ECS's 30 s).
     #[serde(default = "default_grace")]

@@ -82,6 +82,7 @@ pub async fn metrics(
     metrics::gauge!("db_pool_max_connections").set(status.max_size as f64);
     metrics::gauge!("tile_cache_bytes").set(cache.weighted_size() as f64);
     metrics::gauge!("tile_cache_entries").set(cache.entry_count() as f64);
+    crate::memory::record_gauges();
     (
         [(
             axum::http::header::CONTENT_TYPE,
