@@ -27,8 +27,8 @@ pub enum DbError {
     /// The pool could not be built.
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
-    /// Connecting failed (the server is down or starting, the address is wrong, the
-    /// password is refused): worth retrying.
+    /// Connecting failed for a reason other than TLS (the server down or starting, a
+    /// wrong address or password); the first two pass, so start-up retries it.
     #[error("cannot connect to the database: {}", super::error_chain(.0))]
     Connect(#[source] tokio_postgres::Error),
     /// `sslrootcert` cannot be used (missing, unreadable, no certificate in it); the
