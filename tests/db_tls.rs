@@ -338,6 +338,25 @@ async fn tls_to_postgres() {
             "{mode}: {text}"
         );
     }
+    // The pool is lazy: it builds, and its first connection is refused the same way
+    // (what a tile request or /ready then reports).
+    let untrusting = db::create_pool(&TlsCluster::config(cluster.url(
+        "localhost",
+        "postgres",
+        &format!("sslmode=verify-full&sslrootcert={other_ca}"),
+    )))
+    .await
+    .expect("a lazy pool builds");
+    let err = DbError::from(
+        untrusting
+            .get()
+            .await
+            .expect_err("pooled connection refused"),
+    );
+    assert!(
+        matches!(err, DbError::Tls(_)) && err.to_string().contains("not signed by a trusted CA"),
+        "{err:?}"
+    );
     // verify-ca without sslrootcert trusts the system's CAs, which did not sign it.
     let err = connect_err(cluster.url("localhost", "postgres", "sslmode=verify-ca")).await;
     assert!(
