@@ -69,7 +69,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let catalog = Catalog::open(&layers, &config.styles_dir, Some(&client)).await;
     changes::install_triggers(&client, &catalog.tables()).await;
     drop(client);
-    let pool = db::create_pool(&config.database)?;
+    let pool = db::create_pool(&config.database).await?;
     let cache = TileCache::new(config.cache.size_mb.saturating_mul(1024 * 1024));
     // Validated in `Config::validate`.
     let cache_control = HeaderValue::from_str(&config.http.cache_control)
@@ -193,13 +193,14 @@ impl Server {
 }
 
 /// Retries the first connection for up to 30 s, so a server started beside its
-/// database (compose, ECS) does not crash-loop.
+/// database (compose, ECS) does not crash-loop. Errors no retry can mend (the URL,
+/// `sslrootcert`, a refused certificate, TLS required by one side) end it at once.
 async fn wait_for_database(config: &Config) -> Result<(), DbError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match db::connect(&config.database).await {
             Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() < deadline => {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "database not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod basemaps;
+mod database_url;
 mod env;
 mod layers;
 mod memory;
 mod sections;
 
 pub use basemaps::{Basemap, BasemapConfig};
+pub use database_url::{CertCheck, DatabaseUrl, DatabaseUrlError, RootCerts, SslMode};
 pub use env::ENV_OVERRIDES;
 pub use layers::{
     Fallback, LayerConfig, PregeneratedConfig, RasterLayerConfig, Resampling, VectorLayerConfig,
@@ -205,12 +207,9 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if self.database.url.parse::<tokio_postgres::Config>().is_err() {
-            // The message of the parser may echo the password: do not include it.
-            return Err(invalid(
-                "database.url",
-                "is not a valid PostgreSQL URL".into(),
-            ));
+        // The messages never echo the URL (it may hold a password).
+        if let Err(e) = DatabaseUrl::parse(&self.database.url) {
+            return Err(invalid("database.url", e.to_string()));
         }
         if axum::http::HeaderValue::from_str(&self.http.cache_control).is_err() {
             return Err(invalid(

@@ -151,11 +151,20 @@ impl From<DbError> for ApiError {
     /// refuses is 422, anything else a logged 500.
     fn from(e: DbError) -> Self {
         let (status, code, message) = match &e {
-            DbError::Unavailable(_) | DbError::Connect(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the database is unavailable; try again shortly",
-            ),
+            DbError::Unavailable(_)
+            | DbError::Connect(_)
+            | DbError::Tls(_)
+            | DbError::EncryptionRequired(_) => {
+                if !e.is_transient() {
+                    // TLS set up wrong on one side: no retry mends it; tell the operator.
+                    tracing::error!(error = %e, "cannot connect to the database");
+                }
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; try again shortly",
+                )
+            }
             DbError::Timeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_timeout",
@@ -171,7 +180,11 @@ impl From<DbError> for ApiError {
                 "invalid_value",
                 "a value was refused by the database",
             ),
-            DbError::Url | DbError::Pool(_) | DbError::Migration(_) | DbError::Server(_) => {
+            DbError::Url(_)
+            | DbError::RootCert(_)
+            | DbError::Pool(_)
+            | DbError::Migration(_)
+            | DbError::Server(_) => {
                 return Self::internal(e);
             }
         };

@@ -21,7 +21,12 @@ pub async fn health() -> Json<Value> {
 /// the server unready: every replica would share the problem).
 pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let database = tokio::time::timeout(Duration::from_secs(2), async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        // Through DbError: its message carries the cause (a refused certificate, say).
+        let client = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| crate::db::DbError::from(e).to_string())?;
         client
             .simple_query("SELECT 1")
             .await
