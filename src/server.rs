@@ -12,6 +12,7 @@ use crate::cache::TileCache;
 use crate::changes;
 use crate::config::Config;
 use crate::db::{self, DbError};
+use crate::http::connection_timeouts::{MakeTracked, TimedListener, Timeouts};
 use crate::http::{self, AppState};
 use crate::planning::condition_layers;
 use crate::store::{StoreError, TileStore};
@@ -34,6 +35,9 @@ pub enum StartError {
     /// The conditions catalog is invalid.
     #[error("{0}")]
     Conditions(String),
+    /// A setting cannot be used (checked with the configuration; or no randomness).
+    #[error("{0}")]
+    Config(String),
     /// The store URL is invalid.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -99,6 +103,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         config.accounts.login_max_failures,
         Duration::from_secs(config.accounts.login_window_s),
     );
+    let trusted_proxies =
+        crate::http::client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
+            .map_err(StartError::Config)?;
+    let devices = crate::accounts::device::DeviceCookies::new(
+        config.accounts.signing_key.as_deref().map(str::as_bytes),
+    )
+    .map_err(StartError::Config)?;
     let listen = config.listen;
     let state = Arc::new(AppState {
         config,
@@ -106,6 +117,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         pool,
         cache_control,
         login_limiter,
+        trusted_proxies,
+        devices,
         plan_source,
         project_area_source,
         conditions: conditions.map(Arc::new),
@@ -175,15 +188,24 @@ async fn open_private_source(
 }
 
 impl Server {
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests. Connections
+    /// that do not send a request head in time, or stay idle, are closed
+    /// ([`connection_timeouts`](crate::http::connection_timeouts)).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = http::router(Arc::clone(&self.state));
         tracing::info!(addr = %self.addr, layers = self.state.tiles.catalog().len(), "serving");
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, app)
+        let http = &self.state.config.http;
+        let listener = TimedListener::new(
+            self.listener,
+            Timeouts {
+                header_read: Duration::from_secs(http.header_read_timeout_s),
+                idle: Duration::from_secs(http.idle_timeout_s),
+            },
+        );
+        let result = axum::serve(listener, MakeTracked::new(app))
             .with_graceful_shutdown(shutdown)
             .await;
         self.change_listener.abort();

@@ -1,6 +1,7 @@
 //! Users, password hashes, sessions, and the plan permission matrix.
 
 pub mod access;
+pub mod device;
 pub mod limiter;
 pub mod password;
 pub mod session;

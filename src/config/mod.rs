@@ -225,6 +225,23 @@ impl Config {
                 ));
             }
         }
+        for (key, seconds) in [
+            (
+                "http.header_read_timeout_s",
+                self.http.header_read_timeout_s,
+            ),
+            ("http.body_read_timeout_s", self.http.body_read_timeout_s),
+            ("http.idle_timeout_s", self.http.idle_timeout_s),
+        ] {
+            if seconds == 0 || seconds > 86_400 {
+                return Err(invalid(key, "must be between 1 and 86400 seconds".into()));
+            }
+        }
+        for proxy in &self.http.trusted_proxies {
+            if let Err(message) = crate::http::client_ip::parse_cidr(proxy) {
+                return Err(invalid("http.trusted_proxies", message));
+            }
+        }
         for (key, url) in [
             ("store.endpoint", &self.store.endpoint),
             ("store.public_url", &self.store.public_url),
@@ -406,6 +423,32 @@ mod tests {
             .to_string();
         assert!(
             err.contains("PLANSCAPE_CACHE_SIZE_MB") && err.contains("size_mb"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn http_timeouts_and_trusted_proxies() {
+        let defaults = Config::load(None, |_| None).unwrap();
+        assert!(defaults.http.trusted_proxies.is_empty(), "none by default");
+        assert_eq!(defaults.http.header_read_timeout_s, 10);
+        let c = load_str(
+            "[http]\nbody_read_timeout_s = 5\n",
+            &[
+                ("PLANSCAPE_TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8,"),
+                ("PLANSCAPE_IDLE_TIMEOUT_S", "90"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.trusted_proxies, ["127.0.0.1/32", "10.0.0.0/8"]);
+        assert_eq!((c.http.body_read_timeout_s, c.http.idle_timeout_s), (5, 90));
+        let err = load_str("[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("http.trusted_proxies"), "{err}");
+        let err = load_str("", &[("PLANSCAPE_TRUSTED_PROXIES", "nginx")]).unwrap_err();
+        assert!(err.to_string().contains("`nginx`"), "{err}");
+        let err = load_str("[http]\nheader_read_timeout_s = 0\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("http.header_read_timeout_s"),
             "{err}"
         );
     }
