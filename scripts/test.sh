@@ -40,8 +40,11 @@ status=0
 cargo test --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 echo "== web app end to end (headless Chromium)"
 scripts/e2e-stack.sh target/debug/planscape 2>&1 | tee -a "$log" || status=$?
-# One closing line over every test binary (cargo prints one per binary) and the end-to-end
-# runs (node's test runner prints `# pass N` / `# fail N`, or `ℹ pass N` on a terminal).
+echo "== API fuzzing (schemathesis against the OpenAPI document)"
+scripts/fuzz-api.sh target/debug/planscape 2>&1 | tee -a "$log" || status=$?
+# One closing line over every test binary (cargo prints one per binary), the end-to-end
+# runs (node's test runner prints `# pass N` / `# fail N`, or `ℹ pass N` on a terminal)
+# and the fuzzing (`# pass N` / `# fail N`, one per operation).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^(# |ℹ )pass [0-9]+$/ { p += $NF }
      /^(# |ℹ )fail [0-9]+$/ { f += $NF }

@@ -423,3 +423,96 @@ mod tests {
         assert!(parse_zooms("a-3").is_err());
     }
 }
+
+/// Property tests of the tile-path parser: whatever a client sends, an id or a clear
+/// error, never a panic; ids in the grid round-trip through their formatting.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Parses a `{z}/{x}/{y}[@2x].{ext}` path as the tile route does (the router
+    /// splits at `/`, then the last segment and the numbers are parsed).
+    fn parse_path(path: &str) -> Result<(TileId, YSegment<'_>), TileIdError> {
+        let mut parts = path.splitn(3, '/');
+        let (z, x, last) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let segment = parse_y_segment(last)?;
+        Ok((TileId::parse(z, x, segment.y)?, segment))
+    }
+
+    /// A tile in the grid: z up to the maximum zoom, x and y below 2^z.
+    fn tile() -> impl Strategy<Value = TileId> {
+        (0..=MAX_ZOOM).prop_flat_map(|z| {
+            let n = 1u32 << z;
+            (Just(z), 0..n, 0..n).prop_map(|(z, x, y)| TileId { z, x, y })
+        })
+    }
+
+    fn format() -> impl Strategy<Value = (&'static str, TileFormat)> {
+        prop_oneof![
+            Just(("mvt", TileFormat::Mvt)),
+            Just(("pbf", TileFormat::Mvt)),
+            Just(("png", TileFormat::Png)),
+            Just(("webp", TileFormat::Webp)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_string_is_an_id_or_an_error(path in "\\PC{0,40}") {
+            if let Ok((id, segment)) = parse_path(&path) {
+                prop_assert!(id.z <= MAX_ZOOM);
+                prop_assert!(u64::from(id.x) < 1u64 << id.z && u64::from(id.y) < 1u64 << id.z);
+                prop_assert!(segment.scale == 1 || segment.scale == 2);
+            }
+        }
+
+        #[test]
+        fn tile_like_strings_are_ids_or_errors(path in "[0-9]{0,14}/[-+0-9]{0,14}/[0-9a-z@.]{0,16}") {
+            match parse_path(&path) {
+                Ok((id, _)) => {
+                    // The digits read are the digits sent, leading zeros aside.
+                    let digits: Vec<&str> = path.split(['/', '@', '.']).take(3).collect();
+                    let canonical: Vec<String> = digits
+                        .iter()
+                        .map(|d| d.trim_start_matches('0'))
+                        .map(|d| if d.is_empty() { "0".to_owned() } else { d.to_owned() })
+                        .collect();
+                    prop_assert_eq!(id.to_string(), canonical.join("/"));
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn ids_in_the_grid_round_trip(id in tile(), (ext, format) in format(), retina in any::<bool>()) {
+            let scale = if retina { "@2x" } else { "" };
+            let path = format!("{id}{scale}.{ext}");
+            let (parsed, segment) = parse_path(&path).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(parsed, id);
+            prop_assert_eq!(segment.format, format);
+            prop_assert_eq!(segment.scale, if retina { 2 } else { 1 });
+            prop_assert_eq!(format!("{parsed}"), format!("{}/{}/{}", id.z, id.x, id.y));
+        }
+
+        #[test]
+        fn ids_outside_the_grid_are_refused(z in 0..=MAX_ZOOM, over in 0u64..1_000_000, axis in 0..2usize) {
+            let bad = (1u64 << z) + over;
+            let (x, y) = if axis == 0 { (bad, 0) } else { (0, bad) };
+            let refused = TileId::parse(&z.to_string(), &x.to_string(), &y.to_string());
+            let is_out_of_range = matches!(refused, Err(TileIdError::OutOfRange { value, .. }) if value == bad);
+            prop_assert!(is_out_of_range, "{:?}", refused);
+        }
+
+        #[test]
+        fn zooms_above_the_maximum_are_refused(z in u64::from(MAX_ZOOM) + 1..1_000_000_000_000) {
+            prop_assert_eq!(TileId::parse(&z.to_string(), "0", "0"), Err(TileIdError::ZoomTooHigh(z)));
+        }
+    }
+}

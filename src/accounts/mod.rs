@@ -59,7 +59,7 @@ fn user_from(row: &tokio_postgres::Row) -> User {
 /// Normalizes and checks an email address (lower case, one `@`, a dot in the domain).
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
+    let valid = email.chars().count() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
                 && domain.contains('.')
@@ -110,7 +110,7 @@ pub async fn find_by_email(
     email: &str,
 ) -> Result<Option<(User, String)>, AccountError> {
     let email = email.trim().to_lowercase();
-    if email.len() > 254 || email.chars().any(char::is_control) {
+    if email.chars().count() > 254 || email.chars().any(char::is_control) {
         return Ok(None);
     }
     let row = client

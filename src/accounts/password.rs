@@ -6,7 +6,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 /// Shortest accepted password.
 pub const MIN_LENGTH: usize = 10;
-/// Longest accepted password (bytes), to bound hashing work.
+/// Longest accepted password (characters), to bound hashing work.
 pub const MAX_LENGTH: usize = 256;
 
 /// Why a password is refused.
@@ -14,8 +14,8 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_LENGTH {
         return Err(format!("must be at least {MIN_LENGTH} characters"));
     }
-    if password.len() > MAX_LENGTH {
-        return Err(format!("must be at most {MAX_LENGTH} bytes"));
+    if password.chars().count() > MAX_LENGTH {
+        return Err(format!("must be at most {MAX_LENGTH} characters"));
     }
     Ok(())
 }

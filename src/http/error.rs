@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db::DbError;
 use crate::source::SourceError;
@@ -94,13 +95,35 @@ pub async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The body of every error response, as documented (`ErrorResponse` in the OpenAPI
+/// document) and as sent: one type for both, so they cannot drift apart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse<'a> {
+    /// What went wrong.
+    pub error: ErrorDetail<'a>,
+}
+
+/// The error inside an [`ErrorResponse`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable machine-readable code, e.g. `invalid_field`, `not_found`, `rate_limited`.
+    pub code: &'a str,
+    /// Human-readable explanation.
+    pub message: &'a str,
+    /// The request field at fault, when one is (a JSON path such as `priorities[0].weight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(field) = &self.field {
-            error["field"] = json!(field);
-        }
-        let body = Json(json!({ "error": error }));
+        let body = Json(ErrorResponse {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        });
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::REQUEST_TIMEOUT {
             response.headers_mut().insert(

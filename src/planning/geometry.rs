@@ -161,3 +161,139 @@ mod tests {
         assert!(extract(&square(), 4).is_err(), "vertex limit");
     }
 }
+
+/// Property tests of the GeoJSON reader: any JSON value gives a geometry or a clear
+/// error, never a panic; valid polygons are accepted and read back unchanged.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Any JSON value, GeoJSON-flavoured: keys and strings are often GeoJSON's own.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let word = prop_oneof![
+            Just("type".to_owned()),
+            Just("coordinates".to_owned()),
+            Just("geometry".to_owned()),
+            Just("features".to_owned()),
+            Just("Polygon".to_owned()),
+            Just("MultiPolygon".to_owned()),
+            Just("Feature".to_owned()),
+            Just("FeatureCollection".to_owned()),
+            "\\PC{0,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            (-200.0..200.0f64).prop_map(Value::from),
+            word.clone().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::from),
+                prop::collection::btree_map(word.clone(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A position: mostly plausible numbers, sometimes out of range or not numbers.
+    fn position() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            8 => (-180.0..=180.0f64, -90.0..=90.0f64).prop_map(|(x, y)| json!([x, y])),
+            1 => (any::<f64>(), any::<f64>(), any::<f64>()).prop_map(|(x, y, z)| json!([x, y, z])),
+            1 => prop::collection::vec(any::<f64>(), 0..5).prop_map(Value::from),
+        ]
+    }
+
+    /// Polygon-shaped input with random positions (closed or not, any ring sizes).
+    fn polygonish() -> impl Strategy<Value = Value> {
+        let ring = (prop::collection::vec(position(), 0..8), any::<bool>()).prop_map(
+            |(mut ring, close)| {
+                if let (true, Some(first)) = (close, ring.first().cloned()) {
+                    ring.push(first);
+                }
+                Value::from(ring)
+            },
+        );
+        let polygon = prop::collection::vec(ring, 0..3)
+            .prop_map(Value::from)
+            .boxed();
+        prop_oneof![
+            polygon
+                .clone()
+                .prop_map(|c| json!({"type": "Polygon", "coordinates": c})),
+            prop::collection::vec(polygon, 0..3)
+                .prop_map(|c| json!({"type": "MultiPolygon", "coordinates": c})),
+        ]
+    }
+
+    /// A valid polygon: a convex ring of 3 to 40 corners (counter-clockwise, closed)
+    /// around a centre, small enough to stay inside the longitude/latitude ranges.
+    fn convex_polygon() -> impl Strategy<Value = (Vec<[f64; 2]>, Value)> {
+        (-170.0..170.0f64, -80.0..80.0f64, 1e-3..5.0f64, 3..40usize).prop_map(
+            |(cx, cy, radius, n)| {
+                let mut ring: Vec<[f64; 2]> = (0..n)
+                    .map(|i| {
+                        let a = std::f64::consts::TAU * i as f64 / n as f64;
+                        [cx + radius * a.cos(), cy + radius * a.sin()]
+                    })
+                    .collect();
+                ring.push(ring[0]);
+                let geometry = json!({"type": "Polygon", "coordinates": [ring.clone()]});
+                (ring, geometry)
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_json_is_a_geometry_or_an_error(input in any_json()) {
+            match extract(&input, 1000) {
+                Ok((geometry, _)) => {
+                    let _ = to_multipolygon(&geometry);
+                }
+                Err(e) => prop_assert!(!e.0.is_empty()),
+            }
+        }
+
+        #[test]
+        fn random_positions_never_panic(input in polygonish(), max in 0..50usize) {
+            match extract(&input, max) {
+                Ok((geometry, vertices)) => {
+                    prop_assert!(vertices <= max);
+                    // Whatever passed the shape checks reads as polygons (or a clear
+                    // error for positions geozero refuses); validity is PostGIS's.
+                    let _ = to_multipolygon(&geometry);
+                }
+                Err(e) => prop_assert!(!e.0.is_empty()),
+            }
+        }
+
+        #[test]
+        fn valid_polygons_are_accepted_and_round_trip((ring, polygon) in convex_polygon(), wrap in 0..4usize) {
+            let input = match wrap {
+                0 => polygon.clone(),
+                1 => json!({"type": "MultiPolygon", "coordinates": [polygon["coordinates"].clone()]}),
+                2 => json!({"type": "Feature", "properties": {}, "geometry": polygon.clone()}),
+                _ => json!({"type": "FeatureCollection", "features": [
+                    {"type": "Feature", "properties": null, "geometry": polygon.clone()}]}),
+            };
+            let (geometry, vertices) =
+                extract(&input, ring.len()).map_err(|e| TestCaseError::fail(e.0))?;
+            prop_assert_eq!(vertices, ring.len());
+            let multi = to_multipolygon(&geometry).map_err(|e| TestCaseError::fail(e.0))?;
+            prop_assert_eq!(multi.0.len(), 1);
+            prop_assert!(multi.0[0].interiors().is_empty());
+            let read: Vec<[f64; 2]> = multi.0[0].exterior().coords().map(|c| [c.x, c.y]).collect();
+            // One vertex fewer allowed: refused.
+            prop_assert!(extract(&input, ring.len() - 1).is_err());
+            prop_assert_eq!(read, ring);
+        }
+    }
+}

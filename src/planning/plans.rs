@@ -198,6 +198,15 @@ pub async fn check_shape(
     Ok(())
 }
 
+/// The planning regions' slugs, as the migrations insert them (`planscape.regions`);
+/// the OpenAPI document lists them, and a test checks them against `GET /regions`.
+pub const REGION_SLUGS: [&str; 4] = [
+    "central_coast",
+    "northern_california",
+    "sierra_nevada",
+    "southern_california",
+];
+
 /// Checks that a region exists.
 pub async fn check_region(client: &impl GenericClient, region: &str) -> Result<(), PlanError> {
     let found = if region.chars().any(char::is_control) || region.len() > 100 {

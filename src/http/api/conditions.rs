@@ -23,7 +23,9 @@ use crate::planning::{geometry, plans};
 pub struct StatsRequest {
     /// Region of the conditions.
     pub region: String,
-    /// Conditions (metric, element or pillar names of the region).
+    /// Conditions (metric, element or pillar names of the region; metrics only for
+    /// raw values), distinct.
+    #[schema(min_items = 1, max_items = 100)]
     pub conditions: Vec<String>,
     /// GeoJSON Polygon or MultiPolygon in longitude, latitude (or a Feature of one).
     #[schema(value_type = Object)]

@@ -17,9 +17,10 @@ use crate::http::error::ApiError;
 /// cannot set it, and CORS does not allow it from other origins).
 pub const CSRF_HEADER: &str = "x-planscape-csrf";
 
-/// A JSON body: 415 without a JSON content type, 413 past the configured size, 408 when
-/// it does not arrive within `http.body_read_timeout_s`, 400 when it is not JSON, 422
-/// naming the field when it does not fit the schema.
+/// A JSON object body: 415 without a JSON content type, 413 past the configured size,
+/// 408 when it does not arrive within `http.body_read_timeout_s`, 400 when it is not
+/// JSON, 422 naming the field when it does not fit the schema (or `body` when it is JSON
+/// but not an object: serde would read a struct from an array).
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
@@ -49,6 +50,21 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
         .await
         .map_err(|_| ApiError::body_timeout(limit))?
         .map_err(|e| ApiError::body_rejection(e.status(), e.body_text()))?;
+        // Every request type is an object; serde's derive would also take an array of
+        // its fields in order, which the document does not allow.
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !object {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                    Ok(_) => ApiError::invalid_field("body", "must be a JSON object"),
+                    Err(e) => ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        format!("the body is not valid JSON: {e}"),
+                    ),
+                },
+            );
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
             Ok(value) => {

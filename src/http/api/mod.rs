@@ -5,6 +5,7 @@
 mod auth;
 mod basemaps;
 mod conditions;
+mod contract;
 pub mod extract;
 mod plans;
 pub mod point;
@@ -33,7 +34,9 @@ pub const PREFIX: &str = "/planscape-backend";
     tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions"), (name = "scenarios"), (name = "map")),
     components(schemas(
         crate::accounts::access::Role,
-        crate::planning::scenarios::export::ExportFormat
+        crate::planning::scenarios::export::ExportFormat,
+        crate::http::error::ErrorResponse,
+        crate::http::error::ErrorDetail
     ))
 )]
 struct ApiDoc;
@@ -148,6 +151,9 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let mut doc = doc;
     document_security(&mut doc);
     document_tile_paths(&mut doc);
+    contract::document_errors(&mut doc);
+    contract::document_constraints(&mut doc, state.conditions.as_deref());
+    contract::document_closed_bodies(&mut doc);
     let document = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
     let limit = state.config.accounts.max_body_kb.saturating_mul(1024);
     router

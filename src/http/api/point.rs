@@ -22,8 +22,10 @@ use crate::tile::{MAX_LATITUDE, lonlat_to_mercator};
 #[into_params(parameter_in = Query)]
 pub struct PointQuery {
     /// Longitude, degrees (-180 to 180).
+    #[param(minimum = -180, maximum = 180)]
     pub lon: f64,
     /// Latitude, degrees (within the Web Mercator range, ±85.05).
+    #[param(minimum = -85.05112877980659, maximum = 85.05112877980659)]
     pub lat: f64,
 }
 

@@ -111,7 +111,7 @@ pub struct ExportQuery {
     params(("sid" = i64, Path, description = "scenario id"), ExportQuery),
     responses(
         (status = 200, description = "the file, as an attachment", content(
-            (String = "application/geo+json"), (String = "application/zip"), (String = "text/csv"))),
+            (Object = "application/geo+json"), (Vec<u8> = "application/zip"), (String = "text/csv"))),
         (status = 400, description = "missing or unknown format"),
         (status = 404, description = "no such scenario"),
         (status = 409, description = "the scenario is not done")))]

@@ -96,7 +96,8 @@ pub const STAND_SIZES: [u32; 3] = [10, 100, 500];
 pub struct Priority {
     /// A condition of the plan's region (metric, element or pillar).
     pub condition: String,
-    /// Its weight (>= 0; not all zero).
+    /// Its weight (0 to 1,000,000; not all zero).
+    #[schema(minimum = 0, maximum = 1000000)]
     pub weight: f64,
 }
 
@@ -106,13 +107,16 @@ pub struct Priority {
 pub struct ScenarioConfig {
     /// Name.
     pub name: String,
-    /// Weighted conditions.
+    /// Weighted conditions (at least one; weights not all zero).
+    #[schema(min_items = 1)]
     pub priorities: Vec<Priority>,
     /// Stand size in acres: 10, 100 or 500.
     pub stand_size_acres: u32,
     /// Largest share of the planning area to treat, in (0, 1].
+    #[schema(exclusive_minimum = 0, maximum = 1)]
     pub max_treatment_share: f64,
-    /// Most project areas.
+    /// Most project areas (1 to 1000).
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_project_areas: u32,
     /// Areas to leave out (GeoJSON Polygon/MultiPolygon, longitude/latitude).
     #[serde(default)]
