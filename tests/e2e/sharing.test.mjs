@@ -67,7 +67,7 @@ test('an owner invites, one colleague accepts and leaves, another declines', asy
     await o.locator('.members li.pending', { hasText: email }).waitFor();
   }
   // Pending: no names, no role selects yet.
-  assert.equal(await o.locator('.members li', { hasText: 'Victor' }).count(), 0);
+  assert.equal(await o.locator('.members li strong', { hasText: 'Victor' }).count(), 0);
   assert.equal(await o.getByLabel('Role of Victor').count(), 0);
   await shot(o, '08-sharing-owner');
 
@@ -83,11 +83,16 @@ test('an owner invites, one colleague accepts and leaves, another declines', asy
   assert.deepEqual(await accessibilityViolations(v), [], 'WCAG 2 A/AA rules (axe-core)');
   await shot(v, '08b-invitation');
 
-  // Accepting opens the plan: its scores, none of the owner's tools.
+  // Accepting opens the plan, the map fitted to it: its scores, none of the owner's tools.
   await v.getByRole('button', { name: 'Accept Shared ridge' }).click();
   await v.waitForFunction((id) => location.search.includes(`plan=${id}`), plan.id);
   await v.waitForSelector('.plan-page[data-scores=ready]');
   await settled(v);
+  const fitted = await v.evaluate(() => {
+    const { map } = window.planscape;
+    return { zoom: map.getZoom(), inView: map.getBounds().contains([[37.77, -119.65], [37.83, -119.55]]) };
+  });
+  assert.ok(fitted.inView && fitted.zoom >= 10, `fitted to the plan: ${JSON.stringify(fitted)}`);
   assert.equal(await v.locator('.plan-page h2').innerText(), 'Shared ridge');
   assert.match(await v.locator('.plan-list li', { hasText: 'Shared ridge' }).innerText(), /viewer[\s\S]*shared by Olga/);
   assert.equal(await v.locator('.invitation-list li').count(), 0);

@@ -33,7 +33,7 @@ export class PlansPanel {
   private shownPlan = 0;
   private seq = 0;
   private scenarios: ScenariosPanel | null = null;
-  /** Fit the map to the next plan shown (a new plan). */
+  /** Fit the map to the next plan shown (a new plan, or one just accepted). */
   private fitNext = false;
   /** Ends a redraw in progress (the drawing, the new outline on the map). */
   private endRedraw: (() => void) | null = null;
@@ -52,6 +52,7 @@ export class PlansPanel {
     body.parentElement?.querySelector('summary')?.append(' ', badge);
     this.invitations = new InvitationsList(badge, (plan) => {
       this.plans = [plan, ...this.plans.filter((p) => p.id !== plan.id)];
+      this.fitNext = true;
       this.url.update({ plan: plan.id, scenario: undefined });
       void this.apply();
     });
