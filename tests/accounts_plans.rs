@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::api::{API, call, email, send, signup};
+use common::api::{API, call, email, invitation_to, send, share, signup};
 use common::cli::{assert_success, planscape};
 use common::{TestServer, client, shared_data, unique};
 use reqwest::Method;
@@ -375,47 +375,8 @@ async fn logins_are_rate_limited_per_client_and_per_account() {
         .expect("send");
     assert_eq!(r.status(), 200);
 
-    // An invitation naming no account says so: such invitations are limited per
-    // inviting user, so plans cannot be used to list who has an account.
-    // (From another address: this one has spent its sign-up allowance.)
-    let signed: Value = signup_from("10.6.6.6", email("inviter"))
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
-    let inviter = signed["token"].as_str().expect("token").to_owned();
-    let (status, _, plan) = call(
-        &server,
-        Method::POST,
-        "/plans",
-        Some(&inviter),
-        Some(json!({"name": "p", "region": "southern_california", "geometry": geojson("sandiego.geojson")})),
-    )
-    .await;
-    assert_eq!(status, 201, "{plan}");
-    let members = format!("/plans/{}/members", plan["id"]);
-    for _ in 0..3 {
-        let (status, _, body) = call(
-            &server,
-            Method::POST,
-            &members,
-            Some(&inviter),
-            Some(json!({"email": email("nobody"), "role": "viewer"})),
-        )
-        .await;
-        assert_eq!(status, 422, "{body}");
-        assert_eq!(body["error"]["field"], "email");
-    }
-    let (status, _, body) = call(
-        &server,
-        Method::POST,
-        &members,
-        Some(&inviter),
-        Some(json!({"email": staff[1], "role": "viewer"})),
-    )
-    .await;
-    assert_eq!(status, 429, "{body}");
+    // (Invitations are limited per inviter, and say nothing about accounts: the
+    // `invitations` tests.)
     server.stop().await;
 }
 
@@ -708,15 +669,27 @@ fn arizona_again() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_permission_matrix() {
     let server = TestServer::start("").await;
-    let (owner, _, _) = signup(&server, "owner").await;
+    let (owner, _, owner_mail) = signup(&server, "owner").await;
     let (viewer, viewer_id, viewer_mail) = signup(&server, "viewer").await;
     let (collab, collab_id, collab_mail) = signup(&server, "collab").await;
     let (stranger, _, _) = signup(&server, "stranger").await;
-    let (_, extra_id, extra_mail) = signup(&server, "extra").await;
+    let (extra, extra_id, extra_mail) = signup(&server, "extra").await;
     let plan = new_plan(&server, &owner, "sandiego.geojson").await;
     let id = plan["id"].as_i64().expect("id");
-    for (mail, role) in [(&viewer_mail, "viewer"), (&collab_mail, "collaborator")] {
-        let (status, _, body) = call(
+    for (mail, role, token) in [
+        (&viewer_mail, "viewer", &viewer),
+        (&collab_mail, "collaborator", &collab),
+    ] {
+        share(&server, &owner, id, mail, role, token).await;
+    }
+    // Sharing errors: not an email, an existing member, the creator, an unknown role.
+    for (mail, role, field) in [
+        ("not an email", "viewer", "email"),
+        (viewer_mail.as_str(), "collaborator", "email"),
+        (owner_mail.as_str(), "viewer", "email"),
+        (viewer_mail.as_str(), "emperor", "role"),
+    ] {
+        let (status, _, err) = call(
             &server,
             Method::POST,
             &format!("/plans/{id}/members"),
@@ -724,27 +697,12 @@ async fn the_permission_matrix() {
             Some(json!({"email": mail, "role": role})),
         )
         .await;
-        assert_eq!(status, 201, "{body}");
+        assert_eq!(
+            (status, error_field(&err)),
+            (422, field),
+            "{mail} {role}: {err}"
+        );
     }
-    // Sharing errors.
-    let (status, _, err) = call(
-        &server,
-        Method::POST,
-        &format!("/plans/{id}/members"),
-        Some(&owner),
-        Some(json!({"email": email("ghost"), "role": "viewer"})),
-    )
-    .await;
-    assert_eq!((status, error_field(&err)), (422, "email"));
-    let (status, _, err) = call(
-        &server,
-        Method::POST,
-        &format!("/plans/{id}/members"),
-        Some(&owner),
-        Some(json!({"email": viewer_mail, "role": "emperor"})),
-    )
-    .await;
-    assert_eq!((status, error_field(&err)), (422, "role"));
 
     let tile = planscape::tile::TileId::containing(-117.0, 32.9, 9);
     let tile_path = format!("/tiles/plans/{id}/{}/{}/{}.mvt", tile.z, tile.x, tile.y);
@@ -797,7 +755,8 @@ async fn the_permission_matrix() {
     ];
     for (method, path, body, expected) in &cases {
         for (i, token) in who.iter().enumerate() {
-            // The owner's invitation must exist before others try to change it.
+            // The extra member must have accepted an invitation before others try to
+            // change their role (the owner's DELETE removes them again).
             if method != Method::POST && path == &member_path {
                 call(
                     &server,
@@ -807,6 +766,17 @@ async fn the_permission_matrix() {
                     Some(json!({"email": extra_mail, "role": "viewer"})),
                 )
                 .await;
+                if let Some(invitation) = invitation_to(&server, &extra, id).await {
+                    let accepted = call(
+                        &server,
+                        Method::POST,
+                        &format!("/invitations/{invitation}/accept"),
+                        Some(&extra),
+                        None,
+                    )
+                    .await;
+                    assert_eq!(accepted.0, 200, "{}", accepted.2);
+                }
             }
             let (status, _, resp) = call(&server, method.clone(), path, *token, body.clone()).await;
             assert_eq!(status, expected[i], "{method} {path} as #{i}: {resp}");
@@ -1041,6 +1011,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
                 method.to_uppercase(),
                 path.replace("{id}", "1")
                     .replace("{user_id}", "1")
+                    .replace("{invitation_id}", "1")
                     .replace("{region}", "1")
                     .replace("{name}", "1")
                     .replace("{sid}", "1")
@@ -1091,6 +1062,10 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         ("POST", "/plans/1/members"),
         ("PATCH", "/plans/1/members/1"),
         ("DELETE", "/plans/1/members/1"),
+        ("DELETE", "/plans/1/invitations/1"),
+        ("GET", "/invitations"),
+        ("POST", "/invitations/1/accept"),
+        ("POST", "/invitations/1/decline"),
         ("GET", "/conditions"),
         ("GET", "/conditions/1/1"),
         ("POST", "/conditions/stats"),

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::api::{API, call, send, signup};
+use common::api::{API, call, send, share, signup};
 use common::cli::{assert_success, run};
 use common::{TestServer, unique};
 use reqwest::Method;
@@ -668,19 +668,11 @@ async fn scenarios_rank_project_areas_within_the_constraints() {
     let (viewer, _, viewer_mail) = signup(&server, "C").await;
     let (collaborator, _, collaborator_mail) = signup(&server, "C").await;
     let (stranger, _, _) = signup(&server, "C").await;
-    for (mail, role) in [
-        (&viewer_mail, "viewer"),
-        (&collaborator_mail, "collaborator"),
+    for (mail, role, token) in [
+        (&viewer_mail, "viewer", &viewer),
+        (&collaborator_mail, "collaborator", &collaborator),
     ] {
-        let (status, _, _) = call(
-            &server,
-            Method::POST,
-            &format!("/plans/{id}/members"),
-            Some(&owner),
-            Some(json!({"email": mail, "role": role})),
-        )
-        .await;
-        assert_eq!(status, 201);
+        share(&server, &owner, id, mail, role, token).await;
     }
     let request = |stand: u32| {
         json!({"name": "thin first", "stand_size_acres": stand, "max_treatment_share": 0.2, "max_project_areas": 5,

@@ -10,6 +10,9 @@
 //! | manage members    |        |              |   x   |
 //!
 //! Someone with no role learns nothing: the plan answers 404 as if it did not exist.
+//! A role is the creator's, or a `plan_members` row, written only when an invitation is
+//! accepted (`planning::invitations`): an invited person whose invitation is pending,
+//! declined or revoked has no role.
 
 use serde::{Deserialize, Serialize};
 

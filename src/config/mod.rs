@@ -279,16 +279,27 @@ impl Config {
             || a.max_body_kb == 0
             || a.max_upload_kb == 0
             || a.plan_max_vertices < 4
+            || a.invitations_max_pending == 0
+            || a.invitations_per_hour == 0
         {
             return Err(invalid(
                 "accounts",
-                "session_ttl_s, login_max_failures, login_window_s, max_body_kb and max_upload_kb must be positive, plan_max_vertices at least 4".into(),
+                "session_ttl_s, login_max_failures, login_window_s, max_body_kb, max_upload_kb, invitations_max_pending and invitations_per_hour must be positive, plan_max_vertices at least 4".into(),
             ));
         }
         if !(a.plan_max_area_acres.is_finite() && a.plan_max_area_acres > 0.0) {
             return Err(invalid(
                 "accounts.plan_max_area_acres",
                 "must be positive".into(),
+            ));
+        }
+        if !(a.plan_min_area_acres.is_finite()
+            && a.plan_min_area_acres >= 0.0
+            && a.plan_min_area_acres < a.plan_max_area_acres)
+        {
+            return Err(invalid(
+                "accounts.plan_min_area_acres",
+                "must be at least 0 and less than plan_max_area_acres".into(),
             ));
         }
         if a.signing_key.as_ref().is_some_and(|k| k.len() < 32) {

@@ -49,9 +49,19 @@ pub struct AccountsConfig {
     /// Largest plan, acres.
     #[serde(default = "default_plan_max_area")]
     pub plan_max_area_acres: f64,
+    /// Smallest plan, acres (smaller areas are refused: a slip of the mouse, not a
+    /// planning area; 1 acre is a square of about 64 m).
+    #[serde(default = "default_plan_min_area")]
+    pub plan_min_area_acres: f64,
     /// Most vertices in a plan's geometry.
     #[serde(default = "default_plan_max_vertices")]
     pub plan_max_vertices: usize,
+    /// Most pending invitations one user may have sent (429 beyond).
+    #[serde(default = "default_invitations_max_pending")]
+    pub invitations_max_pending: u32,
+    /// Most invitations one user may send in an hour (429 beyond).
+    #[serde(default = "default_invitations_per_hour")]
+    pub invitations_per_hour: u32,
     /// Key of the session-token hashes (`PLANSCAPE_SIGNING_KEY` only: refused in a file).
     #[serde(default, skip_serializing)]
     pub signing_key: Option<String>,
@@ -75,6 +85,15 @@ fn default_max_upload_kb() -> usize {
 fn default_plan_max_area() -> f64 {
     5_000_000.0
 }
+fn default_plan_min_area() -> f64 {
+    1.0
+}
+fn default_invitations_max_pending() -> u32 {
+    50
+}
+fn default_invitations_per_hour() -> u32 {
+    20
+}
 fn default_plan_max_vertices() -> usize {
     100_000
 }
@@ -89,6 +108,9 @@ impl Default for AccountsConfig {
             max_upload_kb: default_max_upload_kb(),
             plan_max_area_acres: default_plan_max_area(),
             plan_max_vertices: default_plan_max_vertices(),
+            plan_min_area_acres: default_plan_min_area(),
+            invitations_max_pending: default_invitations_max_pending(),
+            invitations_per_hour: default_invitations_per_hour(),
             signing_key: None,
         }
     }

@@ -301,6 +301,10 @@ impl From<crate::planning::plans::PlanError> for ApiError {
                 "your role on this plan does not allow this",
             ),
             PlanError::NoMember => Self::not_found("no such member"),
+            PlanError::NoInvitation => Self::not_found("no such invitation"),
+            PlanError::TooManyInvitations { message, .. } => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            }
             PlanError::Database(e) => Self::from(e),
         }
     }

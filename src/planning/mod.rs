@@ -6,6 +6,7 @@
 pub mod condition_layers;
 pub mod conditions;
 pub mod geometry;
+pub mod invitations;
 pub mod plans;
 pub mod runs;
 pub mod scan;

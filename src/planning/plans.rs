@@ -15,6 +15,8 @@ use crate::planning::units::M2_PER_ACRE;
 pub struct Limits {
     /// Largest area, acres.
     pub max_area_acres: f64,
+    /// Smallest area, acres.
+    pub min_area_acres: f64,
     /// Most vertices.
     pub max_vertices: usize,
 }
@@ -39,6 +41,17 @@ pub enum PlanError {
     /// The member does not exist.
     #[error("no such member")]
     NoMember,
+    /// No such pending invitation (or not addressed to, or sent by, this user).
+    #[error("no such invitation")]
+    NoInvitation,
+    /// The inviter has sent as many invitations as allowed for now.
+    #[error("{message}")]
+    TooManyInvitations {
+        /// Seconds until one more is allowed.
+        retry_after_s: u64,
+        /// What was limited.
+        message: String,
+    },
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] DbError),
@@ -50,7 +63,7 @@ impl From<tokio_postgres::Error> for PlanError {
     }
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> PlanError {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> PlanError {
     PlanError::Invalid {
         field,
         message: message.into(),
@@ -93,33 +106,58 @@ pub struct Region {
     pub name: String,
 }
 
-/// A member of a plan.
+/// A member of a plan, or (for owners) an invitation not yet answered.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
-    /// User id.
-    pub user_id: i64,
+    /// User id (null for a pending invitation: who has the email is not told).
+    pub user_id: Option<i64>,
     /// Email.
     pub email: String,
-    /// Name.
-    pub name: String,
-    /// Role.
+    /// Name (null for a pending invitation).
+    pub name: Option<String>,
+    /// Role (offered, for a pending invitation).
     pub role: Role,
+    /// `active` for a member, `pending` for an invitation not yet answered.
+    pub status: MemberStatus,
+    /// The invitation's id (pending only; `DELETE /plans/{id}/invitations/{invitation_id}`
+    /// revokes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation_id: Option<i64>,
 }
 
+/// Whether a [`Member`] has access or is only invited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Accepted: has the role.
+    Active,
+    /// Invited, not yet accepted: no access.
+    Pending,
+}
+
+/// Decimal places of stored and returned plan coordinates (1e-7 degrees, about 1 cm).
+/// A plan is stored exactly as the GeoJSON it is returned as would be read back, so
+/// what `GET` returns, `PATCH` and `POST` accept unchanged and store unchanged.
+pub const DECIMALS: i32 = 7;
+
 /// Checks a bare GeoJSON geometry with PostGIS: not empty, valid, inside California,
-/// within the area limit. Returns the area in acres.
+/// within the area limits; then rounds it to [`DECIMALS`] places (through GeoJSON text,
+/// as it will be returned) and checks the rounded shape again, since rounding can
+/// collapse a tiny ring or make a ring cross itself or another. When plain rounding
+/// gives an invalid shape, the shape is snap-rounded to the same grid instead
+/// (`ST_ReducePrecision`, which keeps it valid, polygons kept). Returns the GeoJSON text to store and its area in acres.
 pub async fn check_geometry(
     client: &impl GenericClient,
     geojson: &str,
     limits: &Limits,
-) -> Result<f64, PlanError> {
+) -> Result<(String, f64), PlanError> {
     let row = client
         .query_one(
             "WITH g AS (SELECT ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326))) AS geom) \
              SELECT ST_IsEmpty(geom), ST_IsValid(geom), ST_IsValidReason(geom), \
                     ST_CoveredBy(geom, (SELECT geom FROM planscape.boundaries WHERE name = 'california')), \
-                    ST_Area(ST_Transform(geom, 5070)) FROM g",
-            &[&geojson],
+                    ST_Area(ST_Transform(geom, 5070)), ST_AsGeoJSON(geom, $2) FROM g",
+            &[&geojson, &DECIMALS],
         )
         .await
         .map_err(|e| match e.as_db_error() {
@@ -138,7 +176,58 @@ pub async fn check_geometry(
     if inside != Some(true) {
         return Err(invalid("geometry", "must lie inside California"));
     }
-    let acres = row.get::<_, f64>(4) / M2_PER_ACRE;
+    check_area(row.get::<_, f64>(4) / M2_PER_ACRE, limits)?;
+    let rounded: String = row.get(5);
+    let (stored, acres) = match stored_form(client, &rounded).await? {
+        Some(ok) => ok,
+        None => {
+            // Snap rounding to the same grid, which keeps the shape valid.
+            let repaired: Option<String> = client
+                .query_one(
+                    "SELECT ST_AsGeoJSON(ST_Multi(ST_CollectionExtract(ST_ReducePrecision( \
+                       ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326)), $3), 3)), $2)",
+                    &[&geojson, &DECIMALS, &10f64.powi(-DECIMALS)],
+                )
+                .await?
+                .get(0);
+            match repaired {
+                Some(text) => stored_form(client, &text).await?.ok_or_else(|| {
+                    invalid(
+                        "geometry",
+                        "is not valid once rounded to 7 decimal places (about 1 cm)",
+                    )
+                })?,
+                None => return Err(invalid("geometry", "is empty once rounded")),
+            }
+        }
+    };
+    check_area(acres, limits)?;
+    Ok((stored, acres))
+}
+
+/// The rounded GeoJSON text and its acres when PostGIS finds it a valid, non-empty
+/// shape inside California, read back exactly as it will be stored.
+async fn stored_form(
+    client: &impl GenericClient,
+    rounded: &str,
+) -> Result<Option<(String, f64)>, PlanError> {
+    let row = client
+        .query_one(
+            "WITH g AS (SELECT ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326)) AS geom) \
+             SELECT NOT ST_IsEmpty(geom) AND ST_IsValid(geom) \
+                      AND ST_CoveredBy(geom, (SELECT geom FROM planscape.boundaries WHERE name = 'california')), \
+                    ST_Area(ST_Transform(geom, 5070)) FROM g",
+            &[&rounded],
+        )
+        .await?;
+    Ok(row
+        .get::<_, Option<bool>>(0)
+        .unwrap_or(false)
+        .then(|| (rounded.to_owned(), row.get::<_, f64>(1) / M2_PER_ACRE)))
+}
+
+/// Refuses an area outside `[plan_min_area_acres, plan_max_area_acres]`.
+fn check_area(acres: f64, limits: &Limits) -> Result<(), PlanError> {
     if acres > limits.max_area_acres {
         return Err(invalid(
             "geometry",
@@ -151,12 +240,21 @@ pub async fn check_geometry(
     if acres <= 0.0 {
         return Err(invalid("geometry", "has no area"));
     }
-    Ok(acres)
+    if acres < limits.min_area_acres {
+        return Err(invalid(
+            "geometry",
+            format!(
+                "covers {acres:.4} acres, less than the minimum of {} acres",
+                limits.min_area_acres
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a plan's geometry as given (a Polygon or MultiPolygon, bare or in a Feature or
 /// a FeatureCollection of one) fully: its shape and size here, the rest with
-/// [`check_geometry`]. Returns the bare GeoJSON text and its acres.
+/// [`check_geometry`]. Returns the GeoJSON text to store (rounded) and its acres.
 pub async fn check_input_geometry(
     client: &impl GenericClient,
     input: &Value,
@@ -164,9 +262,7 @@ pub async fn check_input_geometry(
 ) -> Result<(String, f64), PlanError> {
     let (geometry, _) = super::geometry::extract(input, limits.max_vertices)
         .map_err(|e| invalid("geometry", e.to_string()))?;
-    let text = geometry.to_string();
-    let acres = check_geometry(client, &text, limits).await?;
-    Ok((text, acres))
+    check_geometry(client, &geometry.to_string(), limits).await
 }
 
 /// Checks a bare GeoJSON geometry that is not stored as a plan (a statistics area, a
@@ -301,7 +397,7 @@ pub async fn get(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {PLAN_COLUMNS}, {ROLE_SQL} AS role, ST_AsGeoJSON(p.geom, 7) AS geometry \
+                "SELECT {PLAN_COLUMNS}, {ROLE_SQL} AS role, ST_AsGeoJSON(p.geom, {DECIMALS}) AS geometry \
                  FROM planscape.plans p JOIN planscape.users u ON u.id = p.owner_id \
                  LEFT JOIN planscape.plan_members m ON m.plan_id = p.id AND m.user_id = $2 \
                  WHERE p.id = $1"
@@ -418,48 +514,15 @@ pub async fn members(client: &impl GenericClient, plan_id: i64) -> Result<Vec<Me
         .iter()
         .filter_map(|r| {
             Some(Member {
-                user_id: r.get(0),
+                user_id: Some(r.get(0)),
                 email: r.get(1),
-                name: r.get(2),
+                name: Some(r.get(2)),
                 role: Role::parse(r.get::<_, &str>(3))?,
+                status: MemberStatus::Active,
+                invitation_id: None,
             })
         })
         .collect())
-}
-
-/// Gives the user with `email` a role on the plan (or changes it).
-pub async fn add_member(
-    client: &impl GenericClient,
-    plan: &Plan,
-    email: &str,
-    role: Role,
-) -> Result<Member, PlanError> {
-    let email = crate::accounts::normalize_email(email)
-        .map_err(|_| invalid("email", "is not an email address"))?;
-    let row = client
-        .query_opt(
-            "SELECT id, email, name FROM planscape.users WHERE email = $1",
-            &[&email],
-        )
-        .await?
-        .ok_or_else(|| invalid("email", "no user has this email"))?;
-    let user_id: i64 = row.get(0);
-    if user_id == plan.owner_id {
-        return Err(invalid("email", "the plan's creator is always its owner"));
-    }
-    client
-        .execute(
-            "INSERT INTO planscape.plan_members (plan_id, user_id, role) VALUES ($1, $2, $3) \
-             ON CONFLICT (plan_id, user_id) DO UPDATE SET role = EXCLUDED.role",
-            &[&plan.id, &user_id, &role.as_str()],
-        )
-        .await?;
-    Ok(Member {
-        user_id,
-        email: row.get(1),
-        name: row.get(2),
-        role,
-    })
 }
 
 /// Changes a member's role.

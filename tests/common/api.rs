@@ -76,3 +76,60 @@ pub async fn signup(server: &TestServer, name: &str) -> (String, i64, String) {
         mail,
     )
 }
+
+/// Invites `email` to plan `plan_id` with `role` as `owner` (asserting 201); returns the
+/// invitation as sent.
+pub async fn invite(
+    server: &TestServer,
+    owner: &str,
+    plan_id: i64,
+    email: &str,
+    role: &str,
+) -> Value {
+    let (status, _, body) = call(
+        server,
+        Method::POST,
+        &format!("/plans/{plan_id}/members"),
+        Some(owner),
+        Some(json!({"email": email, "role": role})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+/// The id of the pending invitation to plan `plan_id` that the user of `token` sees.
+pub async fn invitation_to(server: &TestServer, token: &str, plan_id: i64) -> Option<i64> {
+    let (status, _, list) = call(server, Method::GET, "/invitations", Some(token), None).await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array()
+        .expect("list")
+        .iter()
+        .find(|i| i["plan_id"] == plan_id)
+        .and_then(|i| i["id"].as_i64())
+}
+
+/// Shares a plan the way people do: `owner` invites `email` with `role`, and the invitee
+/// (`invitee`, the session of the account with that email) accepts (asserting 200).
+pub async fn share(
+    server: &TestServer,
+    owner: &str,
+    plan_id: i64,
+    email: &str,
+    role: &str,
+    invitee: &str,
+) {
+    invite(server, owner, plan_id, email, role).await;
+    let id = invitation_to(server, invitee, plan_id)
+        .await
+        .expect("the invitee sees the invitation");
+    let (status, _, body) = call(
+        server,
+        Method::POST,
+        &format!("/invitations/{id}/accept"),
+        Some(invitee),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -253,6 +253,11 @@ test('a planner runs scenarios, reads their ranked project areas, compares them 
     headers: CSRF, data: { email: viewerEmail, role: 'viewer' },
   });
   assert.equal(invited.status(), 201, await invited.text());
+  // The viewer accepts (the invitations screen has a test of its own: sharing).
+  const waiting = await (await viewer.context.request.get(`${API}/invitations`)).json();
+  const invitation = waiting.find((i) => i.plan_id === plan.id);
+  const accepted = await viewer.context.request.post(`${API}/invitations/${invitation.id}/accept`, { headers: CSRF });
+  assert.equal(accepted.status(), 200, await accepted.text());
   const v = viewer.page;
   await v.goto(`${BASE}/?map=13/37.80000/-119.60000&plan=${plan.id}&scenario=${sid}`);
   await settled(v);

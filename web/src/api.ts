@@ -107,7 +107,18 @@ export interface Plan {
   owner_id: number; owner_name: string; created_at: string; updated_at: string;
   geometry?: GeoJSON.MultiPolygon | null;
 }
-export interface Member { user_id: number; email: string; name: string; role: Role }
+/** A plan's member (`active`) or, for owners, an invitation not yet answered (`pending`:
+ *  no user id or name until it is accepted). */
+export interface Member {
+  user_id: number | null; email: string; name: string | null; role: Role;
+  status: 'active' | 'pending'; invitation_id?: number;
+}
+/** An invitation as sent (the same whether or not the email has an account). */
+export interface SentInvitation { id: number; plan_id: number; email: string; role: Role; status: 'pending'; created_at: string }
+/** An invitation waiting for the signed-in user's answer. */
+export interface ReceivedInvitation {
+  id: number; plan_id: number; plan_name: string; region: string; inviter_name: string; role: Role; created_at: string;
+}
 export interface ConditionStats {
   condition: string; level: string; count: number; nodata: number; sum: number;
   min?: number | null; max?: number | null; mean?: number | null; band?: string | null;
@@ -182,7 +193,12 @@ export const api = {
   scores: (id: number) => json<Scores>(`${API}/plans/${id}/scores`),
   members: (id: number) => json<Member[]>(`${API}/plans/${id}/members`),
   invite: (id: number, email: string, role: Role) =>
-    request<Member>('POST', `${API}/plans/${id}/members`, { email, role }),
+    request<SentInvitation>('POST', `${API}/plans/${id}/members`, { email, role }),
+  revokeInvitation: (id: number, invitationId: number) =>
+    request<void>('DELETE', `${API}/plans/${id}/invitations/${invitationId}`),
+  invitations: () => json<ReceivedInvitation[]>(`${API}/invitations`),
+  acceptInvitation: (id: number) => request<Plan>('POST', `${API}/invitations/${id}/accept`),
+  declineInvitation: (id: number) => request<void>('POST', `${API}/invitations/${id}/decline`),
   changeRole: (id: number, userId: number, role: Role) =>
     request<void>('PATCH', `${API}/plans/${id}/members/${userId}`, { role }),
   removeMember: (id: number, userId: number) => request<void>('DELETE', `${API}/plans/${id}/members/${userId}`),

@@ -6,6 +6,7 @@ import { ApiError, api, type Plan, type Region, type User } from './api';
 import type { ConditionsPanel } from './conditions';
 import { formatAcres, h, replace } from './dom';
 import { FormErrors, field, regionField } from './form';
+import { InvitationsList } from './invitations';
 import { problemAt } from './problem';
 import { redraw } from './redraw';
 import { ScenariosPanel } from './scenarios';
@@ -25,12 +26,14 @@ export class PlansPanel {
   private draft = h('div', { class: 'draft' });
   private page = h('section', { class: 'plan-page', 'aria-label': 'Selected plan' });
   private message = h('p', { class: 'form-error', role: 'alert' });
+  /** Invitations waiting for this user's answer (above the list). */
+  private invitations: InvitationsList;
   private outline: L.GeoJSON | null = null;
   private marker: L.CircleMarker | null = null;
   private shownPlan = 0;
   private seq = 0;
   private scenarios: ScenariosPanel | null = null;
-  /** Fit the map to the next plan shown (a new plan). */
+  /** Fit the map to the next plan shown (a new plan, or one just accepted). */
   private fitNext = false;
   /** Ends a redraw in progress (the drawing, the new outline on the map). */
   private endRedraw: (() => void) | null = null;
@@ -44,16 +47,27 @@ export class PlansPanel {
     private conditions: ConditionsPanel,
   ) {
     map.createPane(PLAN_PANE).style.zIndex = '450';
+    // The count of waiting invitations, on the panel's heading.
+    const badge = h('span', { class: 'badge', hidden: true });
+    body.parentElement?.querySelector('summary')?.append(' ', badge);
+    this.invitations = new InvitationsList(badge, (plan) => {
+      this.plans = [plan, ...this.plans.filter((p) => p.id !== plan.id)];
+      this.fitNext = true;
+      this.url.update({ plan: plan.id, scenario: undefined });
+      void this.apply();
+    });
     this.render();
   }
 
   async setUser(user: User | null): Promise<void> {
     this.user = user;
+    if (!user) await this.invitations.load(false);
     this.plans = [];
     this.shownPlan = 0;
     if (user) {
       try {
-        [this.plans, this.regions] = await Promise.all([api.plans(), this.regions.length ? this.regions : api.regions()]);
+        [this.plans, this.regions] = await Promise.all([api.plans(), this.regions.length ? this.regions : api.regions(),
+          this.invitations.load(true)]);
       } catch (e) {
         this.message.textContent = describe(e);
       }
@@ -72,7 +86,7 @@ export class PlansPanel {
     }
     this.renderActions();
     this.renderList();
-    replace(this.body, this.actions, this.draft, this.message, this.list, this.page);
+    replace(this.body, this.actions, this.draft, this.message, this.invitations.element, this.list, this.page);
   }
 
   private renderActions() {

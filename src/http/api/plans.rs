@@ -11,9 +11,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::extract::{Auth, JsonBody, path_id};
-use crate::accounts::access::{Action, Role};
+use crate::accounts::access::{self, Action, Role};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::planning::invitations::{self, InviteLimits, ReceivedInvitation, SentInvitation};
 use crate::planning::plans::{self, Limits, Member, Plan, Region};
 
 /// A new plan.
@@ -41,11 +42,11 @@ pub struct PlanChange {
     pub geometry: Option<Value>,
 }
 
-/// An invitation.
+/// An invitation to send.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
-    /// The invited user's email.
+    /// The invited person's email (they need not have an account yet).
     pub email: String,
     /// Their role.
     pub role: Role,
@@ -63,6 +64,7 @@ pub struct RoleChange {
 pub(super) fn limits(state: &AppState) -> Limits {
     Limits {
         max_area_acres: state.config.accounts.plan_max_area_acres,
+        min_area_acres: state.config.accounts.plan_min_area_acres,
         max_vertices: state.config.accounts.plan_max_vertices,
     }
 }
@@ -177,7 +179,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The plan's owner and members (any member may look).
+/// The plan's owner and members (any member may look); owners also see the pending
+/// invitations (`status: pending`, with `invitation_id`, no name or user id).
 #[utoipa::path(get, path = "/plans/{id}/members", tag = "sharing", params(("id" = i64, Path, description = "plan id")),
     responses((status = 200, body = [Member]), (status = 404, description = "no such plan")))]
 pub async fn members(
@@ -187,16 +190,32 @@ pub async fn members(
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let id = path_id(&id, "plan")?;
     let client = state.db().await?;
-    plans::authorize(&**client, id, auth.user.id, Action::ListMembers).await?;
-    Ok(Json(plans::members(&**client, id).await?))
+    let plan = plans::authorize(&**client, id, auth.user.id, Action::ListMembers).await?;
+    let mut list = plans::members(&**client, id).await?;
+    if access::allows(plan.role, Action::ManageMembers) {
+        list.extend(invitations::pending_for_plan(&**client, id).await?);
+    }
+    Ok(Json(list))
 }
 
-/// Shares the plan with a user by email, with a role (owners).
+/// The invitation limits of the configuration.
+fn invite_limits(state: &AppState) -> InviteLimits {
+    InviteLimits {
+        max_pending: state.config.accounts.invitations_max_pending,
+        per_hour: state.config.accounts.invitations_per_hour,
+    }
+}
+
+/// Invites an email to the plan with a role (owners). The invitation waits for the
+/// person with that email (now or once they sign up) to accept it; the answer is the
+/// same whether or not an account has the email. At most `invitations_max_pending`
+/// pending and `invitations_per_hour` sent per inviter (429 beyond).
 #[utoipa::path(post, path = "/plans/{id}/members", tag = "sharing", request_body = NewMember,
     params(("id" = i64, Path, description = "plan id")),
-    responses((status = 201, body = Member), (status = 403, description = "role does not allow"),
-              (status = 404, description = "no such plan"), (status = 422, description = "unknown email or role"),
-              (status = 429, description = "too many unknown emails")))]
+    responses((status = 201, body = SentInvitation), (status = 403, description = "role does not allow"),
+              (status = 404, description = "no such plan"),
+              (status = 422, description = "not an email address, an existing member, or an unknown role"),
+              (status = 429, description = "too many invitations pending or sent in the last hour")))]
 pub async fn invite(
     State(state): State<Arc<AppState>>,
     auth: Auth,
@@ -204,25 +223,91 @@ pub async fn invite(
     JsonBody(form): JsonBody<NewMember>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, "plan")?;
-    // Invites naming no account tell that the email has none: limited per inviting
-    // user like failed logins, so they cannot be used to list who has an account.
-    let probe_key = format!("invite:{}", auth.user.id);
-    if let Some(wait) = state.login_limiter.blocked(&probe_key) {
-        return Ok(super::auth::rate_limited(
-            wait,
-            "too many invitations of unknown emails; try again later",
-        ));
-    }
-    let client = state.db().await?;
+    let mut client = state.db().await?;
     let plan = plans::authorize(&**client, id, auth.user.id, Action::ManageMembers).await?;
-    match plans::add_member(&**client, &plan, &form.email, form.role).await {
-        Ok(member) => Ok((StatusCode::CREATED, Json(member)).into_response()),
-        Err(e @ plans::PlanError::Invalid { field: "email", .. }) => {
-            state.login_limiter.failed(&probe_key);
-            Err(e.into())
-        }
+    match invitations::invite(
+        &mut client,
+        &plan,
+        auth.user.id,
+        &form.email,
+        form.role,
+        invite_limits(&state),
+    )
+    .await
+    {
+        Ok(sent) => Ok((StatusCode::CREATED, Json(sent)).into_response()),
+        Err(plans::PlanError::TooManyInvitations {
+            retry_after_s,
+            message,
+        }) => Ok(super::auth::rate_limited(retry_after_s, &message)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Revokes a pending invitation (owners).
+#[utoipa::path(delete, path = "/plans/{id}/invitations/{invitation_id}", tag = "sharing",
+    params(("id" = i64, Path, description = "plan id"), ("invitation_id" = i64, Path, description = "invitation id")),
+    responses((status = 204, description = "revoked"), (status = 403, description = "role does not allow"),
+              (status = 404, description = "no such plan or pending invitation")))]
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path((id, invitation)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (id, invitation) = (path_id(&id, "plan")?, path_id(&invitation, "invitation")?);
+    let client = state.db().await?;
+    plans::authorize(&**client, id, auth.user.id, Action::ManageMembers).await?;
+    invitations::revoke(&**client, id, invitation).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The invitations waiting for the signed-in user's answer, with each plan's name and
+/// the inviter's name.
+#[utoipa::path(get, path = "/invitations", tag = "sharing",
+    responses((status = 200, body = [ReceivedInvitation]), (status = 401, description = "not signed in")))]
+pub async fn received(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+) -> Result<Json<Vec<ReceivedInvitation>>, ApiError> {
+    let client = state.db().await?;
+    Ok(Json(
+        invitations::received(&**client, &auth.user.email).await?,
+    ))
+}
+
+/// Accepts an invitation addressed to the signed-in user: they get the offered role,
+/// and the plan is returned as they now see it.
+#[utoipa::path(post, path = "/invitations/{id}/accept", tag = "sharing",
+    params(("id" = i64, Path, description = "invitation id")),
+    responses((status = 200, body = Plan), (status = 401, description = "not signed in"),
+              (status = 404, description = "no such pending invitation for this user")))]
+pub async fn accept(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Plan>, ApiError> {
+    let id = path_id(&id, "invitation")?;
+    let mut client = state.db().await?;
+    let plan_id = invitations::accept(&mut client, id, auth.user.id, &auth.user.email).await?;
+    Ok(Json(
+        plans::authorize(&**client, plan_id, auth.user.id, Action::View).await?,
+    ))
+}
+
+/// Declines an invitation addressed to the signed-in user: no access is given.
+#[utoipa::path(post, path = "/invitations/{id}/decline", tag = "sharing",
+    params(("id" = i64, Path, description = "invitation id")),
+    responses((status = 204, description = "declined"), (status = 401, description = "not signed in"),
+              (status = 404, description = "no such pending invitation for this user")))]
+pub async fn decline(
+    State(state): State<Arc<AppState>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&id, "invitation")?;
+    let client = state.db().await?;
+    invitations::decline(&**client, id, &auth.user.email).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Changes a member's role (owners).
