@@ -37,6 +37,9 @@ pub enum StartError {
     /// The store URL is invalid.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The mail settings are unusable.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// A server that is listening.
@@ -99,6 +102,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         config.accounts.login_max_failures,
         Duration::from_secs(config.accounts.login_window_s),
     );
+    let mailer = crate::mail::Mailer::from_config(&config.mail)?.map(Arc::new);
+    if mailer.is_none() {
+        tracing::warn!(
+            "no SMTP server configured (PLANSCAPE_SMTP_HOST): password-reset mail is not sent"
+        );
+    }
     let listen = config.listen;
     let state = Arc::new(AppState {
         config,
@@ -106,6 +115,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         pool,
         cache_control,
         login_limiter,
+        mailer,
         plan_source,
         project_area_source,
         conditions: conditions.map(Arc::new),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 mod basemaps;
 mod env;
 mod layers;
+mod mail;
 mod sections;
 
 pub use basemaps::{Basemap, BasemapConfig};
@@ -21,6 +22,7 @@ pub use env::ENV_OVERRIDES;
 pub use layers::{
     Fallback, LayerConfig, PregeneratedConfig, RasterLayerConfig, Resampling, VectorLayerConfig,
 };
+pub use mail::{MailConfig, SmtpTls};
 pub use sections::{
     AccountsConfig, CacheConfig, ConditionsConfig, DatabaseConfig, HttpConfig, RegionsConfig,
     StoreConfig,
@@ -107,6 +109,9 @@ pub struct Config {
     /// Accounts, sessions and plan limits.
     #[serde(default)]
     pub accounts: AccountsConfig,
+    /// Outgoing mail (password-reset links).
+    #[serde(default)]
+    pub mail: MailConfig,
     /// The conditions catalog.
     #[serde(default)]
     pub conditions: Option<ConditionsConfig>,
@@ -270,6 +275,10 @@ impl Config {
                 "must be positive".into(),
             ));
         }
+        if a.reset_ttl_s == 0 {
+            return Err(invalid("accounts.reset_ttl_s", "must be positive".into()));
+        }
+        self.mail.validate(self.public_url.as_deref())?;
         if a.signing_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(invalid(
                 "accounts.signing_key",

@@ -55,10 +55,16 @@ pub struct AccountsConfig {
     /// Key of the session-token hashes (`PLANSCAPE_SIGNING_KEY` only: refused in a file).
     #[serde(default, skip_serializing)]
     pub signing_key: Option<String>,
+    /// Lifetime of a password-reset link, seconds (`PLANSCAPE_RESET_TTL_S`).
+    #[serde(default = "default_reset_ttl")]
+    pub reset_ttl_s: u64,
 }
 
 fn default_session_ttl() -> u64 {
     14 * 24 * 3600
+}
+fn default_reset_ttl() -> u64 {
+    3600
 }
 fn default_login_failures() -> u32 {
     10
@@ -90,6 +96,7 @@ impl Default for AccountsConfig {
             plan_max_area_acres: default_plan_max_area(),
             plan_max_vertices: default_plan_max_vertices(),
             signing_key: None,
+            reset_ttl_s: default_reset_ttl(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     pub cache_control: HeaderValue,
     /// Failed-login counters.
     pub login_limiter: crate::accounts::limiter::Limiter,
+    /// Outgoing mail (password-reset links), when an SMTP server is configured.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// The conditions catalog.
     pub conditions: Option<Arc<crate::planning::conditions::Conditions>>,
     /// Plan outlines as vector tiles (`/tiles/plans/{id}/...`).
