@@ -19,11 +19,25 @@ export class AuthPanel extends EventTarget {
 
   constructor(private body: HTMLElement, private whoami: HTMLElement) {
     super();
-    // The token leaves the address bar (and so history, bookmarks and shared links) at once.
-    this.resetToken = resetToken(location.hash);
-    if (this.resetToken) {
+    this.resetToken = this.takeResetToken();
+    // A link pasted into a tab that already shows the app changes only the fragment.
+    window.addEventListener('hashchange', () => {
+      const token = this.takeResetToken();
+      if (token) {
+        this.resetToken = token;
+        this.render();
+      }
+    });
+  }
+
+  /** The reset link's token, taken out of the address bar (and so out of history,
+   *  bookmarks and shared links) at once. */
+  private takeResetToken(): string | null {
+    const token = resetToken(location.hash);
+    if (token) {
       history.replaceState(history.state, '', `${location.pathname}${location.search}${withoutResetToken(location.hash)}`);
     }
+    return token;
   }
 
   /** Finds out who is signed in (asks the server only when this browser signed in before). */
