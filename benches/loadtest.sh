@@ -69,5 +69,12 @@ requests=$(wc -l < "$WORK/mix.txt")
   echo "Not yet in the mix: planning statistics and plan reads (their endpoints come with the"
   echo "planning issues); add them to \`benches/mix.py\` as they land."
 } > "$WORK/loadtest.md"
-cp "$WORK/loadtest.md" docs/loadtest.md
+# The soak's section (benches/soak.sh) stays.
+/usr/bin/python3 - "$WORK/loadtest.md" docs/loadtest.md <<'PY'
+import sys
+new = open(sys.argv[1]).read().rstrip("\n")
+old = open(sys.argv[2]).read()
+soak = old.split("\n## Soak\n", 1)
+open(sys.argv[2], "w").write(new + "\n" + ("\n## Soak\n" + soak[1] if len(soak) == 2 else ""))
+PY
 cat docs/loadtest.md

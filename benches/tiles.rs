@@ -97,7 +97,7 @@ fn render_postgis(c: &mut Criterion) {
             planscape::source::vector::VectorSource::inspect(&client, "watersheds", &layer)
                 .await
                 .ok()?;
-        let pool = planscape::db::create_pool(&config).ok()?;
+        let pool = planscape::db::create_pool(&config).await.ok()?;
         Some((Arc::new(source), pool))
     });
     let Some((source, pool)) = prepared else {

@@ -26,10 +26,15 @@ export PLANSCAPE_STYLES_DIR="$ROOT/styles" PLANSCAPE_WEB_DIR="$ROOT/web/dist"
 export PLANSCAPE_CONDITIONS_CATALOG="$ROOT/tiles/conditions.toml"
 export PLANSCAPE_LISTEN="127.0.0.1:$SERVER_PORT" RUST_LOG=warn
 unset PLANSCAPE_ADMIN_TOKEN
-# The server's configuration: the demo's, with a larger allowance per client address.
-# Through nginx every browser is 127.0.0.1 (nginx sets X-Real-IP from the peer), and one
-# pass of the tests signs up 12 times (docs 1, planner 1, reset 1, scenarios 2, sharing 2,
-# sign-in 4, upload 1), past the default 10 per 15 minutes.
+# The server trusts the loopback proxy (nginx, and the test browsers, which each send an
+# X-Real-IP of their own when they talk to the server straight) to name the client.
+export PLANSCAPE_TRUSTED_PROXIES="127.0.0.1/32"
+# The server's configuration: the demo's, with a larger sign-up allowance per client
+# address. Through nginx every browser is 127.0.0.1 (nginx sets X-Real-IP and
+# X-Forwarded-For from its peer), and one pass of the tests signs up 12 times (docs 1,
+# planner 1, reset 1, scenarios 2, sharing 2, sign-in 4, upload 1), past the default 10 per 15
+# minutes. (Logins need no more: a browser that signed up logs in on its device
+# cookie's own allowance.)
 CONFIG="$WORK/e2e.toml"
 # Mail: a real SMTP server of its own (aiosmtpd, from python3-aiosmtpd) writing what it
 # receives into a maildir, which tests/e2e/reset.test.mjs reads the reset link from.

@@ -4,6 +4,8 @@
 #   scripts/nginx-local.sh PORT UPSTREAM_HOST:PORT [WORK_DIR]
 # It renders the template as the nginx image's envsubst does and serves the built web app
 # (web/dist: run scripts/web-build.sh first). Stop it with SIGTERM.
+# nginx reaches the server from 127.0.0.1: serve with PLANSCAPE_TRUSTED_PROXIES=127.0.0.1/32
+# (http.trusted_proxies) so that rate limits see the browsers' addresses it forwards.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="$1"

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::config::DatabaseConfig;
 use crate::db::{self, quote_ident};
@@ -76,8 +76,13 @@ async fn listen_once(
     tiles: &TileService,
     reconnect: bool,
 ) -> Result<(), String> {
-    let config = db::pg_config(db, false).map_err(|e| e.to_string())?;
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let (client, mut connection) = db::open(db).await.map_err(|e| {
+        if !e.is_transient() {
+            // A certificate or TLS setting, not an outage: say so where operators look.
+            tracing::error!(error = %e, "change listener cannot connect");
+        }
+        e.to_string()
+    })?;
     let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
     let listen_sql = format!("LISTEN {CHANNEL}; LISTEN {LAYER_CHANNEL};");
     let listen = client.batch_execute(&listen_sql);

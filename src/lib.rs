@@ -35,6 +35,7 @@ pub mod demo;
 pub mod http;
 pub mod import;
 pub mod mail;
+pub mod memory;
 pub mod planning;
 pub mod seed;
 pub mod server;

@@ -12,6 +12,7 @@ use crate::cache::TileCache;
 use crate::changes;
 use crate::config::Config;
 use crate::db::{self, DbError};
+use crate::http::connection_timeouts::{MakeTracked, TimedListener, Timeouts};
 use crate::http::{self, AppState};
 use crate::planning::condition_layers;
 use crate::store::{StoreError, TileStore};
@@ -34,6 +35,9 @@ pub enum StartError {
     /// The conditions catalog is invalid.
     #[error("{0}")]
     Conditions(String),
+    /// A setting cannot be used (checked with the configuration; or no randomness).
+    #[error("{0}")]
+    Config(String),
     /// The store URL is invalid.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,7 +76,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let catalog = Catalog::open(&layers, &config.styles_dir, Some(&client)).await;
     changes::install_triggers(&client, &catalog.tables()).await;
     drop(client);
-    let pool = db::create_pool(&config.database)?;
+    let pool = db::create_pool(&config.database).await?;
     let cache = TileCache::new(config.cache.size_mb.saturating_mul(1024 * 1024));
     // Validated in `Config::validate`.
     let cache_control = HeaderValue::from_str(&config.http.cache_control)
@@ -102,6 +106,13 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         config.accounts.login_max_failures,
         Duration::from_secs(config.accounts.login_window_s),
     );
+    let trusted_proxies =
+        crate::http::client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
+            .map_err(StartError::Config)?;
+    let devices = crate::accounts::device::DeviceCookies::new(
+        config.accounts.signing_key.as_deref().map(str::as_bytes),
+    )
+    .map_err(StartError::Config)?;
     let mailer = crate::mail::Mailer::from_config(&config.mail)?.map(Arc::new);
     if mailer.is_none() {
         tracing::warn!(
@@ -115,6 +126,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         pool,
         cache_control,
         login_limiter,
+        trusted_proxies,
+        devices,
         mailer,
         plan_source,
         project_area_source,
@@ -185,15 +198,24 @@ async fn open_private_source(
 }
 
 impl Server {
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests. Connections
+    /// that do not send a request head in time, or stay idle, are closed
+    /// ([`connection_timeouts`](crate::http::connection_timeouts)).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = http::router(Arc::clone(&self.state));
         tracing::info!(addr = %self.addr, layers = self.state.tiles.catalog().len(), "serving");
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, app)
+        let http = &self.state.config.http;
+        let listener = TimedListener::new(
+            self.listener,
+            Timeouts {
+                header_read: Duration::from_secs(http.header_read_timeout_s),
+                idle: Duration::from_secs(http.idle_timeout_s),
+            },
+        );
+        let result = axum::serve(listener, MakeTracked::new(app))
             .with_graceful_shutdown(shutdown)
             .await;
         self.change_listener.abort();
@@ -203,13 +225,14 @@ impl Server {
 }
 
 /// Retries the first connection for up to 30 s, so a server started beside its
-/// database (compose, ECS) does not crash-loop.
+/// database (compose, ECS) does not crash-loop. Errors no retry can mend (the URL,
+/// `sslrootcert`, a refused certificate, TLS required by one side) end it at once.
 async fn wait_for_database(config: &Config) -> Result<(), DbError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match db::connect(&config.database).await {
             Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() < deadline => {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
                 tracing::warn!(error = %e, "database not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

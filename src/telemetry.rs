@@ -8,7 +8,8 @@
 //! - `tile_render_seconds{layer}`: time spent rendering (misses only)
 //! - `tile_render_errors_total{layer, kind}`
 //! - `tile_cache_bytes`, `tile_cache_entries`, `db_pool_connections{state}`,
-//!   `db_pool_max_connections`: gauges refreshed on every scrape
+//!   `db_pool_max_connections`, `process_resident_memory_bytes`, `gdal_cache_bytes`,
+//!   `gdal_cache_max_bytes`: gauges refreshed on every scrape
 
 use std::sync::OnceLock;
 use std::time::Instant;

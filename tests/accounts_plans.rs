@@ -270,8 +270,12 @@ async fn accounts_sessions_and_passwords() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_are_rate_limited_per_client_and_per_account() {
-    let server =
-        TestServer::start("[accounts]\nlogin_max_failures = 3\nlogin_window_s = 60\n").await;
+    // The test's requests come through a "proxy" on loopback naming the client.
+    let server = TestServer::start(
+        "[accounts]\nlogin_max_failures = 3\nlogin_window_s = 60\n\
+         [http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    )
+    .await;
     let (_, _, mail) = signup(&server, "target").await;
     let login = |ip: &'static str, email: String, password: &'static str| {
         client()
@@ -280,7 +284,8 @@ async fn logins_are_rate_limited_per_client_and_per_account() {
             .json(&json!({"email": email, "password": password}))
             .send()
     };
-    // Per account: failures from many addresses lock the account, even for the right password.
+    // Per account: failures from many addresses lock the account for clients without a
+    // device cookie of it (tests/login_limits.rs), even for the right password.
     for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
         assert_eq!(
             login(ip, mail.clone(), "wrong password!")
@@ -318,8 +323,8 @@ async fn logins_are_rate_limited_per_client_and_per_account() {
         .expect("send");
     assert_eq!(r.status(), 200);
 
-    // Guessing the current password through a (stolen) session spends the account's
-    // allowance too: the right one is then refused as well.
+    // Guessing the current password through a (stolen) session spends the session's
+    // allowance: the right one is then refused as well.
     let (token, _, _) = signup(&server, "session").await;
     let change = |current: &'static str| {
         client()

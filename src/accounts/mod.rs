@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod deletion;
+pub mod device;
 pub mod limiter;
 pub mod password;
 pub mod reset;

@@ -118,6 +118,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         eprintln!("error: invalid config key `store.url`: {e}");
         return ExitCode::from(2);
     }
+    crate::memory::apply(&config.memory);
     let config_path = path.unwrap_or_else(|| PathBuf::from("planscape.toml"));
     match dispatch(cli.command, config, config_path).await {
         Ok(()) => ExitCode::SUCCESS,

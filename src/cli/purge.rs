@@ -47,7 +47,7 @@ pub async fn run(config: &Config, args: PurgeArgs) -> Result<(), BoxError> {
     }
     let service = TileService::new(
         catalog,
-        Some(crate::db::create_pool(&config.database)?),
+        Some(crate::db::create_pool(&config.database).await?),
         TileCache::new(0),
         Some(Arc::new(store)),
         config.http.cache_control.clone(),

@@ -157,7 +157,7 @@ pub async fn run(config: &Config, args: SeedArgs) -> Result<(), BoxError> {
     let pool = if need_db {
         let mut db = config.database.clone();
         db.pool_size = concurrency;
-        Some(crate::db::create_pool(&db)?)
+        Some(crate::db::create_pool(&db).await?)
     } else {
         None
     };

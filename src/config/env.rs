@@ -15,8 +15,16 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "database.statement_timeout_ms",
     ),
     ("PLANSCAPE_CACHE_SIZE_MB", "cache.size_mb"),
+    ("PLANSCAPE_GDAL_CACHE_MB", "memory.gdal_cache_mb"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
+    (
+        "PLANSCAPE_HEADER_READ_TIMEOUT_S",
+        "http.header_read_timeout_s",
+    ),
+    ("PLANSCAPE_BODY_READ_TIMEOUT_S", "http.body_read_timeout_s"),
+    ("PLANSCAPE_IDLE_TIMEOUT_S", "http.idle_timeout_s"),
+    ("PLANSCAPE_TRUSTED_PROXIES", "http.trusted_proxies"),
     ("PLANSCAPE_SHUTDOWN_GRACE_S", "shutdown_grace_s"),
     ("PLANSCAPE_STYLES_DIR", "styles_dir"),
     ("PLANSCAPE_WEB_DIR", "web_dir"),
@@ -71,11 +79,13 @@ pub(super) fn refuse_file_secrets(table: &toml::Table) -> Result<(), ConfigError
 
 /// Converts an environment string to the TOML value its key expects.
 pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
-    if key == "http.cors_origins" {
+    if key == "http.cors_origins" || key == "http.trusted_proxies" {
         return toml::Value::Array(
             value
                 .split(',')
-                .map(|s| toml::Value::String(s.trim().to_owned()))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
                 .collect(),
         );
     }
@@ -94,6 +104,9 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
             | "cache.size_mb"
             | "shutdown_grace_s"
             | "accounts.session_ttl_s"
+            | "http.header_read_timeout_s"
+            | "http.body_read_timeout_s"
+            | "http.idle_timeout_s"
             | "accounts.reset_ttl_s"
             | "mail.smtp_port"
     );

@@ -12,17 +12,21 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod basemaps;
+mod database_url;
 mod env;
 mod layers;
 mod mail;
+mod memory;
 mod sections;
 
 pub use basemaps::{Basemap, BasemapConfig};
+pub use database_url::{CertCheck, DatabaseUrl, DatabaseUrlError, RootCerts, SslMode};
 pub use env::ENV_OVERRIDES;
 pub use layers::{
     Fallback, LayerConfig, PregeneratedConfig, RasterLayerConfig, Resampling, VectorLayerConfig,
 };
 pub use mail::{MailConfig, SmtpTls};
+pub use memory::MemoryConfig;
 pub use sections::{
     AccountsConfig, CacheConfig, ConditionsConfig, DatabaseConfig, HttpConfig, RegionsConfig,
     StoreConfig,
@@ -86,6 +90,9 @@ pub struct Config {
     /// HTTP response policy.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Memory bounds besides the tile cache (GDAL's block cache, allocator arenas).
+    #[serde(default)]
+    pub memory: MemoryConfig,
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT before exiting
     /// (keep it below the orchestrator's stop timeout, e.g. ECS's 30 s).
     #[serde(default = "default_grace")]
@@ -205,12 +212,9 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if self.database.url.parse::<tokio_postgres::Config>().is_err() {
-            // The message of the parser may echo the password: do not include it.
-            return Err(invalid(
-                "database.url",
-                "is not a valid PostgreSQL URL".into(),
-            ));
+        // The messages never echo the URL (it may hold a password).
+        if let Err(e) = DatabaseUrl::parse(&self.database.url) {
+            return Err(invalid("database.url", e.to_string()));
         }
         if axum::http::HeaderValue::from_str(&self.http.cache_control).is_err() {
             return Err(invalid(
@@ -224,6 +228,23 @@ impl Config {
                     "http.cors_origins",
                     format!("`{origin}` is not a valid origin"),
                 ));
+            }
+        }
+        for (key, seconds) in [
+            (
+                "http.header_read_timeout_s",
+                self.http.header_read_timeout_s,
+            ),
+            ("http.body_read_timeout_s", self.http.body_read_timeout_s),
+            ("http.idle_timeout_s", self.http.idle_timeout_s),
+        ] {
+            if seconds == 0 || seconds > 86_400 {
+                return Err(invalid(key, "must be between 1 and 86400 seconds".into()));
+            }
+        }
+        for proxy in &self.http.trusted_proxies {
+            if let Err(message) = crate::http::client_ip::parse_cidr(proxy) {
+                return Err(invalid("http.trusted_proxies", message));
             }
         }
         for (key, url) in [
@@ -411,6 +432,32 @@ mod tests {
             .to_string();
         assert!(
             err.contains("PLANSCAPE_CACHE_SIZE_MB") && err.contains("size_mb"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn http_timeouts_and_trusted_proxies() {
+        let defaults = Config::load(None, |_| None).unwrap();
+        assert!(defaults.http.trusted_proxies.is_empty(), "none by default");
+        assert_eq!(defaults.http.header_read_timeout_s, 10);
+        let c = load_str(
+            "[http]\nbody_read_timeout_s = 5\n",
+            &[
+                ("PLANSCAPE_TRUSTED_PROXIES", "127.0.0.1/32, 10.0.0.0/8,"),
+                ("PLANSCAPE_IDLE_TIMEOUT_S", "90"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.trusted_proxies, ["127.0.0.1/32", "10.0.0.0/8"]);
+        assert_eq!((c.http.body_read_timeout_s, c.http.idle_timeout_s), (5, 90));
+        let err = load_str("[http]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("http.trusted_proxies"), "{err}");
+        let err = load_str("", &[("PLANSCAPE_TRUSTED_PROXIES", "nginx")]).unwrap_err();
+        assert!(err.to_string().contains("`nginx`"), "{err}");
+        let err = load_str("[http]\nheader_read_timeout_s = 0\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("http.header_read_timeout_s"),
             "{err}"
         );
     }

@@ -166,7 +166,7 @@ pub struct CacheConfig {
     pub size_mb: u64,
 }
 
-/// HTTP response policy.
+/// HTTP response policy, connection timeouts and trusted proxies.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -176,6 +176,23 @@ pub struct HttpConfig {
     /// Allowed CORS origins; `["*"]` allows any.
     #[serde(default = "default_cors")]
     pub cors_origins: Vec<String>,
+    /// Seconds a client has to send a complete request head, from the connection's
+    /// opening or the request's first byte; then the connection is closed.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_s: u64,
+    /// Seconds a client has to send a request body (JSON or upload) once its head is
+    /// in; then 408.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_s: u64,
+    /// Seconds a connection may stay open without a request in flight and without
+    /// traffic; then it is closed. Keep it above the upstream keep-alive timeout of a
+    /// proxy in front (nginx: 60 s).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: u64,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` name the client (CIDRs or single
+    /// addresses, e.g. `["127.0.0.1/32"]`); none by default: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_store_url() -> String {
@@ -217,6 +234,15 @@ fn default_cache_control() -> String {
 fn default_cors() -> Vec<String> {
     vec!["*".to_owned()]
 }
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_body_read_timeout() -> u64 {
+    60
+}
+fn default_idle_timeout() -> u64 {
+    75
+}
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
@@ -240,6 +266,10 @@ impl Default for HttpConfig {
         Self {
             cache_control: default_cache_control(),
             cors_origins: default_cors(),
+            header_read_timeout_s: default_header_read_timeout(),
+            body_read_timeout_s: default_body_read_timeout(),
+            idle_timeout_s: default_idle_timeout(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use tokio_postgres::error::SqlState;
 
+use crate::config::DatabaseUrlError;
+
 /// What PostgreSQL said: its SQLSTATE, message and, for constraint errors, the
 /// constraint. Shown as `code: message`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -20,14 +22,30 @@ pub struct ServerError {
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The URL could not be parsed (the message never echoes the URL: it may hold a password).
-    #[error("invalid database URL")]
-    Url,
+    #[error("invalid database URL: {0}")]
+    Url(#[source] DatabaseUrlError),
     /// The pool could not be built.
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
-    /// Connecting failed.
-    #[error("cannot connect to the database: {0}")]
+    /// Connecting failed for a reason other than TLS (the server down or starting, a
+    /// wrong address or password); the first two pass, so start-up retries it.
+    #[error("cannot connect to the database: {}", super::error_chain(.0))]
     Connect(#[source] tokio_postgres::Error),
+    /// `sslrootcert` cannot be used (missing, unreadable, no certificate in it); the
+    /// message names the file and what to do.
+    #[error("database TLS: {0}")]
+    RootCert(String),
+    /// The TLS handshake failed (certificate refused, host name mismatch, server without
+    /// TLS); the message says what to change.
+    #[error("cannot connect to the database over TLS: {0}")]
+    Tls(String),
+    /// The server refused a plain connection (`hostssl`-only `pg_hba.conf`, RDS'
+    /// `rds.force_ssl`).
+    #[error(
+        "the database refuses unencrypted connections ({0}); set sslmode=verify-full and \
+         sslrootcert=<CA file> (or at least sslmode=require) in DATABASE_URL"
+    )]
+    EncryptionRequired(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -55,12 +73,28 @@ pub enum DbError {
     Server(ServerError),
 }
 
+impl DbError {
+    /// Whether trying again later may succeed (the server down, starting, or busy);
+    /// false for what only a change of configuration or certificates fixes (the URL,
+    /// `sslrootcert`, a refused certificate, TLS required by one side only).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect(_) | Self::Unavailable(_) | Self::Timeout
+        )
+    }
+}
+
 impl From<tokio_postgres::Error> for DbError {
     /// Classifies a query error: connection loss and shutdown are `Unavailable`, as is
-    /// any failure that is not the server's answer.
+    /// any failure that is not the server's answer; TLS failures (a pooled connection
+    /// being made) are explained as [`DbError::Tls`] or [`DbError::EncryptionRequired`].
     fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(tls) = super::tls::explain(&e, None) {
+            return tls;
+        }
         let Some(db) = e.as_db_error() else {
-            return Self::Unavailable(e.to_string());
+            return Self::Unavailable(super::error_chain(&e));
         };
         let code = db.code();
         if *code == SqlState::QUERY_CANCELED {

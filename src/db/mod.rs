@@ -1,14 +1,19 @@
 //! PostGIS access: the connection pool, the SQL migrations in `migrations/`, and the one
-//! database error every repository reports ([`DbError`]).
+//! database error every repository reports ([`DbError`]). Every connection (pooled,
+//! dedicated, LISTEN) goes through here and so honours `sslmode` and `sslrootcert`
+//! ([`tls`]).
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
-use tokio_postgres::NoTls;
+use tokio_postgres::Socket;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, DatabaseUrl};
 
 mod error;
+pub mod tls;
 
 pub use error::{DbError, ServerError};
 
@@ -16,12 +21,16 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// Parses the configured URL, adding the statement timeout and an application name.
-pub fn pg_config(
-    db: &DatabaseConfig,
-    statement_timeout: bool,
-) -> Result<tokio_postgres::Config, DbError> {
-    let mut pg: tokio_postgres::Config = db.url.parse().map_err(|_| DbError::Url)?;
+/// A dedicated connection's driver: poll it (or spawn it) for the client to work, and
+/// for notifications.
+pub type Connection =
+    tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
+
+/// Parses the configured URL (with its TLS settings), adding the statement timeout and
+/// an application name.
+pub fn pg_config(db: &DatabaseConfig, statement_timeout: bool) -> Result<DatabaseUrl, DbError> {
+    let mut url = DatabaseUrl::parse(&db.url).map_err(DbError::Url)?;
+    let pg = &mut url.connection;
     pg.application_name("planscape");
     pg.connect_timeout(Duration::from_millis(db.connect_timeout_ms));
     if statement_timeout {
@@ -33,15 +42,18 @@ pub fn pg_config(
             db.statement_timeout_ms
         ));
     }
-    Ok(pg)
+    Ok(url)
 }
 
 /// Builds the pool used for tile queries. Connections are made lazily, so the pool
-/// survives the database going away and reconnects when it returns.
-pub fn create_pool(db: &DatabaseConfig) -> Result<Pool, DbError> {
+/// survives the database going away and reconnects when it returns. The TLS root
+/// certificates are read here, once (an unreadable `sslrootcert` is an error now).
+pub async fn create_pool(db: &DatabaseConfig) -> Result<Pool, DbError> {
+    let url = pg_config(db, true)?;
+    let tls = tls::connector(url.cert_check()).await?;
     let manager = Manager::from_config(
-        pg_config(db, true)?,
-        NoTls,
+        url.connection,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -59,12 +71,21 @@ pub fn create_pool(db: &DatabaseConfig) -> Result<Pool, DbError> {
         .map_err(|e| DbError::Pool(e.to_string()))
 }
 
-/// Opens one dedicated connection (for migrations, loading and LISTEN).
-pub async fn connect(db: &DatabaseConfig) -> Result<tokio_postgres::Client, DbError> {
-    let (client, connection) = pg_config(db, false)?
-        .connect(NoTls)
+/// Opens one dedicated connection and returns its driver unspawned (for LISTEN, whose
+/// caller polls it for notifications). A failure says what to fix when TLS is the cause.
+pub async fn open(db: &DatabaseConfig) -> Result<(tokio_postgres::Client, Connection), DbError> {
+    let url = pg_config(db, false)?;
+    let check = url.cert_check();
+    let tls = tls::connector(check.clone()).await?;
+    url.connection
+        .connect(tls)
         .await
-        .map_err(DbError::Connect)?;
+        .map_err(|e| tls::explain(&e, Some(&check)).unwrap_or(DbError::Connect(e)))
+}
+
+/// Opens one dedicated connection (for migrations and loading).
+pub async fn connect(db: &DatabaseConfig) -> Result<tokio_postgres::Client, DbError> {
+    let (client, connection) = open(db).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "database connection closed");

@@ -68,6 +68,16 @@ impl ApiError {
         }
     }
 
+    /// 408 for a request body that did not arrive within `seconds` (the connection is
+    /// closed after the answer: the rest of the body is never read).
+    pub fn body_timeout(seconds: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {seconds} s"),
+        )
+    }
+
     /// 404 for a path that names nothing.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -92,6 +102,12 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({ "error": error }));
         let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -151,11 +167,20 @@ impl From<DbError> for ApiError {
     /// refuses is 422, anything else a logged 500.
     fn from(e: DbError) -> Self {
         let (status, code, message) = match &e {
-            DbError::Unavailable(_) | DbError::Connect(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the database is unavailable; try again shortly",
-            ),
+            DbError::Unavailable(_)
+            | DbError::Connect(_)
+            | DbError::Tls(_)
+            | DbError::EncryptionRequired(_) => {
+                if !e.is_transient() {
+                    // TLS set up wrong on one side: no retry mends it; tell the operator.
+                    tracing::error!(error = %e, "cannot connect to the database");
+                }
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; try again shortly",
+                )
+            }
             DbError::Timeout => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_timeout",
@@ -171,7 +196,11 @@ impl From<DbError> for ApiError {
                 "invalid_value",
                 "a value was refused by the database",
             ),
-            DbError::Url | DbError::Pool(_) | DbError::Migration(_) | DbError::Server(_) => {
+            DbError::Url(_)
+            | DbError::RootCert(_)
+            | DbError::Pool(_)
+            | DbError::Migration(_)
+            | DbError::Server(_) => {
                 return Self::internal(e);
             }
         };

@@ -21,7 +21,12 @@ pub async fn health() -> Json<Value> {
 /// the server unready: every replica would share the problem).
 pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let database = tokio::time::timeout(Duration::from_secs(2), async {
-        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        // Through DbError: its message carries the cause (a refused certificate, say).
+        let client = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| crate::db::DbError::from(e).to_string())?;
         client
             .simple_query("SELECT 1")
             .await
@@ -82,6 +87,7 @@ pub async fn metrics(
     metrics::gauge!("db_pool_max_connections").set(status.max_size as f64);
     metrics::gauge!("tile_cache_bytes").set(cache.weighted_size() as f64);
     metrics::gauge!("tile_cache_entries").set(cache.entry_count() as f64);
+    crate::memory::record_gauges();
     (
         [(
             axum::http::header::CONTENT_TYPE,

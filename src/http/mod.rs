@@ -2,6 +2,8 @@
 
 mod admin;
 pub mod api;
+pub mod client_ip;
+pub mod connection_timeouts;
 pub mod error;
 mod health;
 mod legend;
@@ -34,6 +36,10 @@ pub struct AppState {
     pub cache_control: HeaderValue,
     /// Failed-login counters.
     pub login_limiter: crate::accounts::limiter::Limiter,
+    /// Proxies whose forwarding headers name the client (`http.trusted_proxies`).
+    pub trusted_proxies: client_ip::TrustedProxies,
+    /// Issues and checks the device cookies of logins.
+    pub devices: crate::accounts::device::DeviceCookies,
     /// Outgoing mail (password-reset links), when an SMTP server is configured.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// The conditions catalog.
@@ -51,6 +57,16 @@ impl AppState {
             .get()
             .await
             .map_err(|e| ApiError::from(crate::db::DbError::from(e)))
+    }
+
+    /// The client address of a request for rate limits: the TCP peer, or the address a
+    /// trusted proxy forwarded (see [`client_ip`]).
+    pub fn client_address(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        headers: &axum::http::HeaderMap,
+    ) -> String {
+        client_ip::client_address(&self.trusted_proxies, peer, headers)
     }
 
     /// The key of session-token hashes, when configured.

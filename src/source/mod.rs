@@ -38,13 +38,19 @@ impl SourceError {
         }
     }
 
-    /// Classifies a query error as [`crate::db::DbError`] does: connection loss and
-    /// shutdown are "unavailable", a cancelled statement a timeout.
+    /// Classifies a query error as [`crate::db::DbError`] does: connection loss,
+    /// shutdown and a connection refused over TLS are "unavailable", a cancelled
+    /// statement a timeout.
     pub fn from_pg(e: tokio_postgres::Error) -> Self {
         use crate::db::DbError;
         match DbError::from(e) {
             DbError::Timeout => Self::Timeout,
             DbError::Unavailable(message) => Self::Unavailable(message),
+            // A pooled connection refused over TLS: no retry mends it; tell the operator.
+            tls @ (DbError::Tls(_) | DbError::EncryptionRequired(_)) => {
+                tracing::error!(error = %tls, "cannot connect to the database");
+                Self::Unavailable(tls.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -159,7 +159,12 @@ impl TestServer {
     /// Starts a server from TOML text and environment variables (secrets, which a
     /// file may not hold).
     pub async fn start_with_env(toml_text: &str, env: &[(&str, &str)]) -> Self {
-        let url = database_url();
+        Self::start_on(toml_text, &database_url(), env).await
+    }
+
+    /// Starts a server from TOML text against the database at `url`.
+    pub async fn start_on(toml_text: &str, url: &str, env: &[(&str, &str)]) -> Self {
+        let url = url.to_owned();
         let config = Config::parse(toml_text, "test config", |k| match k {
             "DATABASE_URL" => Some(url.clone()),
             "PLANSCAPE_LISTEN" => Some("127.0.0.1:0".to_owned()),

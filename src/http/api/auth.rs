@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Auth, JsonBody};
-use crate::accounts::{self, User, password, session};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::accounts::{self, User, device, password, session};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -117,9 +120,15 @@ pub async fn signup(
 ) -> Result<Response, ApiError> {
     // Sign-ups (an Argon2 hash each) are limited per client like failed logins, on an
     // allowance of their own (an office signing its staff up is not locked out of login).
-    let ip_key = format!("signup:{}", client_address(peer.map(|c| (c.0).0), &headers));
+    let ip_key = format!(
+        "signup:{}",
+        state.client_address(peer.map(|c| (c.0).0), &headers)
+    );
     if let Some(wait) = state.login_limiter.blocked(&ip_key) {
-        return Ok(too_many(wait));
+        return Ok(rate_limited(
+            wait,
+            "too many sign-ups from this address; try again later",
+        ));
     }
     state.login_limiter.failed(&ip_key);
     let email = accounts::normalize_email(&form.email).map_err(ApiError::from)?;
@@ -131,29 +140,49 @@ pub async fn signup(
         .map_err(ApiError::from)?;
     drop(client);
     tracing::info!(user = user.id, "account created");
-    start_session(&state, &headers, user, StatusCode::CREATED).await
+    let device = new_device_cookie(&state, &headers, &email)?;
+    let mut response = start_session(&state, &headers, user, StatusCode::CREATED).await?;
+    response.headers_mut().append(header::SET_COOKIE, device);
+    Ok(response)
 }
 
-/// The client address for rate limiting: the peer, or the proxy's `X-Real-IP` /
-/// first `X-Forwarded-For` hop when the peer is a local proxy (nginx).
-pub(super) fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
-    let forwarded = || {
-        headers
-            .get("x-real-ip")
-            .or_else(|| headers.get("x-forwarded-for"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_owned())
-    };
-    match peer {
-        Some(p) if p.ip().is_loopback() => forwarded().unwrap_or_else(|| p.ip().to_string()),
-        Some(p) => p.ip().to_string(),
-        None => forwarded().unwrap_or_else(|| "unknown".into()),
-    }
+/// 429 for an untrusted client (no valid device cookie): the account's shared allowance
+/// or this address's is spent.
+fn too_many_untrusted(retry_after: u64) -> Response {
+    rate_limited(
+        retry_after,
+        "too many failed logins for this account or from this address; try again later \
+         (a browser that signed in to this account before can still sign in)",
+    )
 }
 
-fn too_many(retry_after: u64) -> Response {
-    rate_limited(retry_after, "too many failed logins; try again later")
+/// The device cookie of a login for `email`: `Set-Cookie` value.
+fn device_cookie_header(value: &str, secure: bool) -> HeaderValue {
+    let cookie = format!(
+        "{}={value}; Path={}/auth; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        device::COOKIE,
+        super::PREFIX,
+        device::MAX_AGE_S,
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A new device cookie for the account `email` (after a successful sign-in).
+fn new_device_cookie(
+    state: &AppState,
+    headers: &HeaderMap,
+    email: &str,
+) -> Result<HeaderValue, ApiError> {
+    let value = state.devices.issue(email).map_err(ApiError::internal)?;
+    Ok(device_cookie_header(&value, secure(state, headers)))
+}
+
+/// The nonce of a valid device cookie of `email` the request carries, if any (a
+/// tampered, forged or other account's cookie counts as none).
+fn device_of<'h>(state: &AppState, headers: &'h HeaderMap, email: &str) -> Option<&'h str> {
+    super::extract::cookie_values(headers, device::COOKIE)
+        .find_map(|value| state.devices.verify(value, email))
 }
 
 /// 429 with `Retry-After` and a JSON error saying what was limited.
@@ -166,8 +195,11 @@ pub(super) fn rate_limited(retry_after: u64, message: &str) -> Response {
     response
 }
 
-/// Logs in. Failures say the same whether or not the email exists, and are limited per
-/// client address and per account (429 with `Retry-After`).
+/// Logs in. Failures say the same whether or not the email exists, and are limited
+/// (429 with `Retry-After`): a browser presenting the device cookie of an earlier
+/// sign-in to the account spends its own allowance; any other client (API clients
+/// without the cookie too) spends its address's and the account's shared allowance, so
+/// outsiders guessing an account's password cannot lock its owner's browsers out.
 #[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = LoginRequest,
     responses((status = 200, body = SessionResponse), (status = 401, description = "wrong email or password"),
               (status = 429, description = "too many failures")))]
@@ -177,18 +209,34 @@ pub async fn login(
     headers: HeaderMap,
     JsonBody(form): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let ip_key = format!("ip:{}", client_address(peer.map(|c| (c.0).0), &headers));
     let email: String = form.email.trim().to_lowercase().chars().take(254).collect();
-    let account_key = format!("account:{email}");
-    for key in [&ip_key, &account_key] {
+    let device = device_of(&state, &headers, &email).map(|nonce| format!("device:{nonce}"));
+    let keys = match &device {
+        Some(device_key) => vec![device_key.clone()],
+        None => vec![
+            format!(
+                "ip:{}",
+                state.client_address(peer.map(|c| (c.0).0), &headers)
+            ),
+            format!("account:{email}"),
+        ],
+    };
+    for key in &keys {
         if let Some(wait) = state.login_limiter.blocked(key) {
-            return Ok(too_many(wait));
+            return Ok(match device {
+                Some(_) => rate_limited(
+                    wait,
+                    "too many failed logins from this browser; try again later",
+                ),
+                None => too_many_untrusted(wait),
+            });
         }
     }
     // Counted before the (slow) verification, so parallel guesses cannot all slip under
     // the limit; taken back on success.
-    state.login_limiter.failed(&ip_key);
-    state.login_limiter.failed(&account_key);
+    for key in &keys {
+        state.login_limiter.failed(key);
+    }
     let client = state.db().await?;
     let found = accounts::find_by_email(&**client, &email)
         .await
@@ -201,9 +249,23 @@ pub async fn login(
     let ok = verify_blocking(form.password, stored).await?;
     match user {
         Some(user) if ok => {
-            state.login_limiter.reset(&account_key);
-            state.login_limiter.succeeded(&ip_key);
-            start_session(&state, &headers, user, StatusCode::OK).await
+            let cookie = match &device {
+                Some(device_key) => {
+                    state.login_limiter.reset(device_key);
+                    None
+                }
+                None => {
+                    // keys = [ip, account]
+                    state.login_limiter.succeeded(&keys[0]);
+                    state.login_limiter.reset(&keys[1]);
+                    Some(new_device_cookie(&state, &headers, &email)?)
+                }
+            };
+            let mut response = start_session(&state, &headers, user, StatusCode::OK).await?;
+            if let Some(cookie) = cookie {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Ok(response)
         }
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -249,13 +311,20 @@ pub async fn change_password(
 ) -> Result<Response, ApiError> {
     password::check_policy(&form.new_password)
         .map_err(|m| ApiError::invalid_field("new_password", m))?;
-    // Guesses of the current password (a stolen session) share the account's login
-    // allowance, counted before the verification like logins.
-    let account_key = format!("account:{}", auth.user.email);
-    if let Some(wait) = state.login_limiter.blocked(&account_key) {
-        return Ok(too_many(wait));
+    // Guesses of the current password (a stolen session) are limited per session,
+    // counted before the verification like logins. Failed logins (outsiders') do not
+    // touch this allowance, nor does it touch theirs.
+    let session_key = format!(
+        "password:{}",
+        URL_SAFE_NO_PAD.encode(session::token_hash(&auth.token, None))
+    );
+    if let Some(wait) = state.login_limiter.blocked(&session_key) {
+        return Ok(rate_limited(
+            wait,
+            "too many wrong current passwords in this session; try again later",
+        ));
     }
-    state.login_limiter.failed(&account_key);
+    state.login_limiter.failed(&session_key);
     let stored = {
         let client = state.db().await?;
         let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
@@ -270,7 +339,7 @@ pub async fn change_password(
             "is not the current password",
         ));
     }
-    state.login_limiter.succeeded(&account_key);
+    state.login_limiter.reset(&session_key);
     let hash = hash_blocking(form.new_password).await?;
     let mut client = state.db().await?;
     accounts::set_password(&mut client, auth.user.id, &hash)

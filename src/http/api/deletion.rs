@@ -6,12 +6,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::auth::{rate_limited, secure, session_cookie, verify_blocking};
 use super::extract::{Auth, JsonBody, unauthorized};
-use crate::accounts::{self, deletion};
+use crate::accounts::{self, deletion, session};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -25,7 +27,7 @@ pub struct DeleteAccountRequest {
 
 /// Deletes the signed-in account: its sessions end, the plans it alone owns are deleted
 /// with their scenarios, plans it co-owns pass to the other owner, its memberships are
-/// removed. Wrong passwords spend the account's login allowance, as password changes do.
+/// removed. Wrong passwords spend the session's allowance of password changes.
 #[utoipa::path(delete, path = "/auth/account", tag = "accounts", request_body = DeleteAccountRequest,
     responses((status = 204, description = "deleted; the session cookie is cleared"),
               (status = 401, description = "not signed in"),
@@ -37,14 +39,19 @@ pub async fn delete_account(
     auth: Auth,
     JsonBody(form): JsonBody<DeleteAccountRequest>,
 ) -> Result<Response, ApiError> {
-    let account_key = format!("account:{}", auth.user.email);
-    if let Some(wait) = state.login_limiter.blocked(&account_key) {
+    // Guesses of the password through a (stolen) session share the session's allowance
+    // of password changes, counted before the verification.
+    let session_key = format!(
+        "password:{}",
+        URL_SAFE_NO_PAD.encode(session::token_hash(&auth.token, None))
+    );
+    if let Some(wait) = state.login_limiter.blocked(&session_key) {
         return Ok(rate_limited(
             wait,
-            "too many wrong passwords; try again later",
+            "too many wrong current passwords in this session; try again later",
         ));
     }
-    state.login_limiter.failed(&account_key);
+    state.login_limiter.failed(&session_key);
     let stored = {
         let client = state.db().await?;
         let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
@@ -65,7 +72,7 @@ pub async fn delete_account(
         .map_err(ApiError::from)?
         .ok_or_else(unauthorized)?;
     drop(client);
-    state.login_limiter.reset(&account_key);
+    state.login_limiter.reset(&session_key);
     tracing::info!(
         user = auth.user.id,
         plans_deleted = deleted.plans_deleted,

@@ -17,14 +17,15 @@ use crate::http::error::ApiError;
 /// cannot set it, and CORS does not allow it from other origins).
 pub const CSRF_HEADER: &str = "x-planscape-csrf";
 
-/// A JSON body: 415 without a JSON content type, 413 past the configured size, 400 when
-/// it is not JSON, 422 naming the field when it does not fit the schema.
+/// A JSON body: 415 without a JSON content type, 413 past the configured size, 408 when
+/// it does not arrive within `http.body_read_timeout_s`, 400 when it is not JSON, 422
+/// naming the field when it does not fit the schema.
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
         let json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -40,9 +41,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "send the body as application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::body_rejection(e.status(), e.body_text()))?;
+        let limit = state.config.http.body_read_timeout_s;
+        let bytes = tokio::time::timeout(
+            std::time::Duration::from_secs(limit),
+            Bytes::from_request(req, state),
+        )
+        .await
+        .map_err(|_| ApiError::body_timeout(limit))?
+        .map_err(|e| ApiError::body_rejection(e.status(), e.body_text()))?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize::<_, T>(&mut de) {
             Ok(value) => {
@@ -117,19 +123,26 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The session token of a request: the bearer token, else the session cookie.
-pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
-    if let Some(token) = bearer_token(headers) {
-        return Some((token.to_owned(), Via::Bearer));
-    }
+/// The values of the cookies named `name` a request carries (of every `Cookie` header).
+pub fn cookie_values<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == session::COOKIE)
-        .map(|(_, value)| (value.trim().to_owned(), Via::Cookie))
+        .filter(move |(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The session token of a request: the bearer token, else the session cookie.
+pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
+    if let Some(token) = bearer_token(headers) {
+        return Some((token.to_owned(), Via::Bearer));
+    }
+    cookie_values(headers, session::COOKIE)
+        .next()
+        .map(|value| (value.to_owned(), Via::Cookie))
 }
 
 pub(crate) fn unauthorized() -> ApiError {

@@ -65,12 +65,13 @@ const REQUESTED: &str = "If an account has this email, a link to reset its passw
 
 /// The client's key on the reset allowance.
 fn address_key(
+    state: &AppState,
     peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
 ) -> String {
     format!(
         "reset-ip:{}",
-        auth::client_address(peer.map(|c| (c.0).0), headers)
+        state.client_address(peer.map(|c| (c.0).0), headers)
     )
 }
 
@@ -90,7 +91,7 @@ pub async fn request_reset(
     headers: HeaderMap,
     JsonBody(form): JsonBody<ResetRequest>,
 ) -> Result<Response, ApiError> {
-    let address_key = address_key(peer, &headers);
+    let address_key = address_key(&state, peer, &headers);
     if let Some(wait) = state.login_limiter.blocked(&address_key) {
         return Ok(too_many(wait));
     }
@@ -168,7 +169,7 @@ pub async fn reset_password(
     headers: HeaderMap,
     JsonBody(form): JsonBody<ResetForm>,
 ) -> Result<Response, ApiError> {
-    let address_key = address_key(peer, &headers);
+    let address_key = address_key(&state, peer, &headers);
     if let Some(wait) = state.login_limiter.blocked(&address_key) {
         return Ok(too_many(wait));
     }

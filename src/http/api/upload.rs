@@ -3,6 +3,7 @@
 //! thread, then checked and stored exactly as a drawn plan.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -102,6 +103,7 @@ async fn read_form(mut multipart: Multipart) -> Result<Form, ApiError> {
     request_body(content = PlanUpload, content_type = "multipart/form-data"),
     responses((status = 201, body = Plan), (status = 400, description = "not a multipart body"),
               (status = 401, description = "not signed in"),
+              (status = 408, description = "the body did not arrive within `http.body_read_timeout_s`"),
               (status = 413, description = "upload too large (`accounts.max_upload_kb`)"),
               (status = 415, description = "not multipart/form-data"),
               (status = 422, description = "invalid field; `file` when the file is unreadable, has no CRS, holds no polygons or other geometries, is invalid, outside California or too large an area")))]
@@ -117,7 +119,10 @@ pub async fn upload(
             "send the body as multipart/form-data (name, region, file)",
         )
     })?;
-    let form = read_form(multipart).await?;
+    let limit = state.config.http.body_read_timeout_s;
+    let form = tokio::time::timeout(Duration::from_secs(limit), read_form(multipart))
+        .await
+        .map_err(|_| ApiError::body_timeout(limit))??;
     let missing = |field: &str| ApiError::invalid_field(field, "is required");
     let name = plans::check_name(&form.name.ok_or_else(|| missing("name"))?)?;
     let region = form.region.ok_or_else(|| missing("region"))?;

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Soak: a long mixed load through the deployment's nginx with the server's memory sampled
+# every second, to show that memory stays bounded by configuration (the tile cache,
+# `[memory] gdal_cache_mb`, allocator arenas) and that nothing fails over time.
+#
+#   benches/soak.sh [DURATION_SECONDS] [CONNECTIONS]      (default 600 s, 12 connections)
+#
+# Mix: the map views of benches/mix.py (vector and raster tiles, TileJSON, z7-z13) with,
+# every 16 requests, a planning request of a signed-in user: statistics of all catalog
+# conditions over one of 24 drawn areas (2,000 to 200,000 acres), a plan read, a plan's
+# scores. Writes the "Soak" section of docs/loadtest.md: requests, errors, the largest and
+# last RSS against the configured cache size, and the gauges of /metrics at the end.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DURATION="${1:-600}"
+CONNECTIONS="${2:-12}"
+WORK="$ROOT/.data/bench/soak"
+PORT=18082
+NGINX_PORT=18089
+mkdir -p "$WORK"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+
+scripts/setup-debian.sh wrk
+scripts/db.sh start
+DATABASE_URL="$(scripts/db.sh url)"
+export DATABASE_URL
+cargo build --release --quiet
+BIN=target/release/planscape
+$BIN --config tiles/demo.toml demo >&2
+$BIN --config tiles/demo.toml conditions build >&2
+
+NGINX_PID=""
+SAMPLER=""
+stop_all() {
+  if [ -n "$SAMPLER" ]; then kill "$SAMPLER" 2>/dev/null || true; fi
+  stop_server
+  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+}
+trap stop_all EXIT
+
+sed -e "s|^listen = .*|listen = \"127.0.0.1:$PORT\"|" tiles/demo.toml > "$WORK/soak.toml"
+RUST_LOG=warn $BIN --config "$WORK/soak.toml" serve 2>"$WORK/planscape.log" &
+PID=$!
+wait_for "http://127.0.0.1:$PORT/ready"
+scripts/nginx-local.sh "$NGINX_PORT" "127.0.0.1:$PORT" "$WORK/nginx" &
+NGINX_PID=$!
+BASE="http://127.0.0.1:$NGINX_PORT"
+wait_for "$BASE/health"
+API="$BASE/planscape-backend"
+cache_mb="$(sed -n 's/^size_mb = \([0-9]*\).*/\1/p' "$WORK/soak.toml" | head -1)"
+cache_mb="${cache_mb:-512}"
+
+token="$(curl -fsS "$API/auth/signup" -H 'content-type: application/json' \
+  -d "{\"email\":\"soak$(date +%s%N)@example.org\",\"password\":\"a long soak password\",\"name\":\"Soak\"}" \
+  | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+conditions="$(curl -fsS "$API/conditions" | /usr/bin/python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+names = []
+for p in d['regions'][0]['pillars']:
+    names.append(p['name'])
+    for e in p['elements']:
+        names.append(e['name'])
+        names.extend(m['name'] for m in e['metrics'])
+print(json.dumps(names))")"
+# 24 circles over the Sierra Nevada, 2,000 to 200,000 acres (PostGIS makes them).
+psql "$DATABASE_URL" -Atc "
+  SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint(-120.6 + (i % 6) * 0.35, 37.0 + (i / 6) * 0.6), 4326)::geography,
+                                sqrt((2000 * power(100, i / 23.0)) * 4046.8564224 / pi()), 32)::geometry, 6)
+  FROM generate_series(0, 23) AS i" > "$WORK/areas.txt"
+plans=()
+while read -r area; do
+  id="$(curl -fsS "$API/plans" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"name\":\"soak\",\"region\":\"sierra_nevada\",\"geometry\":$area}" | sed -n 's/^{"id":\([0-9]*\).*/\1/p')"
+  plans+=("$id")
+done < <(head -4 "$WORK/areas.txt")
+
+/usr/bin/python3 benches/mix.py 400 > "$WORK/tiles.txt"
+/usr/bin/python3 - "$WORK/tiles.txt" "$WORK/areas.txt" "$conditions" "${plans[@]}" > "$WORK/mix.txt" <<'PY'
+import json, sys
+tiles = [l.rstrip("\n") for l in open(sys.argv[1])]
+areas = [l.strip() for l in open(sys.argv[2]) if l.strip()]
+conditions = json.loads(sys.argv[3])
+plans = sys.argv[4:]
+api = "/planscape-backend"
+planning = []
+for i, area in enumerate(areas):
+    body = json.dumps({"region": "sierra_nevada", "conditions": conditions, "geometry": json.loads(area)},
+                      separators=(",", ":"))
+    planning.append(f"POST\t{api}/conditions/stats\t{body}")
+    plan = plans[i % len(plans)]
+    planning.append(f"{api}/plans/{plan}")
+    planning.append(f"{api}/plans/{plan}/scores")
+for i, t in enumerate(tiles):
+    print(t)
+    if i % 16 == 15:
+        print(planning[(i // 16) % len(planning)])
+PY
+
+# Memory sampled every second (RSS of the server process, KiB).
+: > "$WORK/rss.txt"
+( while kill -0 "$PID" 2>/dev/null; do ps -o rss= -p "$PID" >> "$WORK/rss.txt" || true; sleep 1; done ) &
+SAMPLER=$!
+wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s --latency -s benches/soak.lua "$BASE" -- "$WORK/mix.txt" "$token" > "$WORK/wrk.out"
+metrics="$(curl -fsS "http://127.0.0.1:$PORT/metrics")"
+kill "$SAMPLER" 2>/dev/null || true
+SAMPLER=""
+gauge() { echo "$metrics" | awk -v n="$1" '$1 == n { printf "%.0f", $2 / 1048576 }'; }
+requests="$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")"
+rps="$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")"
+p99="$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.out")"
+non2xx="$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk.out")"
+sockets="$(awk '/Socket errors/ { sub(/^ */, ""); print }' "$WORK/wrk.out")"
+max_mb="$(sort -n "$WORK/rss.txt" | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')"
+last_mb="$(tail -1 "$WORK/rss.txt" | awk '{ printf "%.0f", $1 / 1024 }')"
+samples="$(wc -l < "$WORK/rss.txt")"
+gdal_max="$(gauge gdal_cache_max_bytes)"
+{
+  echo "## Soak"
+  echo
+  echo "\`benches/soak.sh $DURATION $CONNECTIONS\`, measured $(date -u +%Y-%m-%d) on $(nproc) cores: wrk -t2 -c$CONNECTIONS for"
+  echo "$DURATION s through nginx; map views of \`benches/mix.py 400\` (vector and raster tiles, TileJSON)"
+  echo "with, every 16 requests, a signed-in planning request (statistics of all $(echo "$conditions" | tr ',' '\n' | wc -l) catalog"
+  echo "conditions over one of 24 areas of 2,000 to 200,000 acres, a plan read, a plan's scores)."
+  echo "Server: release build, the demo configuration (tile cache ${cache_mb} MiB, GDAL block cache ${gdal_max} MiB)."
+  echo
+  echo "| requests | req/s | p99 | non-2xx | socket errors | largest RSS | RSS at the end | budget (tile cache + 150 MiB) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| $requests | $rps | $p99 | ${non2xx:-0} | ${sockets:-none} | $max_mb MiB | $last_mb MiB | $((cache_mb + 150)) MiB |"
+  echo
+  echo "At the end (/metrics): tile cache $(gauge tile_cache_bytes) MiB held, GDAL block cache $(gauge gdal_cache_bytes) MiB of"
+  echo "$gdal_max MiB; $samples one-second RSS samples in \`.data/bench/soak/rss.txt\`."
+} > "$WORK/soak.md"
+# Replace the Soak section of docs/loadtest.md (benches/loadtest.sh keeps it).
+/usr/bin/python3 - "$WORK/soak.md" docs/loadtest.md <<'PY'
+import sys
+soak = open(sys.argv[1]).read()
+doc = open(sys.argv[2]).read()
+head = doc.split("\n## Soak\n")[0].rstrip("\n")
+open(sys.argv[2], "w").write(head + "\n\n" + soak)
+PY
+cat "$WORK/soak.md"

@@ -1,0 +1,35 @@
+//! `[memory]`: bounds on the memory the server holds besides the tile cache.
+
+use serde::{Deserialize, Serialize};
+
+/// Memory bounds besides the tile cache (`[cache] size_mb`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// GDAL's raster block cache, in MiB (process-wide, shared by every raster layer).
+    /// GDAL's own default is 5 % of the machine's RAM, which in a container sized for the
+    /// server is either too much or, read from the host, far too much.
+    #[serde(default = "default_gdal_cache_mb")]
+    pub gdal_cache_mb: u64,
+    /// Most C allocator (glibc malloc) arenas; 0 keeps glibc's default of 8 per core.
+    /// Each blocking thread that renders or hashes can otherwise grow an arena of its
+    /// own that is rarely given back.
+    #[serde(default = "default_malloc_arenas")]
+    pub malloc_arenas: u32,
+}
+
+fn default_gdal_cache_mb() -> u64 {
+    64
+}
+fn default_malloc_arenas() -> u32 {
+    2
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            gdal_cache_mb: default_gdal_cache_mb(),
+            malloc_arenas: default_malloc_arenas(),
+        }
+    }
+}

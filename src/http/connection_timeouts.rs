@@ -1,0 +1,342 @@
+//! Connection timeouts: a client that never finishes its request headers, or keeps a
+//! connection open without using it, is disconnected.
+//!
+//! [`TimedListener`] accepts TCP connections for `axum::serve` (which keeps its graceful
+//! shutdown, HTTP/1.1 and HTTP/2) and wraps each in a [`TimedStream`], whose reads fail
+//! with `TimedOut` (hyper then closes the connection) when
+//! - the connection is opened, or the first byte of a request arrives, and the request
+//!   head is not complete within `header_read` (a request counts as started when hyper
+//!   hands it to the router), or
+//! - no request is in flight and nothing was read or written for `idle`.
+//!
+//! While a request is in flight no read deadline applies: the request body has its own
+//! limit (`http.body_read_timeout_s`, enforced where bodies are read: 408), and a slow
+//! handler is bounded by the database's statement timeout. Per request this costs two
+//! atomic counter updates and no allocation; per write, one clock read.
+//!
+//! hyper's own `header_read_timeout` is not used: its timer also runs while a kept-alive
+//! connection waits for its next request, which would close nginx's upstream
+//! connections after the (short) header timeout instead of the idle timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+
+/// The two connection deadlines.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// From a connection's opening, or a request's first byte, to its complete head.
+    pub header_read: Duration,
+    /// Longest time without a request in flight and without any traffic.
+    pub idle: Duration,
+}
+
+/// A TCP listener whose connections carry [`Timeouts`].
+#[derive(Debug)]
+pub struct TimedListener {
+    inner: TcpListener,
+    timeouts: Timeouts,
+}
+
+impl TimedListener {
+    /// Wraps a bound listener.
+    pub fn new(inner: TcpListener, timeouts: Timeouts) -> Self {
+        Self { inner, timeouts }
+    }
+}
+
+impl Listener for TimedListener {
+    type Io = TimedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => return (TimedStream::new(stream, self.timeouts), addr),
+                Err(e) => accept_error(e).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// As axum's own listener: a client that went away is skipped; anything else (e.g. out
+/// of file descriptors) is logged and retried after a second.
+async fn accept_error(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept error");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Requests of one connection, counted by [`Tracked`] and read by its [`TimedStream`].
+#[derive(Debug, Default)]
+struct Activity {
+    /// Requests whose response future has not finished.
+    in_flight: AtomicUsize,
+    /// Requests started so far.
+    started: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request head (from the first byte, or the connection's opening).
+    Header,
+    /// A request is in flight: no read deadline.
+    Busy,
+    /// Between requests.
+    Idle,
+}
+
+/// An accepted connection with read deadlines (see the module documentation).
+#[derive(Debug)]
+pub struct TimedStream {
+    inner: TcpStream,
+    timeouts: Timeouts,
+    activity: Arc<Activity>,
+    phase: Phase,
+    seen_started: u64,
+    last_io: Instant,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl TimedStream {
+    fn new(inner: TcpStream, timeouts: Timeouts) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            timeouts,
+            activity: Arc::default(),
+            phase: Phase::Header,
+            seen_started: 0,
+            last_io: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + timeouts.header_read)),
+        }
+    }
+
+    /// Follows the requests [`Tracked`] counted since the last look.
+    fn sync_phase(&mut self) {
+        if self.activity.in_flight.load(Ordering::Acquire) > 0 {
+            self.phase = Phase::Busy;
+            return;
+        }
+        let started = self.activity.started.load(Ordering::Acquire);
+        if started != self.seen_started || self.phase == Phase::Busy {
+            // A request began (and has ended) since: the connection is between requests.
+            self.seen_started = started;
+            self.phase = Phase::Idle;
+            let now = Instant::now();
+            self.last_io = now;
+            self.deadline.as_mut().reset(now + self.timeouts.idle);
+        }
+    }
+
+    fn on_read(&mut self) {
+        self.last_io = Instant::now();
+        self.sync_phase();
+        if self.phase == Phase::Idle {
+            // The first byte of the next request: its head has `header_read` to arrive.
+            self.phase = Phase::Header;
+            self.deadline
+                .as_mut()
+                .reset(self.last_io + self.timeouts.header_read);
+        }
+    }
+
+    /// A read found nothing: fails once the phase's deadline has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.sync_phase();
+        if self.phase == Phase::Busy {
+            return Poll::Pending;
+        }
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let extended = self.last_io + self.timeouts.idle;
+            if self.phase == Phase::Idle && extended > Instant::now() {
+                // Writes since (a response still streaming) keep the connection alive.
+                self.deadline.as_mut().reset(extended);
+                continue;
+            }
+            let what = match self.phase {
+                Phase::Header => "request head not received in time",
+                _ => "idle connection",
+            };
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncRead for TimedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.on_read();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.poll_deadline(cx),
+        }
+    }
+}
+
+impl AsyncWrite for TimedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.last_io = Instant::now();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.last_io = Instant::now();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Makes the per-connection service for `axum::serve`: the router, given the peer's
+/// address (`ConnectInfo<SocketAddr>`, as `into_make_service_with_connect_info` does)
+/// and counting its requests for the connection's [`TimedStream`].
+#[derive(Debug, Clone)]
+pub struct MakeTracked {
+    router: Router,
+}
+
+impl MakeTracked {
+    /// Serves `router`.
+    pub fn new(router: Router) -> Self {
+        Self { router }
+    }
+}
+
+impl<'a> tower::Service<IncomingStream<'a, TimedListener>> for MakeTracked {
+    type Response = Tracked;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Tracked, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'a, TimedListener>) -> Self::Future {
+        std::future::ready(Ok(Tracked {
+            router: self.router.clone(),
+            peer: ConnectInfo(*stream.remote_addr()),
+            activity: Arc::clone(&stream.io().activity),
+        }))
+    }
+}
+
+/// The router of one connection (see [`MakeTracked`]).
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    router: Router,
+    peer: ConnectInfo<SocketAddr>,
+    activity: Arc<Activity>,
+}
+
+impl tower::Service<Request> for Tracked {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = TrackedFuture<<Router as tower::Service<Request>>::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        <Router as tower::Service<Request>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.activity.started.fetch_add(1, Ordering::AcqRel);
+        req.extensions_mut().insert(self.peer);
+        TrackedFuture {
+            inner: tower::Service::call(&mut self.router, req),
+            in_flight: Some(InFlight(Arc::clone(&self.activity))),
+        }
+    }
+}
+
+/// Ends a request's in-flight count when its response is ready (or it is dropped).
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Tracked`].
+    pub struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F: Future> Future for TrackedFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.inner.poll(cx));
+        this.in_flight.take();
+        Poll::Ready(output)
+    }
+}

@@ -1,0 +1,72 @@
+//! Process memory: applies `[memory]` at start-up (GDAL's raster block cache, the C
+//! allocator's arenas) and reports what the process holds to `/metrics`
+//! (`process_resident_memory_bytes`, `gdal_cache_bytes`, `gdal_cache_max_bytes`).
+
+use crate::config::MemoryConfig;
+
+/// Sets GDAL's block cache size and the allocator's arena limit. Call once, early (the
+/// arena limit applies to arenas made after it).
+pub fn apply(cfg: &MemoryConfig) {
+    let bytes = i64::try_from(cfg.gdal_cache_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    // SAFETY: GDALSetCacheMax64 only stores the limit (and flushes blocks above it).
+    unsafe { gdal_sys::GDALSetCacheMax64(bytes) };
+    if cfg.malloc_arenas > 0 {
+        limit_arenas(cfg.malloc_arenas);
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_arenas(arenas: u32) {
+    let value = libc::c_int::try_from(arenas).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt with M_ARENA_MAX only changes glibc's arena limit.
+    let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, value) };
+    if ok != 1 {
+        tracing::warn!(arenas, "the C allocator refused the arena limit");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_arenas(_arenas: u32) {}
+
+/// Bytes of the process's resident set (Linux: `/proc/self/statm`).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages.saturating_mul(u64::try_from(page).ok()?))
+}
+
+/// Refreshes the memory gauges (called at each scrape).
+pub fn record_gauges() {
+    if let Some(rss) = resident_bytes() {
+        metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
+    }
+    // SAFETY: both only read GDAL's cache counters.
+    let (used, max) = unsafe {
+        (
+            gdal_sys::GDALGetCacheUsed64(),
+            gdal_sys::GDALGetCacheMax64(),
+        )
+    };
+    metrics::gauge!("gdal_cache_bytes").set(used as f64);
+    metrics::gauge!("gdal_cache_max_bytes").set(max as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gdal_cache_takes_the_configured_size_and_rss_is_read() {
+        apply(&MemoryConfig {
+            gdal_cache_mb: 48,
+            malloc_arenas: 2,
+        });
+        // SAFETY: reads GDAL's cache limit.
+        let max = unsafe { gdal_sys::GDALGetCacheMax64() };
+        assert_eq!(max, 48 * 1024 * 1024);
+        let rss = resident_bytes().expect("statm readable on Linux");
+        assert!(rss > 1024 * 1024, "{rss}");
+    }
+}
