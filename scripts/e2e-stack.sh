@@ -31,11 +31,21 @@ unset PLANSCAPE_ADMIN_TOKEN
 export PLANSCAPE_TRUSTED_PROXIES="127.0.0.1/32"
 # The server's configuration: the demo's, with a larger sign-up allowance per client
 # address. Through nginx every browser is 127.0.0.1 (nginx sets X-Real-IP and
-# X-Forwarded-For from its peer), and one pass of the tests signs up 11 times (docs 1,
-# planner 1, scenarios 2, sharing 2, sign-in 4, upload 1), past the default 10 per 15
+# X-Forwarded-For from its peer), and one pass of the tests signs up 12 times (docs 1,
+# planner 1, reset 1, scenarios 2, sharing 2, sign-in 4, upload 1), past the default 10 per 15
 # minutes. (Logins need no more: a browser that signed up logs in on its device
 # cookie's own allowance.)
 CONFIG="$WORK/e2e.toml"
+# Mail: a real SMTP server of its own (aiosmtpd, from python3-aiosmtpd) writing what it
+# receives into a maildir, which tests/e2e/reset.test.mjs reads the reset link from.
+MAILDIR="$WORK/mail"
+rm -rf "$MAILDIR"
+SMTP_PORT="$(port)"
+/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAILDIR" &
+pids+=($!)
+export PLANSCAPE_SMTP_HOST=127.0.0.1 PLANSCAPE_SMTP_PORT="$SMTP_PORT" PLANSCAPE_SMTP_TLS=none
+export PLANSCAPE_MAIL_FROM="Planscape <no-reply@planscape.test>"
+export PLANSCAPE_APP_URL="http://127.0.0.1:$SERVER_PORT" PLANSCAPE_E2E_MAILDIR="$MAILDIR"
 { cat "$ROOT/tiles/demo.toml"; printf '\n[accounts]\nlogin_max_failures = 30\n'; } > "$CONFIG"
 # Relative paths of tiles/demo.toml (rasters, built conditions, the tile store) resolve
 # in the working folder.

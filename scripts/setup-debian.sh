@@ -4,10 +4,11 @@
 #   links for raster tiles, and the tools tests use as references: they decode tiles
 #   with GDAL's MVT driver), nginx (the deployment's proxy, tested in front of the
 #   server), curl, openssl (tests/db_tls.rs makes its CA and server certificates with
-#   it). Pass extra package names as arguments (e.g. wrk).
+#   it), python3-aiosmtpd (the SMTP server the password-reset tests read mail from).
+#   Pass extra package names as arguments (e.g. wrk).
 # Services are not started by the install: tests start their own, unprivileged.
 set -euo pipefail
-packages=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal-dev pkg-config nginx curl ca-certificates openssl "$@")
+packages=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal-dev pkg-config nginx curl ca-certificates openssl python3-aiosmtpd "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,7 +8,7 @@
 //!   (colormaps), [`coverage`] (which tiles an area touches), [`telemetry`].
 //! - Parts: [`db`] (the pool, migrations), [`source`] (renderers: [`source::vector`] from
 //!   PostGIS, [`source::raster`] through GDAL), [`store`] (folder or S3 objects),
-//!   [`cache`] (the in-process tile cache).
+//!   [`cache`] (the in-process tile cache), [`mail`] (SMTP).
 //! - Services: [`tiles`] — the [`tiles::TileService`], owning the layer catalog, layer
 //!   versions, the cache, the store and the render policy; [`planning`] (plans,
 //!   conditions, statistics, stands, scenarios: repositories owning their SQL beside pure
@@ -34,6 +34,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod mail;
 pub mod memory;
 pub mod planning;
 pub mod seed;

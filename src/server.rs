@@ -41,6 +41,9 @@ pub enum StartError {
     /// The store URL is invalid.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The mail settings are unusable.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
 }
 
 /// A server that is listening.
@@ -110,6 +113,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         config.accounts.signing_key.as_deref().map(str::as_bytes),
     )
     .map_err(StartError::Config)?;
+    let mailer = crate::mail::Mailer::from_config(&config.mail)?.map(Arc::new);
+    if mailer.is_none() {
+        tracing::warn!(
+            "no SMTP server configured (PLANSCAPE_SMTP_HOST): password-reset mail is not sent"
+        );
+    }
     let listen = config.listen;
     let state = Arc::new(AppState {
         config,
@@ -119,6 +128,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         login_limiter,
         trusted_proxies,
         devices,
+        mailer,
         plan_source,
         project_area_source,
         conditions: conditions.map(Arc::new),

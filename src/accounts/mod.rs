@@ -1,9 +1,11 @@
 //! Users, password hashes, sessions, and the plan permission matrix.
 
 pub mod access;
+pub mod deletion;
 pub mod device;
 pub mod limiter;
 pub mod password;
+pub mod reset;
 pub mod session;
 
 use serde::Serialize;
@@ -200,6 +202,17 @@ pub async fn set_password(
     password_hash: &str,
 ) -> Result<(), AccountError> {
     let tx = client.transaction().await?;
+    set_password_in(&*tx, user_id, password_hash).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`set_password`] inside the caller's transaction.
+pub async fn set_password_in(
+    tx: &impl GenericClient,
+    user_id: i64,
+    password_hash: &str,
+) -> Result<(), AccountError> {
     tx.execute(
         "UPDATE planscape.users SET password_hash = $2 WHERE id = $1",
         &[&user_id, &password_hash],
@@ -210,7 +223,6 @@ pub async fn set_password(
         &[&user_id],
     )
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 

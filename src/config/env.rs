@@ -37,6 +37,14 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_SIGNING_KEY", "accounts.signing_key"),
     ("PLANSCAPE_CONDITIONS_CATALOG", "conditions.catalog"),
     ("PLANSCAPE_SESSION_TTL_S", "accounts.session_ttl_s"),
+    ("PLANSCAPE_RESET_TTL_S", "accounts.reset_ttl_s"),
+    ("PLANSCAPE_SMTP_HOST", "mail.smtp_host"),
+    ("PLANSCAPE_SMTP_PORT", "mail.smtp_port"),
+    ("PLANSCAPE_SMTP_TLS", "mail.smtp_tls"),
+    ("PLANSCAPE_SMTP_USER", "mail.smtp_user"),
+    ("PLANSCAPE_SMTP_PASSWORD", "mail.smtp_password"),
+    ("PLANSCAPE_MAIL_FROM", "mail.from"),
+    ("PLANSCAPE_APP_URL", "mail.app_url"),
 ];
 
 /// Secrets come from the environment only: a file holding one (the admin token, the
@@ -52,6 +60,9 @@ pub(super) fn refuse_file_secrets(table: &toml::Table) -> Result<(), ConfigError
     let section = |name: &str| table.get(name).and_then(toml::Value::as_table);
     if section("accounts").is_some_and(|a| a.contains_key("signing_key")) {
         return Err(refused("accounts.signing_key", "PLANSCAPE_SIGNING_KEY"));
+    }
+    if section("mail").is_some_and(|m| m.contains_key("smtp_password")) {
+        return Err(refused("mail.smtp_password", "PLANSCAPE_SMTP_PASSWORD"));
     }
     let url = section("database")
         .and_then(|d| d.get("url"))
@@ -96,6 +107,8 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
             | "http.header_read_timeout_s"
             | "http.body_read_timeout_s"
             | "http.idle_timeout_s"
+            | "accounts.reset_ttl_s"
+            | "mail.smtp_port"
     );
     match value.parse::<i64>() {
         Ok(n) if numeric => toml::Value::Integer(n),

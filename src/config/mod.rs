@@ -15,6 +15,7 @@ mod basemaps;
 mod database_url;
 mod env;
 mod layers;
+mod mail;
 mod memory;
 mod sections;
 
@@ -24,6 +25,7 @@ pub use env::ENV_OVERRIDES;
 pub use layers::{
     Fallback, LayerConfig, PregeneratedConfig, RasterLayerConfig, Resampling, VectorLayerConfig,
 };
+pub use mail::{MailConfig, SmtpTls};
 pub use memory::MemoryConfig;
 pub use sections::{
     AccountsConfig, CacheConfig, ConditionsConfig, DatabaseConfig, HttpConfig, RegionsConfig,
@@ -114,6 +116,9 @@ pub struct Config {
     /// Accounts, sessions and plan limits.
     #[serde(default)]
     pub accounts: AccountsConfig,
+    /// Outgoing mail (password-reset links).
+    #[serde(default)]
+    pub mail: MailConfig,
     /// The conditions catalog.
     #[serde(default)]
     pub conditions: Option<ConditionsConfig>,
@@ -302,6 +307,10 @@ impl Config {
                 "must be at least 0 and less than plan_max_area_acres".into(),
             ));
         }
+        if a.reset_ttl_s == 0 {
+            return Err(invalid("accounts.reset_ttl_s", "must be positive".into()));
+        }
+        self.mail.validate(self.public_url.as_deref())?;
         if a.signing_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(invalid(
                 "accounts.signing_key",

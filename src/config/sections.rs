@@ -65,10 +65,16 @@ pub struct AccountsConfig {
     /// Key of the session-token hashes (`PLANSCAPE_SIGNING_KEY` only: refused in a file).
     #[serde(default, skip_serializing)]
     pub signing_key: Option<String>,
+    /// Lifetime of a password-reset link, seconds (`PLANSCAPE_RESET_TTL_S`).
+    #[serde(default = "default_reset_ttl")]
+    pub reset_ttl_s: u64,
 }
 
 fn default_session_ttl() -> u64 {
     14 * 24 * 3600
+}
+fn default_reset_ttl() -> u64 {
+    3600
 }
 fn default_login_failures() -> u32 {
     10
@@ -112,6 +118,7 @@ impl Default for AccountsConfig {
             invitations_max_pending: default_invitations_max_pending(),
             invitations_per_hour: default_invitations_per_hour(),
             signing_key: None,
+            reset_ttl_s: default_reset_ttl(),
         }
     }
 }

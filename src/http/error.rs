@@ -341,3 +341,20 @@ impl From<crate::planning::scores::ScoreError> for ApiError {
         }
     }
 }
+
+impl From<crate::accounts::reset::ResetError> for ApiError {
+    fn from(e: crate::accounts::reset::ResetError) -> Self {
+        use crate::accounts::reset::ResetError;
+        match e {
+            ResetError::InvalidToken => Self {
+                field: Some("token".to_owned()),
+                ..Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_reset_token",
+                    "this reset link is unknown, used or expired: ask for a new one",
+                )
+            },
+            ResetError::Account(e) => Self::from(e),
+        }
+    }
+}

@@ -40,6 +40,8 @@ pub struct AppState {
     pub trusted_proxies: client_ip::TrustedProxies,
     /// Issues and checks the device cookies of logins.
     pub devices: crate::accounts::device::DeviceCookies,
+    /// Outgoing mail (password-reset links), when an SMTP server is configured.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
     /// The conditions catalog.
     pub conditions: Option<Arc<crate::planning::conditions::Conditions>>,
     /// Plan outlines as vector tiles (`/tiles/plans/{id}/...`).

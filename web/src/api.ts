@@ -170,6 +170,12 @@ export const api = {
   me: () => json<User>(`${API}/auth/me`),
   changePassword: (current_password: string, new_password: string) =>
     request<Session>('POST', `${API}/auth/password`, { current_password, new_password }),
+  /** Asks for a reset link by mail; the answer is the same whether or not the account exists. */
+  requestReset: (email: string) => request<{ message: string }>('POST', `${API}/auth/reset/request`, { email }),
+  /** Sets a new password with a reset link's token (does not sign in). */
+  resetPassword: (token: string, new_password: string) =>
+    request<{ email: string }>('POST', `${API}/auth/reset`, { token, new_password }),
+  deleteAccount: (password: string) => request<void>('DELETE', `${API}/auth/account`, { password }),
 
   regions: () => json<Region[]>(`${API}/regions`),
   conditions: () => json<{ regions: RegionTree[] }>(`${API}/conditions`),

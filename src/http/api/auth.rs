@@ -61,25 +61,25 @@ pub struct SessionResponse {
     pub expires_in: u64,
 }
 
-async fn hash_blocking(password: String) -> Result<String, ApiError> {
+pub(super) async fn hash_blocking(password: String) -> Result<String, ApiError> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(ApiError::internal)
 }
 
-async fn verify_blocking(password: String, stored: String) -> Result<bool, ApiError> {
+pub(super) async fn verify_blocking(password: String, stored: String) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || password::verify(&password, &stored))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Whether responses should mark cookies `Secure` (served over HTTPS).
-fn secure(state: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn secure(state: &AppState, headers: &HeaderMap) -> bool {
     crate::http::tilejson::base_url(state, headers).starts_with("https://")
 }
 
-fn session_cookie(token: &str, max_age: u64, secure: bool) -> HeaderValue {
+pub(super) fn session_cookie(token: &str, max_age: u64, secure: bool) -> HeaderValue {
     let value = format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
         session::COOKIE,

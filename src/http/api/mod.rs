@@ -6,9 +6,11 @@ mod auth;
 mod basemaps;
 mod conditions;
 mod contract;
+mod deletion;
 pub mod extract;
 mod plans;
 pub mod point;
+mod recovery;
 mod scenarios;
 mod upload;
 
@@ -42,10 +44,12 @@ pub const PREFIX: &str = "/planscape-backend";
 struct ApiDoc;
 
 /// Paths that need no session.
-const PUBLIC_PATHS: [&str; 6] = [
+const PUBLIC_PATHS: [&str; 8] = [
     "/basemaps",
     "/auth/signup",
     "/auth/login",
+    "/auth/reset/request",
+    "/auth/reset",
     "/regions",
     "/conditions",
     "/conditions/{region}/{name}",
@@ -128,6 +132,9 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(auth::change_password))
+        .routes(routes!(recovery::request_reset))
+        .routes(routes!(recovery::reset_password))
+        .routes(routes!(deletion::delete_account))
         .routes(routes!(plans::regions))
         .routes(routes!(basemaps::list))
         .routes(routes!(plans::list, plans::create))
