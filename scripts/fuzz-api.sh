@@ -80,14 +80,15 @@ SCENARIO="$(api -d '{"name":"Fuzz","priorities":[{"condition":"'"$CONDITION"'","
 
 # Positive data may be refused where the document says why in terms no schema can
 # state (expected-statuses below): 422 for a geometry outside California or invalid, a
-# condition without raw values, an email of no account, a wrong current password, a
-# point outside a layer's data.
+# condition without raw values, an email of no account, a wrong current password (also
+# when deleting the account), an unknown or used reset token, a point outside a layer's
+# data.
 cat > "$WORK/schemathesis.toml" <<TOML
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "429"]
 
 [[operations]]
-include-operation-id-regex = "^(create_plan|upload_plan|update_plan|area_stats|invite|change_password|create_scenario|point)$"
+include-operation-id-regex = "^(create_plan|upload_plan|update_plan|area_stats|invite|change_password|delete_account|reset_password|create_scenario|point)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 TOML
 # The same, with the path parameters pinned to what exists. Pinned, a parameter cannot

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::api::{call, signup};
+use common::api::{call, share, signup};
 use common::{TestServer, shared_data};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -29,18 +29,6 @@ async fn new_plan(server: &TestServer, token: &str, name: &str) -> i64 {
     .await;
     assert_eq!(status, 201, "{body}");
     body["id"].as_i64().expect("id")
-}
-
-async fn share(server: &TestServer, owner: &str, plan: i64, email: &str, role: &str) {
-    let (status, _, body) = call(
-        server,
-        Method::POST,
-        &format!("/plans/{plan}/members"),
-        Some(owner),
-        Some(json!({"email": email, "role": role})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
 }
 
 /// A finished scenario on `plan` made by `user`, with one project area.
@@ -131,19 +119,19 @@ async fn deleting_an_account_takes_its_own_plans_and_nothing_else() {
     // `shared` with Cai as co-owner; Ben owns `bens` (Ana collaborates on it, and made a
     // scenario there) and `other` (Cai views it).
     let solo = new_plan(&server, &ana, "solo").await;
-    share(&server, &ana, solo, &ben_mail, "collaborator").await;
+    share(&server, &ana, solo, &ben_mail, "collaborator", &ben).await;
     let solo_by_ana = scenario(&db, solo, ana_id, "solo by ana").await;
     let solo_by_ben = scenario(&db, solo, ben_id, "solo by ben").await;
     let shared = new_plan(&server, &ana, "shared").await;
-    share(&server, &ana, shared, &cai_mail, "owner").await;
-    share(&server, &ana, shared, &ben_mail, "viewer").await;
+    share(&server, &ana, shared, &cai_mail, "owner", &cai).await;
+    share(&server, &ana, shared, &ben_mail, "viewer", &ben).await;
     let shared_by_ana = scenario(&db, shared, ana_id, "shared by ana").await;
     let bens = new_plan(&server, &ben, "bens").await;
-    share(&server, &ben, bens, &ana_mail, "collaborator").await;
+    share(&server, &ben, bens, &ana_mail, "collaborator", &ana).await;
     let bens_by_ana = scenario(&db, bens, ana_id, "bens by ana").await;
     let bens_by_ben = scenario(&db, bens, ben_id, "bens by ben").await;
     let other = new_plan(&server, &ben, "other").await;
-    share(&server, &ben, other, &cai_mail, "viewer").await;
+    share(&server, &ben, other, &cai_mail, "viewer", &cai).await;
     let other_by_ben = scenario(&db, other, ben_id, "other by ben").await;
 
     let users = [ana_id, ben_id, cai_id];

@@ -192,8 +192,10 @@ fn enumerate<T: Into<serde_json::Value>>(
 /// regions and condition names (fixed by the configuration), stand sizes, and positive
 /// ids in paths. Numeric ranges are on the fields' own annotations.
 pub fn document_constraints(doc: &mut OpenApi, conditions: Option<&Conditions>) {
-    let fields: [(&str, &str, Text); 9] = [
+    let fields: [(&str, &str, Text); 11] = [
         ("SignupRequest", "email", email()),
+        ("ResetRequest", "email", email()),
+        ("ResetForm", "new_password", new_password()),
         ("SignupRequest", "name", name()),
         ("SignupRequest", "password", new_password()),
         ("PasswordRequest", "new_password", new_password()),
