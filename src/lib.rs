@@ -30,6 +30,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod coverage;
+pub mod dataset_pool;
 pub mod db;
 pub mod demo;
 pub mod http;

@@ -284,15 +284,16 @@ async fn catalog_build_stats_and_scores() {
     let (_, _, raw) = post(json!({"region": "sierra_nevada", "conditions": ["tree_mortality"], "geometry": area, "values": "raw"})).await;
     let mean = raw["results"][0]["mean"].as_f64().expect("mean");
     assert!((0.0..=100.0).contains(&mean) && raw["results"][0]["band"].is_null());
-    // Outside every raster: zero pixels and a null mean, not an error.
+    // Outside every raster of the region: refused (issue 13: areas outside the region's
+    // extent), naming the region.
     let (status, _, none) = post(json!({"region": "sierra_nevada", "conditions": ["disturbance"], "geometry": square(-117.0, 33.0, 0.05)})).await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        (
-            none["results"][0]["count"].as_u64(),
-            none["results"][0]["mean"].is_null()
-        ),
-        (Some(0), true)
+    assert_eq!(status, 422, "{none}");
+    assert_eq!(none["error"]["field"], "geometry", "{none}");
+    assert!(
+        none["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("outside the rasters of region `sierra_nevada`")),
+        "{none}"
     );
     // Bad input names the field.
     let bowtie = json!({"type": "Polygon", "coordinates": [[[-120, 37], [-119, 38], [-119, 37], [-120, 38], [-120, 37]]]});
@@ -345,6 +346,30 @@ async fn catalog_build_stats_and_scores() {
         assert_eq!(status, 422, "{body}");
         assert_eq!(err["error"]["field"], field, "{err}");
     }
+
+    // A budget on the pixels read per request, checked before any pixel is read: with 2 km
+    // pixels, a 0.02° square's window is at most 4 x 4 pixels a raster (two rasters: at
+    // most 32, under the budget of 50), a 0.2° square's at least 9 x 11 (over it).
+    let budget = TestServer::start(&format!("{toml}[accounts]\nstats_max_pixels = 50\n")).await;
+    let (budget_token, _, _) = signup(&budget, "Budget").await;
+    let ask = |conditions: Value, half: f64| {
+        call(
+            &budget,
+            Method::POST,
+            "/conditions/stats",
+            Some(&budget_token),
+            Some(json!({"region": "sierra_nevada", "conditions": conditions,
+                        "geometry": square(-120.0, 38.5, half)})),
+        )
+    };
+    let (status, _, small) = ask(json!(["tree_mortality", "fire_probability"]), 0.01).await;
+    assert_eq!(status, 200, "{small}");
+    let (status, _, err) = ask(json!(["tree_mortality"]), 0.1).await;
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(err["error"]["field"], "geometry", "{err}");
+    let message = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("budget of 50"), "{message}");
+    drop(budget);
 
     // A valid area drawn in detail (60,000 vertices: validity is PostGIS's indexed
     // check, not a pairwise one on the request path) gets its statistics.

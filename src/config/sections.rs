@@ -56,6 +56,11 @@ pub struct AccountsConfig {
     /// Most vertices in a plan's geometry.
     #[serde(default = "default_plan_max_vertices")]
     pub plan_max_vertices: usize,
+    /// Most raster pixels one statistics request may read, over all its conditions
+    /// (estimated from the area's bounding box in each raster): a request past it is
+    /// refused (422) before any is read.
+    #[serde(default = "default_stats_max_pixels")]
+    pub stats_max_pixels: u64,
     /// Most pending invitations one user may have sent (429 beyond).
     #[serde(default = "default_invitations_max_pending")]
     pub invitations_max_pending: u32,
@@ -103,6 +108,10 @@ fn default_invitations_per_hour() -> u32 {
 fn default_plan_max_vertices() -> usize {
     100_000
 }
+fn default_stats_max_pixels() -> u64 {
+    // All 55 demo conditions over 500,000 acres at 30 m read about 125 M pixels.
+    250_000_000
+}
 
 impl Default for AccountsConfig {
     fn default() -> Self {
@@ -114,6 +123,7 @@ impl Default for AccountsConfig {
             max_upload_kb: default_max_upload_kb(),
             plan_max_area_acres: default_plan_max_area(),
             plan_max_vertices: default_plan_max_vertices(),
+            stats_max_pixels: default_stats_max_pixels(),
             plan_min_area_acres: default_plan_min_area(),
             invitations_max_pending: default_invitations_max_pending(),
             invitations_per_hour: default_invitations_per_hour(),

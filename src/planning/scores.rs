@@ -151,6 +151,37 @@ pub fn select(
     Ok(nodes)
 }
 
+/// Pixels that statistics of `nodes` over `shape` would read, over all their rasters
+/// (see [`stats::window_pixels`]), and whether the shape touches any of them. One
+/// blocking task: each raster's header only.
+pub async fn pixels_to_read(
+    nodes: &[Node],
+    values: Values,
+    shape: Arc<geo_types::MultiPolygon<f64>>,
+) -> Result<u64, ScoreError> {
+    let rasters: Vec<(String, std::path::PathBuf)> = nodes
+        .iter()
+        .map(|node| {
+            let path = match values {
+                Values::Normalized => node.normalized.clone(),
+                Values::Raw => node.raw.clone().unwrap_or_default(),
+            };
+            (node.name.clone(), path)
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let mut total: u64 = 0;
+        for (condition, path) in rasters {
+            let pixels = stats::window_pixels(&path, &shape)
+                .map_err(|source| ScoreError::Raster { condition, source })?;
+            total = total.saturating_add(pixels);
+        }
+        Ok(total)
+    })
+    .await
+    .map_err(|e| ScoreError::Task(e.to_string()))?
+}
+
 /// Computes statistics of `nodes` over `shape`, each raster on a blocking thread, at
 /// most two per core at once.
 pub async fn compute(

@@ -2,7 +2,6 @@
 //! line of [`super::scan`]: the polygon (longitude, latitude) is reprojected vertex by
 //! vertex to the raster's CRS, and each row of the raster window under it is read once.
 
-use std::collections::hash_map::Entry;
 use std::path::Path;
 
 use gdal::Dataset;
@@ -10,6 +9,7 @@ use geo_types::MultiPolygon;
 use serde::{Deserialize, Serialize};
 
 use super::scan::{self, Edge, Polygons, RasterError};
+use crate::dataset_pool::DatasetPool;
 
 /// Statistics of the valid pixels inside a polygon.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -38,11 +38,10 @@ pub fn zonal_stats(
     zonal_stats_in(&scan::open(path)?, band, shape)
 }
 
-thread_local! {
-    /// Datasets this thread has open for statistics, by path.
-    static OPEN: std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, (Option<std::time::SystemTime>, Dataset)>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
+/// Open rasters, shared by the blocking threads that compute statistics (see
+/// [`DatasetPool`]).
+static OPEN: std::sync::LazyLock<DatasetPool<Dataset>> =
+    std::sync::LazyLock::new(|| DatasetPool::new(crate::dataset_pool::default_per_file()));
 
 /// As [`zonal_stats`], keeping the dataset open on this thread for the next call.
 pub fn zonal_stats_pooled(
@@ -50,22 +49,49 @@ pub fn zonal_stats_pooled(
     band: usize,
     shape: &MultiPolygon<f64>,
 ) -> Result<ZonalStats, RasterError> {
-    OPEN.with(|open| {
-        let mut open = open.borrow_mut();
-        // Bounded per thread, and reopened when the file was replaced (rebuilt).
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if open.get(path).is_some_and(|(m, _)| *m != modified) {
-            open.remove(path);
+    with_pooled(path, |dataset| zonal_stats_in(dataset, band, shape))
+}
+
+/// How many pixels statistics of `path` over `shape` would read: the raster window
+/// under the shape's bounding box (its outline densified, so a reprojected box is
+/// covered), clipped to the raster; 0 when the shape lies outside it. Blocking (GDAL).
+pub fn window_pixels(path: &Path, shape: &MultiPolygon<f64>) -> Result<u64, RasterError> {
+    use geo::BoundingRect;
+    let Some(rect) = shape.bounding_rect() else {
+        return Ok(0);
+    };
+    with_pooled(path, |dataset| {
+        let gt = scan::geo_transform(dataset)?;
+        let transform = scan::transform_to(4326, dataset)?;
+        // 16 points a side: a box in longitude and latitude bends in other projections.
+        let steps = 16;
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for i in 0..=steps {
+            let t = f64::from(i) / f64::from(steps);
+            let x = rect.min().x + t * rect.width();
+            let y = rect.min().y + t * rect.height();
+            xs.extend([x, x, rect.min().x, rect.max().x]);
+            ys.extend([rect.min().y, rect.max().y, y, y]);
         }
-        if open.len() >= 64 && !open.contains_key(path) {
-            open.clear();
+        transform.transform_coords(&mut xs, &mut ys, &mut [])?;
+        let (mut c0, mut r0, mut c1, mut r1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+        for (&x, &y) in xs.iter().zip(&ys) {
+            let (c, r) = scan::to_pixel(&gt, x, y);
+            (c0, r0, c1, r1) = (c0.min(c), r0.min(r), c1.max(c), r1.max(r));
         }
-        let (_, dataset) = match open.entry(path.to_path_buf()) {
-            Entry::Occupied(kept) => kept.into_mut(),
-            Entry::Vacant(slot) => slot.insert((modified, scan::open(path)?)),
-        };
-        zonal_stats_in(dataset, band, shape)
+        let (width, height) = dataset.raster_size();
+        let cols = (c1.ceil().min(width as f64) - c0.floor().max(0.0)).max(0.0);
+        let rows = (r1.ceil().min(height as f64) - r0.floor().max(0.0)).max(0.0);
+        Ok((cols * rows) as u64)
     })
+}
+
+/// Runs `f` on an open dataset of `path` from the shared pool.
+fn with_pooled<T>(
+    path: &Path,
+    f: impl FnOnce(&Dataset) -> Result<T, RasterError>,
+) -> Result<T, RasterError> {
+    OPEN.with(path, || scan::open(path), f)
 }
 
 /// As [`zonal_stats`], on an open dataset.

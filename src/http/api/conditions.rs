@@ -165,7 +165,28 @@ pub async fn area_stats(
             format!("covers {acres:.0} acres, more than the limit of {limit:.0}"),
         ));
     }
-    let results = compute(nodes, form.values, Arc::new(shape)).await?;
+    let shape = Arc::new(shape);
+    // A budget on the pixels read, checked from the rasters' headers before any is read;
+    // an area that none of the region's rasters covers is refused too.
+    let pixels = scores::pixels_to_read(&nodes, form.values, Arc::clone(&shape)).await?;
+    if pixels == 0 {
+        return Err(ApiError::invalid_field(
+            "geometry",
+            format!("lies outside the rasters of region `{}`", form.region),
+        ));
+    }
+    let budget = state.config.accounts.stats_max_pixels;
+    if pixels > budget {
+        return Err(ApiError::invalid_field(
+            "geometry",
+            format!(
+                "would read {pixels} raster pixels over the {} conditions, more than the \
+                 budget of {budget}: draw a smaller area or ask for fewer conditions",
+                nodes.len()
+            ),
+        ));
+    }
+    let results = compute(nodes, form.values, shape).await?;
     Ok(Json(StatsResponse {
         region: form.region,
         values: form.values,

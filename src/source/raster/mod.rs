@@ -9,8 +9,6 @@
 pub mod encode;
 pub mod read;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,6 +16,7 @@ use gdal::Dataset;
 use gdal::spatial_ref::SpatialRef;
 
 use crate::config::{RasterLayerConfig, Resampling};
+use crate::dataset_pool::DatasetPool;
 use crate::source::SourceError;
 use crate::style::{Colormap, Rgba, Style};
 use crate::tile::{Bounds, TileFormat, TileId, mercator_to_lonlat};
@@ -118,10 +117,9 @@ static RENDER_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> =
 /// One tile of a rendered block: its image, `None` when fully transparent.
 pub type BlockTile = (TileId, Result<Option<Vec<u8>>, SourceError>);
 
-thread_local! {
-    /// Datasets this thread has open, by path.
-    static OPEN: RefCell<HashMap<String, OpenRaster>> = RefCell::new(HashMap::new());
-}
+/// Open rasters, shared by the blocking threads that render (see [`DatasetPool`]).
+static OPEN: std::sync::LazyLock<DatasetPool<OpenRaster>> =
+    std::sync::LazyLock::new(|| DatasetPool::new(crate::dataset_pool::default_per_file()));
 
 impl RasterSource {
     /// Opens and checks the raster (blocking: call off the async runtime). The error
@@ -194,8 +192,8 @@ impl RasterSource {
         };
         let (w, s) = mercator_to_lonlat(extent.xmin, extent.ymin);
         let (e, n) = mercator_to_lonlat(extent.xmax, extent.ymax);
-        // Keep this thread's handle for its first renders.
-        OPEN.with(|o| o.borrow_mut().insert(cfg.path.clone(), open));
+        // Kept for the first renders.
+        OPEN.put(Path::new(&cfg.path), open);
         Ok(Self {
             name: name.to_owned(),
             path: cfg.path.clone(),
@@ -409,36 +407,31 @@ impl RasterSource {
     /// Reads a window of pyramid level `index` (0 = full resolution) with this thread's
     /// dataset handle.
     fn read_window(&self, index: usize, win: &read::Window) -> Result<Vec<f64>, SourceError> {
-        OPEN.with(|open| -> Result<Vec<f64>, SourceError> {
-            let mut open = open.borrow_mut();
-            if !open.contains_key(&self.path) {
-                let raster =
-                    OpenRaster::open(&self.path, self.warped).map_err(SourceError::Internal)?;
-                open.insert(self.path.clone(), raster);
-            }
-            let raster = open
-                .get(&self.path)
-                .ok_or_else(|| SourceError::Internal("dataset cache".into()))?;
-            let band = raster
-                .dataset()
-                .rasterband(self.band)
-                .map_err(|e| SourceError::Internal(e.to_string()))?;
-            let band = if index == 0 {
-                band
-            } else {
-                band.overview(index - 1)
-                    .map_err(|e| SourceError::Internal(e.to_string()))?
-            };
-            let buffer = band
-                .read_as::<f64>(
-                    (win.col as isize, win.row as isize),
-                    (win.width, win.height),
-                    (win.buf_width, win.buf_height),
-                    Some(gdal::raster::ResampleAlg::NearestNeighbour),
-                )
-                .map_err(|e| SourceError::Internal(format!("reading `{}`: {e}", self.path)))?;
-            Ok(buffer.into_shape_and_vec().1)
-        })
+        OPEN.with(
+            Path::new(&self.path),
+            || OpenRaster::open(&self.path, self.warped).map_err(SourceError::Internal),
+            |raster| {
+                let band = raster
+                    .dataset()
+                    .rasterband(self.band)
+                    .map_err(|e| SourceError::Internal(e.to_string()))?;
+                let band = if index == 0 {
+                    band
+                } else {
+                    band.overview(index - 1)
+                        .map_err(|e| SourceError::Internal(e.to_string()))?
+                };
+                let buffer = band
+                    .read_as::<f64>(
+                        (win.col as isize, win.row as isize),
+                        (win.width, win.height),
+                        (win.buf_width, win.buf_height),
+                        Some(gdal::raster::ResampleAlg::NearestNeighbour),
+                    )
+                    .map_err(|e| SourceError::Internal(format!("reading `{}`: {e}", self.path)))?;
+                Ok(buffer.into_shape_and_vec().1)
+            },
+        )
     }
 
     /// Applies the style.
