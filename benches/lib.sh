@@ -39,3 +39,18 @@ run_wrk() {
     /Non-2xx/ { bad = $NF }
     END { printf "%s | %s | %s | %s%s\n", rps, p50, p99, tps, (bad ? " (" bad " non-2xx)" : "") }' "$WORK/wrk.out"
 }
+
+# Every condition of the catalog's first region (pillars, elements, metrics) as a JSON
+# list of names. Args: the API's base URL.
+catalog_conditions() {
+  curl -fsS "$1/conditions" | /usr/bin/python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+names = []
+for p in d['regions'][0]['pillars']:
+    names.append(p['name'])
+    for e in p['elements']:
+        names.append(e['name'])
+        names.extend(m['name'] for m in e['metrics'])
+print(json.dumps(names))"
+}

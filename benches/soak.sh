@@ -55,16 +55,7 @@ cache_mb="${cache_mb:-512}"
 token="$(curl -fsS "$API/auth/signup" -H 'content-type: application/json' \
   -d "{\"email\":\"soak$(date +%s%N)@example.org\",\"password\":\"a long soak password\",\"name\":\"Soak\"}" \
   | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
-conditions="$(curl -fsS "$API/conditions" | /usr/bin/python3 -c "
-import json, sys
-d = json.load(sys.stdin)
-names = []
-for p in d['regions'][0]['pillars']:
-    names.append(p['name'])
-    for e in p['elements']:
-        names.append(e['name'])
-        names.extend(m['name'] for m in e['metrics'])
-print(json.dumps(names))")"
+conditions="$(catalog_conditions "$API")"
 # 24 circles over the Sierra Nevada, 2,000 to 200,000 acres (PostGIS makes them).
 psql "$DATABASE_URL" -Atc "
   SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint(-120.6 + (i % 6) * 0.35, 37.0 + (i / 6) * 0.6), 4326)::geography,

@@ -13,6 +13,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUNS="${1:-15}"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 WORK="$ROOT/.data/bench/stats"
 COG="$ROOT/.data/rasters/aboveground_biomass_30m.tif"
 mkdir -p "$WORK"
@@ -94,16 +96,7 @@ API=http://127.0.0.1:18090/planscape-backend
 token="$(curl -fsS "$API/auth/signup" -H 'content-type: application/json' \
   -d "{\"email\":\"bench$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
   | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
-all="$(curl -fsS "$API/conditions" | /usr/bin/python3 -c "
-import json, sys
-d = json.load(sys.stdin)
-names = []
-for p in d['regions'][0]['pillars']:
-    names.append(p['name'])
-    for e in p['elements']:
-        names.append(e['name'])
-        names.extend(m['name'] for m in e['metrics'])
-print(json.dumps(names))")"
+all="$(catalog_conditions "$API")"
 body="{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(cat "$WORK/100k.geojson")}"
 for _ in $(seq 1 "$RUNS"); do
   curl -fsS -o /dev/null -w '%{time_total}\n' "$API/conditions/stats" -H "authorization: Bearer $token" -H 'content-type: application/json' -d "$body"

@@ -298,6 +298,45 @@ pub async fn me(auth: Auth) -> Json<User> {
     Json(auth.user)
 }
 
+/// Checks the signed-in user's current password (422 naming `field` when wrong).
+/// Guesses through a (stolen) session are limited per session, counted before the
+/// verification like logins; failed logins (outsiders') do not touch this allowance,
+/// nor does it touch theirs. `Ok(Err(response))` is the 429 to answer; `Ok(Ok(key))`
+/// the limiter key to reset once the action is done.
+pub(super) async fn confirm_current_password(
+    state: &AppState,
+    auth: &Auth,
+    password: String,
+    field: &'static str,
+) -> Result<Result<String, Response>, ApiError> {
+    let session_key = format!(
+        "password:{}",
+        URL_SAFE_NO_PAD.encode(session::token_hash(&auth.token, None))
+    );
+    if let Some(wait) = state.login_limiter.blocked(&session_key) {
+        return Ok(Err(rate_limited(
+            wait,
+            "too many wrong current passwords in this session; try again later",
+        )));
+    }
+    state.login_limiter.failed(&session_key);
+    let stored = {
+        let client = state.db().await?;
+        let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(super::extract::unauthorized)?;
+        stored
+    };
+    if !verify_blocking(password, stored).await? {
+        return Err(ApiError::invalid_field(
+            field,
+            "is not the current password",
+        ));
+    }
+    Ok(Ok(session_key))
+}
+
 /// Changes the password; every session of the account ends, and a new one starts.
 #[utoipa::path(post, path = "/auth/password", tag = "accounts", request_body = PasswordRequest,
     responses((status = 200, body = SessionResponse), (status = 401, description = "not signed in"),
@@ -311,34 +350,13 @@ pub async fn change_password(
 ) -> Result<Response, ApiError> {
     password::check_policy(&form.new_password)
         .map_err(|m| ApiError::invalid_field("new_password", m))?;
-    // Guesses of the current password (a stolen session) are limited per session,
-    // counted before the verification like logins. Failed logins (outsiders') do not
-    // touch this allowance, nor does it touch theirs.
-    let session_key = format!(
-        "password:{}",
-        URL_SAFE_NO_PAD.encode(session::token_hash(&auth.token, None))
-    );
-    if let Some(wait) = state.login_limiter.blocked(&session_key) {
-        return Ok(rate_limited(
-            wait,
-            "too many wrong current passwords in this session; try again later",
-        ));
-    }
-    state.login_limiter.failed(&session_key);
-    let stored = {
-        let client = state.db().await?;
-        let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(super::extract::unauthorized)?;
-        stored
-    };
-    if !verify_blocking(form.current_password, stored).await? {
-        return Err(ApiError::invalid_field(
-            "current_password",
-            "is not the current password",
-        ));
-    }
+    let session_key =
+        match confirm_current_password(&state, &auth, form.current_password, "current_password")
+            .await?
+        {
+            Ok(key) => key,
+            Err(too_many) => return Ok(too_many),
+        };
     state.login_limiter.reset(&session_key);
     let hash = hash_blocking(form.new_password).await?;
     let mut client = state.db().await?;

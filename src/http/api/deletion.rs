@@ -6,14 +6,12 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::auth::{rate_limited, secure, session_cookie, verify_blocking};
+use super::auth::{confirm_current_password, secure, session_cookie};
 use super::extract::{Auth, JsonBody, unauthorized};
-use crate::accounts::{self, deletion, session};
+use crate::accounts::deletion;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -40,32 +38,12 @@ pub async fn delete_account(
     JsonBody(form): JsonBody<DeleteAccountRequest>,
 ) -> Result<Response, ApiError> {
     // Guesses of the password through a (stolen) session share the session's allowance
-    // of password changes, counted before the verification.
-    let session_key = format!(
-        "password:{}",
-        URL_SAFE_NO_PAD.encode(session::token_hash(&auth.token, None))
-    );
-    if let Some(wait) = state.login_limiter.blocked(&session_key) {
-        return Ok(rate_limited(
-            wait,
-            "too many wrong current passwords in this session; try again later",
-        ));
-    }
-    state.login_limiter.failed(&session_key);
-    let stored = {
-        let client = state.db().await?;
-        let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(unauthorized)?;
-        stored
-    };
-    if !verify_blocking(form.password, stored).await? {
-        return Err(ApiError::invalid_field(
-            "password",
-            "is not the current password",
-        ));
-    }
+    // of password changes.
+    let session_key =
+        match confirm_current_password(&state, &auth, form.password, "password").await? {
+            Ok(key) => key,
+            Err(too_many) => return Ok(too_many),
+        };
     let mut client = state.db().await?;
     let deleted = deletion::delete_account(&mut client, auth.user.id)
         .await
