@@ -24,6 +24,13 @@ prime() {
   sed "s|^|$1|" "$2" | xargs -P 4 -n 1 curl -s -o /dev/null --compressed
 }
 
+# Fetches every path once, as a browser without a cache would; prints the mean body size
+# in KB and the count. Args: base-url paths-file.
+tile_bytes() {
+  sed "s|^|$1|" "$2" | xargs -P 4 -n 1 curl -s -o /dev/null -w '%{http_code} %{size_download}\n' |
+    awk '$1 == 200 { s += $2; n++ } END { printf "%.1f KB | %d\n", s / (n ? n : 1) / 1024, n }'
+}
+
 # One wrk run over the paths; prints "req/s | p50 | p99 | transfer/s".
 # Args: base-url paths-file [extra header].
 run_wrk() {

@@ -62,15 +62,28 @@ start_titiler() {
   wait_for http://127.0.0.1:18000/healthz
 }
 
+sed 's|\.png$|.webp|' "$WORK/planscape-raster-paths.txt" > "$WORK/planscape-raster-webp.txt"
+
 echo "| server | run | req/s | p50 | p99 | transfer/s |"
 echo "| --- | --- | --- | --- | --- | --- |"
 start_planscape 0
 echo "| planscape | cold (cache off) | $(run_wrk http://127.0.0.1:18080 "$WORK/planscape-raster-paths.txt") |"
+echo "| planscape | cold WebP (cache off) | $(run_wrk http://127.0.0.1:18080 "$WORK/planscape-raster-webp.txt") |"
+PLANSCAPE_PNG="$(tile_bytes http://127.0.0.1:18080 "$WORK/planscape-raster-paths.txt")"
+PLANSCAPE_WEBP="$(tile_bytes http://127.0.0.1:18080 "$WORK/planscape-raster-webp.txt")"
 stop_server
 start_titiler
 echo "| titiler | cold (no tile cache) | $(run_wrk http://127.0.0.1:18000 "$WORK/titiler-paths.txt") |"
+TITILER_PNG="$(tile_bytes http://127.0.0.1:18000 "$WORK/titiler-paths.txt")"
 stop_server
 start_planscape 2048
 prime http://127.0.0.1:18080 "$WORK/planscape-raster-paths.txt"
 echo "| planscape | warm | $(run_wrk http://127.0.0.1:18080 "$WORK/planscape-raster-paths.txt") |"
 stop_server
+
+echo
+echo "| server | format | mean tile size | tiles with data (200) |"
+echo "| --- | --- | --- | --- |"
+echo "| planscape | PNG | $PLANSCAPE_PNG |"
+echo "| planscape | WebP (lossless) | $PLANSCAPE_WEBP |"
+echo "| titiler | PNG | $TITILER_PNG |"

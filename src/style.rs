@@ -363,6 +363,32 @@ impl Colormap {
         }
     }
 
+    /// A continuous ramp sampled into a palette (`None` for class styles and for ramps
+    /// whose stops all share one value). Tiles of ramps are drawn with these colours:
+    /// TiTiler and rio-tiler bin values into 256 colours the same way, and an indexed PNG
+    /// is a fraction of the bytes of an RGBA one.
+    pub fn ramp_palette(&self) -> Option<RampPalette> {
+        let MapKind::Ramp(stops) = &self.kind else {
+            return None;
+        };
+        let (min, max) = (stops[0].value, stops[stops.len() - 1].value);
+        let width = max - min;
+        if !(width > 0.0 && width.is_finite()) {
+            return None;
+        }
+        let steps = f64::from(RampPalette::LEVELS - 1);
+        let mut colors = Vec::with_capacity(usize::from(RampPalette::LEVELS) + 1);
+        colors.push(self.nodata);
+        colors.extend(
+            (0..RampPalette::LEVELS).map(|k| self.color(min + width * f64::from(k) / steps)),
+        );
+        Some(RampPalette {
+            colors,
+            min,
+            scale: steps / width,
+        })
+    }
+
     /// Legend entries, lowest value first.
     pub fn legend(&self) -> Vec<LegendEntry> {
         match &self.kind {
@@ -407,6 +433,40 @@ impl Colormap {
                     .fold(f64::NEG_INFINITY, f64::max),
             ),
         }
+    }
+}
+
+/// A ramp sampled at [`RampPalette::LEVELS`] evenly spaced values of its span; index 0
+/// is the nodata colour. A value is drawn with the sample nearest to it, so a pixel's
+/// colour differs from the exact ramp colour by at most half the colour change between
+/// two neighbouring samples.
+#[derive(Debug, Clone)]
+pub struct RampPalette {
+    colors: Vec<Rgba>,
+    min: f64,
+    scale: f64,
+}
+
+impl RampPalette {
+    /// Colours sampled from the ramp (one index is left for nodata).
+    pub const LEVELS: u16 = 255;
+
+    /// The palette: nodata first, then the samples, lowest value first.
+    pub fn colors(&self) -> &[Rgba] {
+        &self.colors
+    }
+
+    /// The palette index drawing `v` (values beyond the span take the end colours, as
+    /// the ramp does; NaN is nodata).
+    pub fn index(&self, v: f64) -> u8 {
+        if v.is_nan() {
+            return 0;
+        }
+        let k = ((v - self.min) * self.scale)
+            .round()
+            .clamp(0.0, f64::from(Self::LEVELS - 1));
+        // In 0..=254 after the clamp.
+        k as u8 + 1
     }
 }
 
@@ -484,6 +544,50 @@ mod tests {
         assert_eq!(band(1.0), "Excellent");
         assert_eq!(map.color(1.5), map.nodata);
         assert!(map.palette().is_some_and(|p| p.len() == 6));
+    }
+
+    /// The largest change of one channel between neighbouring palette samples.
+    fn largest_step(colors: &[Rgba]) -> u8 {
+        colors[1..]
+            .windows(2)
+            .flat_map(|w| (0..4).map(move |k| w[0][k].abs_diff(w[1][k])))
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn ramp_palettes_draw_within_half_a_step_of_the_exact_ramp() {
+        for name in ["viridis", "turbo", "inferno", "wistia", "normalized"] {
+            let style = Style::load(&styles_dir(), name).unwrap();
+            let map = style.resolve(Some((-20.0, 300.0))).unwrap();
+            let ramp = map.ramp_palette().expect("a ramp");
+            let colors = ramp.colors();
+            assert_eq!(colors.len(), 256, "{name}");
+            assert_eq!(colors[0], map.nodata, "{name}");
+            assert_eq!(ramp.index(f64::NAN), 0);
+            let step = largest_step(colors);
+            let (lo, hi) = map.span();
+            let mut worst = 0u8;
+            for i in 0..=20_000 {
+                // Beyond both ends too: those take the end colours, as the ramp does.
+                let v = lo - 10.0 + (hi - lo + 20.0) * f64::from(i) / 20_000.0;
+                let drawn = colors[usize::from(ramp.index(v))];
+                let exact = map.color(v);
+                for k in 0..4 {
+                    worst = worst.max(drawn[k].abs_diff(exact[k]));
+                }
+            }
+            // A value lies within half a sample of its colour's sample; rounding adds one.
+            assert!(
+                worst <= step / 2 + 1,
+                "{name}: off by {worst}, steps {step}"
+            );
+            assert!(worst <= 3, "{name}: off by {worst} levels");
+            assert_eq!(colors[usize::from(ramp.index(lo))], map.color(lo));
+            assert_eq!(colors[usize::from(ramp.index(hi))], map.color(hi));
+        }
+        let classes = Style::load(&styles_dir(), "condition_bands").unwrap();
+        assert!(classes.resolve(None).unwrap().ramp_palette().is_none());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Image encoding of styled tiles: PNG (indexed when the style has a small palette,
-//! else RGBA) and lossless WebP.
+//! Image encoding of styled tiles: PNG (indexed, with only the colours a tile uses, for
+//! class styles and ramps; RGBA otherwise) and lossless WebP.
 
 use crate::style::Rgba;
 use crate::tile::TileFormat;
@@ -65,6 +65,12 @@ fn png(pixels: &Pixels, width: u32, height: u32) -> Result<Vec<u8>, ImageError> 
         encoder.set_compression(::png::Compression::Fast);
         let data: std::borrow::Cow<'_, [u8]> = match pixels {
             Pixels::Indexed { indices, palette } => {
+                let (indices, palette) = compact(indices, palette);
+                // Measured on 2,000 tiles of the 30 m demo raster (examples/png_settings.rs):
+                // unfiltered zlib level 3 gives 5.5 KB per tile for 0.6 ms, against 8.1 KB
+                // for fdeflate with adaptive filters (0.17 ms) and 5.1 KB at level 6 (1.3 ms).
+                encoder.set_filter(::png::Filter::NoFilter);
+                encoder.set_deflate_compression(::png::DeflateCompression::Level(3));
                 encoder.set_color(::png::ColorType::Indexed);
                 encoder.set_depth(::png::BitDepth::Eight);
                 encoder.set_palette(
@@ -73,8 +79,17 @@ fn png(pixels: &Pixels, width: u32, height: u32) -> Result<Vec<u8>, ImageError> 
                         .flat_map(|c| [c[0], c[1], c[2]])
                         .collect::<Vec<u8>>(),
                 );
-                encoder.set_trns(palette.iter().map(|c| c[3]).collect::<Vec<u8>>());
-                std::borrow::Cow::Borrowed(indices)
+                // Translucent entries come first: tRNS ends at the last of them.
+                let translucent = palette.iter().take_while(|c| c[3] < 255).count();
+                if translucent > 0 {
+                    encoder.set_trns(
+                        palette[..translucent]
+                            .iter()
+                            .map(|c| c[3])
+                            .collect::<Vec<u8>>(),
+                    );
+                }
+                std::borrow::Cow::Owned(indices)
             }
             Pixels::Rgba(rgba) => {
                 encoder.set_color(::png::ColorType::Rgba);
@@ -91,6 +106,29 @@ fn png(pixels: &Pixels, width: u32, height: u32) -> Result<Vec<u8>, ImageError> 
         writer.finish().map_err(|e| ImageError(e.to_string()))?;
     }
     Ok(out)
+}
+
+/// Keeps only the palette entries a tile uses, translucent ones first (so the tRNS chunk
+/// stays short), and renumbers the indices: a tile of a 256-colour ramp usually needs a
+/// few dozen colours, and PLTE + tRNS of the full palette would cost a kilobyte.
+fn compact(indices: &[u8], palette: &[Rgba]) -> (Vec<u8>, Vec<Rgba>) {
+    let mut used = [false; 256];
+    for &i in indices {
+        used[usize::from(i)] = true;
+    }
+    let color = |i: usize| palette.get(i).copied().unwrap_or([0, 0, 0, 0]);
+    let order = (0..256)
+        .filter(|&i| used[i] && color(i)[3] < 255)
+        .chain((0..256).filter(|&i| used[i] && color(i)[3] == 255));
+    let mut renumber = [0u8; 256];
+    let mut kept = Vec::new();
+    for (new, old) in order.enumerate() {
+        // At most 256 entries are used, so `new` fits a byte.
+        renumber[old] = new as u8;
+        kept.push(color(old));
+    }
+    let indices = indices.iter().map(|&i| renumber[usize::from(i)]).collect();
+    (indices, kept)
 }
 
 fn webp(pixels: &Pixels, width: u32, height: u32) -> Result<Vec<u8>, ImageError> {

@@ -449,13 +449,19 @@ impl RasterSource {
                     .collect();
                 Pixels::Indexed { indices, palette }
             }
-            None => {
-                let mut rgba = Vec::with_capacity(values.len() * 4);
-                for &v in values {
-                    rgba.extend_from_slice(&memo.get(v, |v| self.colormap.color(v)));
+            None => match self.colormap.ramp_palette() {
+                Some(ramp) => Pixels::Indexed {
+                    indices: values.iter().map(|&v| ramp.index(v)).collect(),
+                    palette: ramp.colors().to_vec(),
+                },
+                None => {
+                    let mut rgba = Vec::with_capacity(values.len() * 4);
+                    for &v in values {
+                        rgba.extend_from_slice(&memo.get(v, |v| self.colormap.color(v)));
+                    }
+                    Pixels::Rgba(rgba)
                 }
-                Pixels::Rgba(rgba)
-            }
+            },
         }
     }
 }
