@@ -9,8 +9,17 @@ use planscape::cli::{self, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(cli.log_format);
+    let blocking = std::env::var("PLANSCAPE_BLOCKING_THREADS").ok();
+    let blocking = match planscape::memory::blocking_threads(blocking.as_deref()) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(blocking)
         .build()
     {
         Ok(r) => r,

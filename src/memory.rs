@@ -28,6 +28,26 @@ fn limit_arenas(arenas: u32) {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_arenas(_arenas: u32) {}
 
+/// Most threads the runtime keeps for blocking work (GDAL reads outside the render
+/// permits, tile encoding, password hashing, file I/O), unless set otherwise.
+pub const DEFAULT_BLOCKING_THREADS: usize = 64;
+
+/// The blocking-thread bound from `PLANSCAPE_BLOCKING_THREADS` (read before the runtime
+/// and the configuration exist, hence an environment variable only). Tokio's own default
+/// is 512 threads, each with its stack and allocator cache; beyond the bound, blocking
+/// work queues.
+pub fn blocking_threads(value: Option<&str>) -> Result<usize, String> {
+    let Some(raw) = value else {
+        return Ok(DEFAULT_BLOCKING_THREADS);
+    };
+    match raw.trim().parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "PLANSCAPE_BLOCKING_THREADS must be a whole number from 1 to 1024, not `{raw}`"
+        )),
+    }
+}
+
 /// Bytes of the process's resident set (Linux: `/proc/self/statm`).
 pub fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -56,6 +76,16 @@ pub fn record_gauges() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocking_threads_default_and_bounds() {
+        assert_eq!(blocking_threads(None), Ok(DEFAULT_BLOCKING_THREADS));
+        assert_eq!(blocking_threads(Some(" 16 ")), Ok(16));
+        for bad in ["0", "-1", "1025", "many", ""] {
+            let err = blocking_threads(Some(bad)).expect_err(bad);
+            assert!(err.contains("PLANSCAPE_BLOCKING_THREADS"), "{err}");
+        }
+    }
 
     #[test]
     fn the_gdal_cache_takes_the_configured_size_and_rss_is_read() {

@@ -448,8 +448,10 @@ pub struct RampPalette {
 }
 
 impl RampPalette {
-    /// Colours sampled from the ramp (one index is left for nodata).
-    pub const LEVELS: u16 = 255;
+    /// Colours sampled from the ramp (at most 255: one index is nodata). 253 samples make
+    /// 252 = 2^2 * 3^2 * 7 intervals, so stops placed at halves, thirds, quarters, sixths
+    /// or sevenths of the span fall on a sample and are drawn in exactly their colour.
+    pub const LEVELS: u16 = 253;
 
     /// The palette: nodata first, then the samples, lowest value first.
     pub fn colors(&self) -> &[Rgba] {
@@ -562,7 +564,7 @@ mod tests {
             let map = style.resolve(Some((-20.0, 300.0))).unwrap();
             let ramp = map.ramp_palette().expect("a ramp");
             let colors = ramp.colors();
-            assert_eq!(colors.len(), 256, "{name}");
+            assert_eq!(colors.len(), 254, "{name}");
             assert_eq!(colors[0], map.nodata, "{name}");
             assert_eq!(ramp.index(f64::NAN), 0);
             let step = largest_step(colors);
@@ -583,8 +585,14 @@ mod tests {
                 "{name}: off by {worst}, steps {step}"
             );
             assert!(worst <= 3, "{name}: off by {worst} levels");
-            assert_eq!(colors[usize::from(ramp.index(lo))], map.color(lo));
-            assert_eq!(colors[usize::from(ramp.index(hi))], map.color(hi));
+            for entry in map.legend() {
+                let v = entry.value;
+                assert_eq!(
+                    colors[usize::from(ramp.index(v))],
+                    map.color(v),
+                    "{name}: the stop at {v} is drawn in its colour"
+                );
+            }
         }
         let classes = Style::load(&styles_dir(), "condition_bands").unwrap();
         assert!(classes.resolve(None).unwrap().ramp_palette().is_none());
