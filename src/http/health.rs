@@ -1,5 +1,9 @@
 //! `/health` (the process is alive) and `/ready` (the database and the tile store answer;
-//! broken layers listed).
+//! broken layers listed), and the stand-in that answers them while the server starts.
+//!
+//! `/health` is liveness: it never depends on the database, so a load balancer or an
+//! orchestrator checking it does not replace a task because its database is briefly away.
+//! `/ready` is readiness, for monitoring.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +76,32 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
         "broken_layers": broken,
     });
     (status, Json(body))
+}
+
+/// The router that answers while the server starts (waiting for its database,
+/// migrating, opening layers): `/health` 200 (the process is alive), `/ready` 503
+/// (`{"status": "starting"}`), anything else 503 with a JSON error and `Retry-After`.
+/// A task whose database is briefly unreachable at start therefore stays alive instead
+/// of failing its liveness check and being restarted in a loop.
+pub fn starting_router() -> axum::Router {
+    axum::Router::new()
+        .route("/health", axum::routing::get(health))
+        .route(
+            "/ready",
+            axum::routing::get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({ "status": "starting", "database": { "error": "not connected yet" } })),
+                )
+            }),
+        )
+        .fallback(|| async {
+            super::error::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting",
+                "the server is starting; try again shortly",
+            )
+        })
 }
 
 /// Prometheus text exposition; gauges are refreshed at each scrape.
