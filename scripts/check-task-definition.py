@@ -4,7 +4,8 @@
 the stack template (deploy/aws/planscape.yaml): the service definition must equal the
 template's TaskDefinition (containers, names, ports, health checks, environment, secrets,
 volumes, roles, sizes), with and without the shared cache; the health-check design holds
-(balancer and container checks on the liveness path /health, which nginx forwards); the
+(the balancer checks /health, which nginx forwards and which does not depend on the
+database; the containers check that they answer); the
 shutdown grace fits the stop timeout; the migrate and setup definitions have the shape
 the runbook relies on.
 
@@ -256,9 +257,18 @@ def main():
         lb["ContainerPort"] in ports and tg["Port"] == lb["ContainerPort"],
         f"{lb} vs ports {ports}",
     )
-    for name, container in containers.items():
-        command = " ".join(container["healthCheck"]["command"])
-        check(f"{name} container health check is /health", "/health " in command, command)
+    backend_check = " ".join(containers["backend"]["healthCheck"]["command"])
+    check(
+        "backend container check: /health, any answer counts (no -f: 503 while starting is alive)",
+        "http://127.0.0.1:8081/health" in backend_check and "curl -sS " in backend_check and " -f" not in backend_check,
+        backend_check,
+    )
+    nginx_check = " ".join(containers["nginx"]["healthCheck"]["command"])
+    check(
+        "nginx container check: nginx's own page, not the backend",
+        "http://127.0.0.1:8080/index.html" in nginx_check,
+        nginx_check,
+    )
     with open(os.path.join(ROOT, "docker/nginx/planscape.conf.template"), encoding="utf-8") as f:
         nginx = f.read()
     check(

@@ -2,10 +2,11 @@
 //! change triggers, then serve until shut down, with a bounded grace for in-flight
 //! requests.
 //!
-//! While starting, the socket already answers ([`health::starting_router`]): `/health`
-//! 200, `/ready` and everything else 503. A database that is unreachable for a while at
-//! start therefore neither ends the process nor fails its liveness check; errors no
-//! retry can mend (the URL, TLS set up wrong) still end it at once.
+//! While starting, the socket already answers ([`health::starting_router`]): 503
+//! `starting` to everything, `/health` included. A database that is unreachable for a
+//! while at start therefore neither ends the process nor makes it look dead to a check
+//! that only asks for an answer; errors no retry can mend (the URL, TLS set up wrong)
+//! still end it at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -315,8 +316,8 @@ impl Server {
 
 /// Retries the first connection until it succeeds (1 s apart, backing off to 10 s), so a
 /// server started beside its database (compose, ECS), or while the database is briefly
-/// away, does not crash-loop: meanwhile the socket answers `/health` 200 and `/ready`
-/// 503 ([`StartingServer`]), and SIGTERM ends the wait (`planscape serve`). Errors no
+/// away, does not crash-loop: meanwhile the socket answers 503 `starting`
+/// ([`StartingServer`]), and SIGTERM ends the wait (`planscape serve`). Errors no
 /// retry can mend (the URL, `sslrootcert`, a refused certificate, TLS required by one
 /// side) end it at once.
 async fn wait_for_database(config: &Config) -> Result<(), DbError> {

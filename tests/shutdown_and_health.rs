@@ -1,7 +1,7 @@
 //! The real `planscape serve` process: SIGTERM stops accepting, lets requests under way
 //! finish for at most `shutdown_grace_s` and exits 0 within grace + 1 s; and a database
-//! that is away at start keeps the process alive (`/health` 200, `/ready` 503) until it
-//! comes, then the server becomes ready without a restart.
+//! that is away at start keeps the process alive and answering (503 `starting`) until
+//! it comes, then the server serves without a restart.
 
 mod common;
 
@@ -213,16 +213,19 @@ async fn a_database_away_at_start_keeps_the_process_alive_until_it_comes() {
         &log,
     );
 
-    // Alive (liveness 200) but not ready, and every other request a JSON 503.
-    wait_for(&mut child, &base, "/health", 200).await;
-    let ready = client()
-        .get(format!("{base}/ready"))
-        .send()
-        .await
-        .expect("ready");
-    assert_eq!(ready.status(), 503);
-    let body: serde_json::Value = ready.json().await.expect("JSON");
-    assert_eq!(body["status"], "starting");
+    // Alive (it answers) but not serving yet: /health and /ready say `starting`, every
+    // other request is a JSON 503.
+    wait_for(&mut child, &base, "/health", 503).await;
+    for path in ["/health", "/ready"] {
+        let answer = client()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 503);
+        let body: serde_json::Value = answer.json().await.expect("JSON");
+        assert_eq!(body["status"], "starting", "{path}");
+    }
     let other = client()
         .get(format!("{base}/tiles"))
         .send()
@@ -266,6 +269,7 @@ async fn a_database_away_at_start_keeps_the_process_alive_until_it_comes() {
         }
     });
     wait_for(&mut child, &base, "/ready", 200).await;
+    wait_for(&mut child, &base, "/health", 200).await;
     let tiles = client()
         .get(format!("{base}/tiles"))
         .send()
@@ -295,7 +299,7 @@ async fn sigterm_while_waiting_for_the_database_exits_zero() {
         )],
         &log,
     );
-    wait_for(&mut child, &base, "/health", 200).await;
+    wait_for(&mut child, &base, "/health", 503).await;
     sigterm(&child);
     let exit = child.wait().await.expect("wait");
     assert_eq!(
