@@ -67,7 +67,7 @@ start_planscape() { # cache MB
   sed -e "s|^listen = .*|listen = \"127.0.0.1:18080\"|" -e "s|^size_mb = .*|size_mb = $1|" tiles/demo.toml > "$WORK/planscape.toml"
   RUST_LOG=warn target/release/planscape --config "$WORK/planscape.toml" serve 2>"$WORK/planscape.log" &
   PID=$!
-  wait_for http://127.0.0.1:18080/health
+  wait_for http://127.0.0.1:18080/ready
 }
 
 start_martin() { # cache MB

@@ -53,7 +53,7 @@ maxzoom = 18
 TOML
   RUST_LOG=warn target/release/planscape --config "$WORK/planscape-raster.toml" serve 2>"$WORK/planscape.log" &
   PID=$!
-  wait_for http://127.0.0.1:18080/health
+  wait_for http://127.0.0.1:18080/ready
 }
 start_titiler() {
   (cd "$WORK" && exec "$VENV/bin/uvicorn" titiler.application.main:app --host 127.0.0.1 --port 18000 \

@@ -37,7 +37,7 @@ run() { # cache MB, label
   sed -e "s|^listen = .*|listen = \"127.0.0.1:18081\"|" -e "s|^size_mb = .*|size_mb = $1|" tiles/demo.toml > "$WORK/loadtest.toml"
   RUST_LOG=warn target/release/planscape --config "$WORK/loadtest.toml" serve 2>"$WORK/planscape.log" &
   PID=$!
-  wait_for http://127.0.0.1:18081/health
+  wait_for http://127.0.0.1:18081/ready
   if [ "$1" != 0 ]; then prime "http://127.0.0.1:$NGINX_PORT" "$WORK/mix.txt"; fi
   local result socket
   result="$(run_wrk "http://127.0.0.1:$NGINX_PORT" "$WORK/mix.txt" 'Accept-Encoding: gzip')"

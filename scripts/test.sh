@@ -42,9 +42,11 @@ echo "== web app end to end (headless Chromium)"
 scripts/e2e-stack.sh target/debug/planscape 2>&1 | tee -a "$log" || status=$?
 echo "== API fuzzing (schemathesis against the OpenAPI document)"
 scripts/fuzz-api.sh target/debug/planscape 2>&1 | tee -a "$log" || status=$?
+echo "== AWS deployment (cfn-lint, task definitions against the template, database setup SQL)"
+scripts/check-aws.sh 2>&1 | tee -a "$log" || status=$?
 # One closing line over every test binary (cargo prints one per binary), the end-to-end
 # runs (node's test runner prints `# pass N` / `# fail N`, or `ℹ pass N` on a terminal)
-# and the fuzzing (`# pass N` / `# fail N`, one per operation).
+# the fuzzing (`# pass N` / `# fail N`, one per operation) and the AWS checks (one per check).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^(# |ℹ )pass [0-9]+$/ { p += $NF }
      /^(# |ℹ )fail [0-9]+$/ { f += $NF }

@@ -28,5 +28,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(cli::run(cli))
+    let code = runtime.block_on(cli::run(cli));
+    // Blocking work still under way (a tile render of a request dropped when the
+    // shutdown grace ran out) must not hold the exit: wait for it briefly, not forever.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }

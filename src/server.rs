@@ -1,5 +1,12 @@
-//! Start-up: wait for the database, migrate, open the layers, install change triggers,
-//! then serve until shut down.
+//! Start-up: bind the socket, wait for the database, migrate, open the layers, install
+//! change triggers, then serve until shut down, with a bounded grace for in-flight
+//! requests.
+//!
+//! While starting, the socket already answers ([`health::starting_router`]): 503
+//! `starting` to everything, `/health` included. A database that is unreachable for a
+//! while at start therefore neither ends the process nor makes it look dead to a check
+//! that only asks for an answer; errors no retry can mend (the URL, TLS set up wrong)
+//! still end it at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +20,7 @@ use crate::changes;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::http::connection_timeouts::{MakeTracked, TimedListener, Timeouts};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, health};
 use crate::planning::condition_layers;
 use crate::store::{StoreError, TileStore};
 use crate::tiles::{Catalog, TileService};
@@ -61,6 +68,22 @@ pub struct Server {
 pub async fn start(config: Config) -> Result<Server, StartError> {
     // Install the metrics recorder before anything records.
     crate::telemetry::handle();
+    let listen = config.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let (listener, starting) =
+        StartingServer::spawn(listener).map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
     wait_for_database(&config).await?;
     let applied = db::migrate(&config.database).await?;
     if applied > 0 {
@@ -119,7 +142,6 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             "no SMTP server configured (PLANSCAPE_SMTP_HOST): password-reset mail is not sent"
         );
     }
-    let listen = config.listen;
     let state = Arc::new(AppState {
         config,
         tiles: Arc::clone(&tiles),
@@ -135,16 +157,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     });
     let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: listen,
-        source,
-    })?;
+    starting.finish().await;
     Ok(Server {
         addr,
         state,
@@ -197,8 +210,63 @@ async fn open_private_source(
     }
 }
 
+/// The stand-in server of the start-up: answers on a second handle of the bound socket
+/// until [`StartingServer::finish`] (or drop), then the real server accepts on the same
+/// socket; connections waiting in its backlog meanwhile are not lost.
+struct StartingServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl StartingServer {
+    /// Starts answering on a duplicate of `listener`; returns the listener for the real
+    /// server.
+    fn spawn(listener: TcpListener) -> std::io::Result<(TcpListener, Self)> {
+        let socket = listener.into_std()?;
+        let duplicate = TcpListener::from_std(socket.try_clone()?)?;
+        let listener = TcpListener::from_std(socket)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve =
+                axum::serve(duplicate, health::starting_router()).with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "start-up health endpoint failed");
+            }
+        });
+        Ok((
+            listener,
+            Self {
+                stop: Some(stop),
+                task: Some(task),
+            },
+        ))
+    }
+
+    /// Stops answering (requests under way finish) and closes the duplicate handle.
+    async fn finish(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for StartingServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 impl Server {
-    /// Serves until `shutdown` resolves, then finishes in-flight requests. Connections
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish for at most `shutdown_grace_s` seconds; returns then (requests still under
+    /// way are dropped, their connections closed when the process exits). Connections
     /// that do not send a request head in time, or stay idle, are closed
     /// ([`connection_timeouts`](crate::http::connection_timeouts)).
     pub async fn run(
@@ -215,26 +283,52 @@ impl Server {
                 idle: Duration::from_secs(http.idle_timeout_s),
             },
         );
-        let result = axum::serve(listener, MakeTracked::new(app))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_s);
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let serve =
+            axum::serve(listener, MakeTracked::new(app)).with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!(
+                    grace_s = grace.as_secs(),
+                    "shutting down: no new connections; finishing requests under way"
+                );
+                let _ = signalled.send(());
+            });
+        let grace_over = async {
+            if on_signal.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = serve.into_future() => result,
+            () = grace_over => {
+                tracing::warn!(grace_s = grace.as_secs(), "shutdown grace over; dropping requests still under way");
+                Ok(())
+            }
+        };
         self.change_listener.abort();
         self.run_sweeper.abort();
         result
     }
 }
 
-/// Retries the first connection for up to 30 s, so a server started beside its
-/// database (compose, ECS) does not crash-loop. Errors no retry can mend (the URL,
-/// `sslrootcert`, a refused certificate, TLS required by one side) end it at once.
+/// Retries the first connection until it succeeds (1 s apart, backing off to 10 s), so a
+/// server started beside its database (compose, ECS), or while the database is briefly
+/// away, does not crash-loop: meanwhile the socket answers 503 `starting`
+/// ([`StartingServer`]), and SIGTERM ends the wait (`planscape serve`). Errors no
+/// retry can mend (the URL, `sslrootcert`, a refused certificate, TLS required by one
+/// side) end it at once.
 async fn wait_for_database(config: &Config) -> Result<(), DbError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_secs(1);
     loop {
         match db::connect(&config.database).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "database not reachable yet; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in_s = pause.as_secs(), "database not reachable yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
             }
             Err(e) => return Err(e),
         }

@@ -461,7 +461,7 @@ async fn tls_to_postgres() {
     server.stop().await;
 
     // A server whose certificate check fails stops at start-up with the reason, without
-    // the 30 s of retries an unreachable database gets.
+    // the retries an unreachable database gets.
     let wrong_ca = cluster.url(
         "localhost",
         "planscape",

@@ -40,6 +40,12 @@ fn free_port() -> u16 {
 /// Renders the deployment template as the nginx image's envsubst does, inside a minimal
 /// main config, and starts nginx (as `www-data` when the tests run as root).
 fn start_nginx(upstream: &str) -> Nginx {
+    start_nginx_trusting(upstream, false)
+}
+
+/// As [`start_nginx`]; with `loopback_is_balancer`, loopback counts as the load
+/// balancer's network (the template trusts the private ranges, where the ALB is).
+fn start_nginx_trusting(upstream: &str, loopback_is_balancer: bool) -> Nginx {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(unique("nginx"));
     let web = dir.join("web");
@@ -68,6 +74,18 @@ fn start_nginx(upstream: &str) -> Nginx {
         .replace("${PLANSCAPE_UPSTREAM}", upstream)
         .replace("${WEB_ROOT}", &web.to_string_lossy())
         .replace("/etc/nginx/planscape-proxy.conf", &proxy.to_string_lossy());
+    let site = if loopback_is_balancer {
+        assert!(
+            site.contains("    10.0.0.0/8 1;\n"),
+            "the balancer's ranges"
+        );
+        site.replace(
+            "    10.0.0.0/8 1;\n",
+            "    10.0.0.0/8 1;\n    127.0.0.0/8 1;\n",
+        )
+    } else {
+        site
+    };
     assert!(
         !site.contains("${"),
         "every template variable is substituted"
@@ -269,6 +287,50 @@ async fn nginx_forwards_api_and_tiles_with_the_public_prefix() {
     );
 
     drop(nginx);
+    server.stop().await;
+    scratch.cleanup().await;
+}
+
+/// `X-Forwarded-Proto` of the load balancer (TLS ends there) reaches the server, so
+/// TileJSON names https URLs; from a peer that is not the balancer the header is not
+/// believed and nginx's own scheme is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_forwards_the_balancers_scheme_only_from_the_balancer() {
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    let server = TestServer::start(&scratch.counties_layer()).await;
+    let upstream = server.base.trim_start_matches("http://").to_owned();
+    let client = common::client();
+    let tile_url = |nginx: &Nginx, headers: &[(&'static str, &'static str)]| {
+        let mut req = client.get(format!("http://127.0.0.1:{}/tiles/counties", nginx.port));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move {
+            let tj: serde_json::Value = req
+                .send()
+                .await
+                .expect("tilejson")
+                .json()
+                .await
+                .expect("json");
+            tj["tiles"][0].as_str().expect("tile URL").to_owned()
+        }
+    };
+
+    let behind_balancer = start_nginx_trusting(&upstream, true);
+    let https = tile_url(&behind_balancer, &[("x-forwarded-proto", "https")]).await;
+    assert!(https.starts_with("https://"), "{https}");
+    let plain = tile_url(&behind_balancer, &[]).await;
+    assert!(plain.starts_with("http://"), "{plain}");
+    let junk = tile_url(&behind_balancer, &[("x-forwarded-proto", "gopher")]).await;
+    assert!(junk.starts_with("http://"), "{junk}");
+
+    let direct = start_nginx(&upstream);
+    let spoofed = tile_url(&direct, &[("x-forwarded-proto", "https")]).await;
+    assert!(spoofed.starts_with("http://"), "{spoofed}");
+    drop(behind_balancer);
+    drop(direct);
     server.stop().await;
     scratch.cleanup().await;
 }

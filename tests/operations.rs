@@ -151,11 +151,12 @@ async fn sigterm_finishes_in_flight_requests_and_refuses_new_ones() {
         .expect("server starts");
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while common::client()
-        .get(format!("{base}/health"))
+    // Ready, not only alive: /health answers while the server is still starting.
+    while !common::client()
+        .get(format!("{base}/ready"))
         .send()
         .await
-        .is_err()
+        .is_ok_and(|r| r.status() == 200)
     {
         assert!(Instant::now() < deadline, "server did not come up");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,5 +1,10 @@
 //! `/health` (the process is alive) and `/ready` (the database and the tile store answer;
-//! broken layers listed).
+//! broken layers listed), and the stand-in that answers them while the server starts.
+//!
+//! `/health` says the server serves: 200 once started, whatever its database does, so a
+//! load balancer checking it does not take every task out (and ECS replace them) because
+//! the database is briefly away; 503 while starting. `/ready` is readiness, for
+//! monitoring: the database and the store answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +16,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 
-/// Always 200 while the process serves requests.
+/// 200 once the server serves (the start-up's stand-in answers 503), whatever the
+/// database does.
 pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -72,6 +78,30 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Valu
         "broken_layers": broken,
     });
     (status, Json(body))
+}
+
+/// The router that answers while the server starts (waiting for its database,
+/// migrating, opening layers): `/health` and `/ready` 503 `{"status": "starting"}`,
+/// anything else 503 with a JSON error and `Retry-After`. The process answers, so an
+/// orchestrator can tell it is alive (any answer) from serving (`/health` 200), and a
+/// database that is unreachable at start neither ends it nor gets it restarted in a loop.
+pub fn starting_router() -> axum::Router {
+    async fn starting() -> (StatusCode, Json<Value>) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "starting" })),
+        )
+    }
+    axum::Router::new()
+        .route("/health", axum::routing::get(starting))
+        .route("/ready", axum::routing::get(starting))
+        .fallback(|| async {
+            super::error::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "starting",
+                "the server is starting; try again shortly",
+            )
+        })
 }
 
 /// Prometheus text exposition; gauges are refreshed at each scrape.

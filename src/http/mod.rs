@@ -5,7 +5,7 @@ pub mod api;
 pub mod client_ip;
 pub mod connection_timeouts;
 pub mod error;
-mod health;
+pub(crate) mod health;
 mod legend;
 mod plan_tiles;
 pub mod tilejson;
