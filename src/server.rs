@@ -120,6 +120,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         );
     }
     let listen = config.listen;
+    let analytics = crate::analytics::Analytics::start(pool.clone(), &config.analytics);
     let state = Arc::new(AppState {
         config,
         tiles: Arc::clone(&tiles),
@@ -132,6 +133,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         plan_source,
         project_area_source,
         conditions: conditions.map(Arc::new),
+        analytics,
     });
     let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
@@ -220,6 +222,8 @@ impl Server {
             .await;
         self.change_listener.abort();
         self.run_sweeper.abort();
+        // Queued events and tile counts are written before the process ends.
+        self.state.analytics.shutdown(Duration::from_secs(10)).await;
         result
     }
 }
