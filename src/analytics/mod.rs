@@ -140,9 +140,14 @@ impl Event {
 pub(crate) enum Command {
     /// Store an event.
     Event(Event),
-    /// Write everything queued before this and the tile counters, refresh today's
-    /// roll-ups, then answer.
-    Flush(oneshot::Sender<()>),
+    /// Write everything queued before this and the tile counters, refresh yesterday's
+    /// and today's roll-ups when asked, then answer.
+    Flush {
+        /// Roll up too.
+        roll_up: bool,
+        /// Answered when done.
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// The handle request handlers record through (cheap to share).
@@ -205,8 +210,17 @@ impl Analytics {
     /// Writes everything recorded so far (events queued, tile counters) and refreshes
     /// today's roll-ups; returns when done (or when the writer is gone).
     pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.sender.send(Command::Flush(tx)).await.is_ok() {
+        self.flush_and(true).await;
+    }
+
+    async fn flush_and(&self, roll_up: bool) {
+        let (done, rx) = oneshot::channel();
+        if self
+            .sender
+            .send(Command::Flush { roll_up, done })
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
@@ -222,10 +236,13 @@ impl Analytics {
         *last = Some(tokio::time::Instant::now());
     }
 
-    /// At shutdown: writes what is left, then stops the writer (waiting at most
-    /// `timeout`).
+    /// At shutdown: writes what is left (the next start rolls it up), then stops the
+    /// writer (waiting at most `timeout`).
     pub async fn shutdown(&self, timeout: Duration) {
-        if tokio::time::timeout(timeout, self.flush()).await.is_err() {
+        if tokio::time::timeout(timeout, self.flush_and(false))
+            .await
+            .is_err()
+        {
             tracing::warn!("analytics: the last write did not finish in time");
         }
         let task = self.writer.lock().ok().and_then(|mut t| t.take());

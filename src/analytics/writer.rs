@@ -44,10 +44,12 @@ pub(crate) fn spawn(
                             write_events(&pool, &mut pending, config.queue_size).await;
                         }
                     }
-                    Some(Command::Flush(done)) => {
+                    Some(Command::Flush { roll_up, done }) => {
                         write_events(&pool, &mut pending, config.queue_size).await;
                         write_tiles(&pool, &tiles).await;
-                        roll_up_recent(&pool).await;
+                        if roll_up {
+                            roll_up_recent(&pool).await;
+                        }
                         let _ = done.send(());
                     }
                     None => {
