@@ -5,7 +5,9 @@
 //!   data of the embedded database, when it is reachable (`planscape demo` loaded);
 //! - `raster/*`: a whole raster tile render (GDAL read + resample + style + PNG) of the
 //!   real `../shared/data/planscape/test_raster.tif`, at a low and a high zoom;
-//! - `cache/hit`: a cache hit, the warm-path cost per request before HTTP.
+//! - `cache/hit`: a cache hit, the warm-path cost per request before HTTP;
+//! - `analytics/count_tile`: the usage-analytics counter every tile request adds to (60
+//!   layers known), to set against `cache/hit`.
 //!
 //! Run: `cargo bench --bench tiles`.
 
@@ -180,5 +182,29 @@ fn raster(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, encode, render_postgis, raster, cache_hit);
+fn count_tile(c: &mut Criterion) {
+    let counter = planscape::analytics::tile_counts::TileCounter::default();
+    let layers: Vec<String> = (0..60)
+        .map(|i| format!("sierra_nevada_condition_{i}"))
+        .collect();
+    for layer in &layers {
+        counter.count(layer, 10);
+    }
+    let mut i = 0usize;
+    c.bench_function("analytics/count_tile", |b| {
+        b.iter(|| {
+            i = (i + 1) % layers.len();
+            counter.count(black_box(&layers[i]), black_box(10));
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    encode,
+    render_postgis,
+    raster,
+    cache_hit,
+    count_tile
+);
 criterion_main!(benches);

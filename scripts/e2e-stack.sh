@@ -29,10 +29,12 @@ unset PLANSCAPE_ADMIN_TOKEN
 # The server trusts the loopback proxy (nginx, and the test browsers, which each send an
 # X-Real-IP of their own when they talk to the server straight) to name the client.
 export PLANSCAPE_TRUSTED_PROXIES="127.0.0.1/32"
+# The dashboard's test makes its account an administrator with this binary.
+export PLANSCAPE_E2E_BIN="$BIN"
 # The server's configuration: the demo's, with a larger sign-up allowance per client
 # address. Through nginx every browser is 127.0.0.1 (nginx sets X-Real-IP and
-# X-Forwarded-For from its peer), and one pass of the tests signs up 12 times (docs 1,
-# planner 1, reset 1, scenarios 2, sharing 2, sign-in 4, upload 1), past the default 10 per 15
+# X-Forwarded-For from its peer), and one pass of the tests signs up 13 times (dashboard 1,
+# docs 1, planner 1, reset 1, scenarios 2, sharing 2, sign-in 4, upload 1), past the default 10 per 15
 # minutes. (Logins need no more: a browser that signed up logs in on its device
 # cookie's own allowance.)
 CONFIG="$WORK/e2e.toml"

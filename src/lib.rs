@@ -12,7 +12,7 @@
 //! - Services: [`tiles`] — the [`tiles::TileService`], owning the layer catalog, layer
 //!   versions, the cache, the store and the render policy; [`planning`] (plans,
 //!   conditions, statistics, stands, scenarios: repositories owning their SQL beside pure
-//!   kernels); [`accounts`]; [`import`] (rasters into COGs).
+//!   kernels); [`accounts`]; [`analytics`] (usage events, tile demand, roll-ups); [`import`] (rasters into COGs).
 //! - Edges: [`http`] (routers, extractors, the one error-to-response mapping),
 //!   [`seed`] (batch pregeneration through the tile service), [`changes`] (PostgreSQL
 //!   LISTEN/NOTIFY into the tile service), [`server`] (start-up), [`cli`] (one module per
@@ -25,6 +25,7 @@
 //! with ETag/304, gzip negotiation and 204 for empty tiles.
 
 pub mod accounts;
+pub mod analytics;
 pub mod cache;
 pub mod changes;
 pub mod cli;

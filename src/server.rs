@@ -142,6 +142,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             "no SMTP server configured (PLANSCAPE_SMTP_HOST): password-reset mail is not sent"
         );
     }
+    let analytics = crate::analytics::Analytics::start(pool.clone(), &config.analytics);
     let state = Arc::new(AppState {
         config,
         tiles: Arc::clone(&tiles),
@@ -154,6 +155,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         plan_source,
         project_area_source,
         conditions: conditions.map(Arc::new),
+        analytics,
     });
     let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
@@ -310,6 +312,9 @@ impl Server {
         };
         self.change_listener.abort();
         self.run_sweeper.abort();
+        // Queued events and tile counts are written before the process ends (3 s at most:
+        // the default grace of 25 s plus this stays below ECS's 30 s stop timeout).
+        self.state.analytics.shutdown(Duration::from_secs(3)).await;
         result
     }
 }

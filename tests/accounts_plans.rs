@@ -1080,6 +1080,15 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         ("GET", "/scenarios/1/export"),
         ("GET", "/basemaps"),
         ("GET", "/tiles/1/point"),
+        ("POST", "/analytics/pageview"),
+        ("GET", "/admin/analytics/activity"),
+        ("GET", "/admin/analytics/signups"),
+        ("GET", "/admin/analytics/plans"),
+        ("GET", "/admin/analytics/scenarios"),
+        ("GET", "/admin/analytics/tiles"),
+        ("GET", "/admin/analytics/conditions"),
+        ("GET", "/admin/analytics/plan-cells"),
+        ("GET", "/admin/analytics/latency"),
     ];
     for (method, path) in expected {
         assert!(

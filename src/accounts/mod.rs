@@ -106,6 +106,24 @@ pub async fn create_user(
     row.as_ref().map(user_from).ok_or(AccountError::EmailTaken)
 }
 
+/// Sets or clears the admin flag of the account with this email; `None` when there is
+/// no such account. Takes effect on the account's next request (sessions read the flag).
+pub async fn set_admin(
+    client: &impl GenericClient,
+    email: &str,
+    is_admin: bool,
+) -> Result<Option<User>, AccountError> {
+    let email = email.trim().to_lowercase();
+    let row = client
+        .query_opt(
+            "UPDATE planscape.users SET is_admin = $2 WHERE email = $1 \
+             RETURNING id, email, name, is_admin",
+            &[&email, &is_admin],
+        )
+        .await?;
+    Ok(row.as_ref().map(user_from))
+}
+
 /// The user with this email and their password hash.
 pub async fn find_by_email(
     client: &impl GenericClient,

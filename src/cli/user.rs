@@ -21,12 +21,23 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Make an existing account an administrator (the admin API and the analytics
+    /// dashboard), or with `--revoke` an ordinary user again.
+    Admin {
+        /// The account's email.
+        #[arg(long)]
+        email: String,
+        /// Take the admin flag away instead.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 /// Runs `planscape user …`.
 pub async fn run(config: &Config, what: UserCommand) -> Result<(), BoxError> {
     match what {
         UserCommand::Create { email, name, admin } => create(config, &email, &name, admin).await,
+        UserCommand::Admin { email, revoke } => set_admin(config, &email, !revoke).await,
     }
 }
 
@@ -49,6 +60,25 @@ async fn create(config: &Config, email: &str, name: &str, admin: bool) -> Result
         user.id,
         user.email,
         if user.is_admin { " (admin)" } else { "" }
+    );
+    Ok(())
+}
+
+async fn set_admin(config: &Config, email: &str, admin: bool) -> Result<(), BoxError> {
+    crate::db::migrate(&config.database).await?;
+    let client = crate::db::connect(&config.database).await?;
+    let user = accounts::set_admin(&client, email, admin)
+        .await?
+        .ok_or_else(|| format!("no account with the email {email}"))?;
+    println!(
+        "{} <{}> is {}",
+        user.id,
+        user.email,
+        if user.is_admin {
+            "an administrator"
+        } else {
+            "not an administrator"
+        }
     );
     Ok(())
 }

@@ -45,6 +45,13 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_SMTP_PASSWORD", "mail.smtp_password"),
     ("PLANSCAPE_MAIL_FROM", "mail.from"),
     ("PLANSCAPE_APP_URL", "mail.app_url"),
+    ("PLANSCAPE_ANALYTICS_ENABLED", "analytics.enabled"),
+    (
+        "PLANSCAPE_ANALYTICS_RETENTION_DAYS",
+        "analytics.raw_retention_days",
+    ),
+    ("PLANSCAPE_ANALYTICS_FLUSH_S", "analytics.flush_interval_s"),
+    ("PLANSCAPE_ANALYTICS_QUEUE", "analytics.queue_size"),
 ];
 
 /// Secrets come from the environment only: a file holding one (the admin token, the
@@ -89,7 +96,7 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
                 .collect(),
         );
     }
-    if key == "store.path_style" {
+    if key == "store.path_style" || key == "analytics.enabled" {
         match value.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => return toml::Value::Boolean(true),
             "false" | "0" | "no" => return toml::Value::Boolean(false),
@@ -109,6 +116,9 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
             | "http.idle_timeout_s"
             | "accounts.reset_ttl_s"
             | "mail.smtp_port"
+            | "analytics.raw_retention_days"
+            | "analytics.flush_interval_s"
+            | "analytics.queue_size"
     );
     match value.parse::<i64>() {
         Ok(n) if numeric => toml::Value::Integer(n),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod analytics;
 mod basemaps;
 mod database_url;
 mod env;
@@ -19,6 +20,7 @@ mod mail;
 mod memory;
 mod sections;
 
+pub use analytics::AnalyticsConfig;
 pub use basemaps::{Basemap, BasemapConfig};
 pub use database_url::{CertCheck, DatabaseUrl, DatabaseUrlError, RootCerts, SslMode};
 pub use env::ENV_OVERRIDES;
@@ -119,6 +121,9 @@ pub struct Config {
     /// Outgoing mail (password-reset links).
     #[serde(default)]
     pub mail: MailConfig,
+    /// Usage analytics: events, page views, tile demand.
+    #[serde(default)]
+    pub analytics: AnalyticsConfig,
     /// The conditions catalog.
     #[serde(default)]
     pub conditions: Option<ConditionsConfig>,
@@ -311,6 +316,7 @@ impl Config {
             return Err(invalid("accounts.reset_ttl_s", "must be positive".into()));
         }
         self.mail.validate(self.public_url.as_deref())?;
+        self.analytics.validate()?;
         if a.signing_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(invalid(
                 "accounts.signing_key",
@@ -471,6 +477,40 @@ mod tests {
             err.to_string().contains("http.header_read_timeout_s"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn analytics_settings() {
+        let d = Config::load(None, |_| None).unwrap().analytics;
+        assert!(d.enabled);
+        assert_eq!((d.raw_retention_days, d.flush_interval_s), (30, 10));
+        let c = load_str(
+            "[analytics]\nqueue_size = 5\n",
+            &[
+                ("PLANSCAPE_ANALYTICS_ENABLED", "false"),
+                ("PLANSCAPE_ANALYTICS_RETENTION_DAYS", "7"),
+                ("PLANSCAPE_ANALYTICS_FLUSH_S", "2"),
+            ],
+        )
+        .unwrap()
+        .analytics;
+        assert!(!c.enabled);
+        assert_eq!(
+            (c.raw_retention_days, c.flush_interval_s, c.queue_size),
+            (7, 2, 5)
+        );
+        for bad in [
+            "raw_retention_days = 1",
+            "flush_interval_s = 0",
+            "queue_size = 0",
+        ] {
+            let err = load_str(&format!("[analytics]\n{bad}\n"), &[]).unwrap_err();
+            let key = bad.split(' ').next().unwrap_or_default();
+            assert!(
+                err.to_string().contains(&format!("analytics.{key}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

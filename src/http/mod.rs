@@ -48,6 +48,8 @@ pub struct AppState {
     pub plan_source: Option<Arc<crate::source::vector::VectorSource>>,
     /// Project areas as vector tiles (`/tiles/scenarios/{id}/project_areas/...`).
     pub project_area_source: Option<Arc<crate::source::vector::VectorSource>>,
+    /// Usage analytics: events and tile demand, recorded without waiting.
+    pub analytics: Arc<crate::analytics::Analytics>,
 }
 
 impl AppState {

@@ -28,6 +28,7 @@ pub async fn get_tile(
         .tiles
         .tile(&layer, tile, format, segment.scale)
         .await?;
+    state.analytics.count_tile(&layer, tile.z);
     metrics::counter!(
         "tiles_served_total",
         "layer" => layer,

@@ -157,6 +157,23 @@ export interface Scenario {
   finished_at?: string | null; project_areas?: ProjectAreas | null;
 }
 export type ExportFormat = 'geojson' | 'shapefile' | 'csv';
+/** An analytics report (`GET /admin/analytics/...`): a date range and its rows. */
+export interface Report<T> { from: string; to: string; rows: T[] }
+export interface ActivityDay { day: string; active_users: number; visitors: number; page_views: number; signins: number }
+export interface SignupDay { day: string; signups: number }
+export interface PlanDay { day: string; created: number; changed: number; shared: number; scores_read: number }
+export interface ScenarioDay { day: string; done: number; failed: number; mean_seconds?: number | null; exports: number }
+export interface ConditionViews { layer: string; region: string; condition: string; display_name: string; values: string; requests: number }
+export interface TileRequests { layer: string; zoom: number; requests: number }
+export interface RouteLatency { route: string; requests: number; p50_ms: number; p95_ms: number }
+export type Page = 'app' | 'plan' | 'scenario' | 'dashboard';
+export interface DayRange { from: string; to: string }
+
+/** Whether the browser asks not to be tracked (Do-Not-Track, Global Privacy Control). */
+export function optedOut(): boolean {
+  const nav = navigator as Navigator & { globalPrivacyControl?: boolean };
+  return nav.doNotTrack === '1' || nav.globalPrivacyControl === true;
+}
 export interface Legend { layer: string; style?: string; type: 'ramp' | 'classes'; units?: string | null; entries: LegendEntry[] }
 
 const json = <T>(url: string) => request<T>('GET', url);
@@ -219,6 +236,25 @@ export const api = {
   exportUrl: (sid: number, format: ExportFormat) => `${API}/scenarios/${sid}/export?format=${format}`,
   /** The scenario's project areas as a private vector tile layer. */
   projectAreaTiles: (sid: number) => `${TILES}/scenarios/${sid}/project_areas/{z}/{x}/{y}.mvt`,
+
+  /** The URL of an analytics report (administrators only). */
+  analyticsUrl: (chart: string, range: DayRange | null, format: 'json' | 'csv' = 'json') => {
+    const q = new URLSearchParams();
+    if (range) { q.set('from', range.from); q.set('to', range.to); }
+    if (format === 'csv') q.set('format', 'csv');
+    const s = q.toString();
+    return `${API}/admin/analytics/${chart}${s ? `?${s}` : ''}`;
+  },
+  analytics: <T>(chart: string, range: DayRange | null) => json<T>(api.analyticsUrl(chart, range)),
+  /** Counts a page view (never under Do-Not-Track / GPC; never in the way: errors are ignored). */
+  pageView: (page: Page) => {
+    if (optedOut()) return;
+    void fetch(`${API}/analytics/pageview`, {
+      method: 'POST', keepalive: true, credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', [CSRF_HEADER]: '1' },
+      body: JSON.stringify({ page }),
+    }).catch(() => undefined);
+  },
 
   catalog: () => json<unknown>(`${TILES}`),
   tileJson: (layer: string) => {

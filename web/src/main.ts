@@ -5,7 +5,7 @@ import 'leaflet/dist/leaflet.css';
 import '@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css';
 import './styles.css';
 import L from 'leaflet';
-import { activity } from './api';
+import { activity, api, type User } from './api';
 import { AuthPanel } from './auth';
 import { BasemapSwitch } from './basemap';
 import { ConditionsPanel } from './conditions';
@@ -60,12 +60,56 @@ url.addEventListener('change', () => {
   void plans.apply();
 });
 
-auth.addEventListener('user', (e) => void plans.setUser((e as CustomEvent).detail));
+// The analytics dashboard: administrators only (the server refuses everyone else),
+// loaded on first use, over the map and panels while `?dashboard=1`.
+const dashboardLink = $('#dashboard-link') as HTMLAnchorElement;
+let user: User | null = null;
+let dashboard: { root: HTMLElement; dispose(): void } | null = null;
+let opening = 0;
+async function applyDashboard() {
+  const wanted = Boolean(url.state.dashboard && user?.is_admin);
+  dashboardLink.hidden = !user?.is_admin;
+  if (wanted && !dashboard) {
+    const seq = ++opening;
+    const { Dashboard } = await import('./dashboard');
+    if (seq !== opening || dashboard) return;
+    const d = new Dashboard(() => {
+      url.update({ dashboard: undefined });
+      void applyDashboard();
+    });
+    dashboard = d;
+    document.body.append(d.root);
+    document.body.classList.add('dashboard-open');
+    api.pageView('dashboard');
+    await d.load();
+  } else if (!wanted && dashboard) {
+    opening += 1;
+    dashboard.dispose();
+    dashboard.root.remove();
+    dashboard = null;
+    document.body.classList.remove('dashboard-open');
+    map.invalidateSize();
+  }
+}
+dashboardLink.addEventListener('click', (e) => {
+  e.preventDefault();
+  url.update({ dashboard: true });
+  void applyDashboard();
+});
+// Back and forward open and close it too.
+url.addEventListener('change', () => void applyDashboard());
+
+auth.addEventListener('user', (e) => {
+  user = (e as CustomEvent<User | null>).detail;
+  void plans.setUser(user);
+  void applyDashboard();
+});
 
 async function start() {
   await Promise.all([basemap.start(), boundaries.start(), conditions.start()]);
   await auth.start();
   document.body.dataset.ready = 'true';
+  api.pageView(url.state.plan ? 'plan' : 'app');
 }
 void start();
 

@@ -1,6 +1,6 @@
 // The app's state lives in the URL query, so that every view is a permalink:
 //   ?map=ZOOM/LAT/LNG&layers=regions,watersheds&condition=REGION/NODE&raw=1&opacity=0.7
-//    &basemap=plain&plan=ID&scenario=ID
+//    &basemap=plain&plan=ID&scenario=ID&dashboard=1
 // Panels read it on start and on back/forward (`change` events), and write it with
 // `update`: a new history entry for what a user chose, a replaced one for map moves.
 
@@ -17,6 +17,8 @@ export interface AppState {
   plan?: number;
   /** Scenario shown on the plan page (meaningful with `plan`). */
   scenario?: number;
+  /** The analytics dashboard is open (administrators). */
+  dashboard?: boolean;
 }
 
 export function parse(search: string): AppState {
@@ -37,6 +39,7 @@ export function parse(search: string): AppState {
   if (Number.isInteger(plan) && plan > 0) state.plan = plan;
   const scenario = Number(q.get('scenario'));
   if (state.plan && Number.isInteger(scenario) && scenario > 0) state.scenario = scenario;
+  if (q.get('dashboard') === '1') state.dashboard = true;
   return state;
 }
 
@@ -54,6 +57,7 @@ export function serialize(state: AppState): string {
   if (state.basemap) q.set('basemap', state.basemap);
   if (state.plan) q.set('plan', String(state.plan));
   if (state.plan && state.scenario) q.set('scenario', String(state.scenario));
+  if (state.dashboard) q.set('dashboard', '1');
   const s = q.toString().replace(/%2F/g, '/').replace(/%2C/g, ',');
   return s ? `?${s}` : '';
 }

@@ -15,6 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::accounts::{self, User, device, password, session};
+use crate::analytics::{Event, EventKind};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -140,6 +141,9 @@ pub async fn signup(
         .map_err(ApiError::from)?;
     drop(client);
     tracing::info!(user = user.id, "account created");
+    state
+        .analytics
+        .record(Event::new(EventKind::Signup, Some(user.id)));
     let device = new_device_cookie(&state, &headers, &email)?;
     let mut response = start_session(&state, &headers, user, StatusCode::CREATED).await?;
     response.headers_mut().append(header::SET_COOKIE, device);
@@ -261,6 +265,9 @@ pub async fn login(
                     Some(new_device_cookie(&state, &headers, &email)?)
                 }
             };
+            state
+                .analytics
+                .record(Event::new(EventKind::Signin, Some(user.id)));
             let mut response = start_session(&state, &headers, user, StatusCode::OK).await?;
             if let Some(cookie) = cookie {
                 response.headers_mut().append(header::SET_COOKIE, cookie);

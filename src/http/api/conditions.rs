@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Auth, JsonBody, path_id};
 use crate::accounts::access::Action;
+use crate::analytics::{Event, EventKind};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::planning::conditions::{Conditions, Node};
@@ -123,7 +124,7 @@ pub async fn node(
               (status = 422, description = "invalid field")))]
 pub async fn area_stats(
     State(state): State<Arc<AppState>>,
-    _auth: Auth,
+    auth: Auth,
     JsonBody(form): JsonBody<StatsRequest>,
 ) -> Result<Json<StatsResponse>, ApiError> {
     let c = catalog(&state)?;
@@ -187,6 +188,9 @@ pub async fn area_stats(
         ));
     }
     let results = compute(nodes, form.values, shape).await?;
+    state
+        .analytics
+        .record(Event::new(EventKind::ScoresRead, Some(auth.user.id)).detail("area"));
     Ok(Json(StatsResponse {
         region: form.region,
         values: form.values,
@@ -210,5 +214,8 @@ pub async fn plan_scores(
         plans::authorize(&**client, id, auth.user.id, Action::View).await?
     };
     let scores = scores::plan_scores(&state.pool, state.conditions.as_deref(), &plan).await?;
+    state
+        .analytics
+        .record(Event::new(EventKind::ScoresRead, Some(auth.user.id)).plan(id));
     Ok(Json(scores))
 }

@@ -262,6 +262,47 @@ impl FromRequestParts<Arc<AppState>> for MaybeAuth {
     }
 }
 
+/// An administrator: the admin token (`Authorization: Bearer $PLANSCAPE_ADMIN_TOKEN`), or
+/// the session (cookie or bearer) of an account with the admin flag (`planscape user
+/// create --admin`, `planscape user admin`); 401 without either, 403 for anyone else.
+#[derive(Debug, Clone)]
+pub struct Administrator {
+    /// The administrator's account (`None` for the admin token).
+    pub user: Option<User>,
+}
+
+/// Compares in time independent of where the strings differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
+}
+
+impl FromRequestParts<Arc<AppState>> for Administrator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let (Some(token), Some(given)) =
+            (&state.config.admin_token, bearer_token(&parts.headers))
+            && same_secret(given.as_bytes(), token.as_bytes())
+        {
+            return Ok(Self { user: None });
+        }
+        match authenticate(state, parts).await? {
+            Some(auth) if auth.user.is_admin => Ok(Self {
+                user: Some(auth.user),
+            }),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "administrators only",
+            )),
+            None => Err(unauthorized()),
+        }
+    }
+}
+
 /// A positive id from a path segment; anything else names nothing (404 "no such {what}").
 pub fn path_id(id: &str, what: &str) -> Result<i64, ApiError> {
     id.parse::<i64>()

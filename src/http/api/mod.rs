@@ -2,10 +2,12 @@
 //! document generated from the handlers' annotations (utoipa), so the document and the
 //! router come from the same code.
 
+mod analytics;
 mod auth;
 mod basemaps;
 mod conditions;
 mod contract;
+mod csv;
 mod deletion;
 pub mod extract;
 mod plans;
@@ -33,7 +35,7 @@ pub const PREFIX: &str = "/planscape-backend";
         Authenticate with the session cookie set by login (browsers; changes then need the \
         `X-Planscape-CSRF` header) or `Authorization: Bearer TOKEN`."),
     servers((url = "/planscape-backend")),
-    tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions"), (name = "scenarios"), (name = "map")),
+    tags((name = "accounts"), (name = "plans"), (name = "sharing"), (name = "conditions"), (name = "scenarios"), (name = "map"), (name = "analytics")),
     components(schemas(
         crate::accounts::access::Role,
         crate::planning::scenarios::export::ExportFormat,
@@ -44,7 +46,8 @@ pub const PREFIX: &str = "/planscape-backend";
 struct ApiDoc;
 
 /// Paths that need no session.
-const PUBLIC_PATHS: [&str; 8] = [
+const PUBLIC_PATHS: [&str; 9] = [
+    "/analytics/pageview",
     "/basemaps",
     "/auth/signup",
     "/auth/login",
@@ -158,6 +161,15 @@ pub fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .routes(routes!(scenarios::create, scenarios::list))
         .routes(routes!(scenarios::get, scenarios::delete))
         .routes(routes!(scenarios::export))
+        .routes(routes!(analytics::page_view))
+        .routes(routes!(analytics::activity))
+        .routes(routes!(analytics::signups))
+        .routes(routes!(analytics::plans))
+        .routes(routes!(analytics::scenarios))
+        .routes(routes!(analytics::tiles))
+        .routes(routes!(analytics::conditions))
+        .routes(routes!(analytics::plan_cells))
+        .routes(routes!(analytics::latency))
         .split_for_parts();
     let mut doc = doc;
     document_security(&mut doc);

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Auth, JsonBody, path_id};
 use crate::accounts::access::{self, Action, Role};
+use crate::analytics::{Event, EventKind};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::planning::invitations::{self, InviteLimits, ReceivedInvitation, SentInvitation};
@@ -113,6 +114,11 @@ pub async fn create(
     let plan = plans::get(&**client, id, auth.user.id)
         .await?
         .ok_or_else(|| ApiError::internal("created plan vanished"))?;
+    state.analytics.record(
+        Event::new(EventKind::PlanCreated, Some(auth.user.id))
+            .plan(id)
+            .detail("drawn"),
+    );
     Ok((StatusCode::CREATED, Json(plan)).into_response())
 }
 
@@ -158,6 +164,9 @@ pub async fn update(
         geometry.as_ref().map(|(g, a)| (g.as_str(), *a)),
     )
     .await?;
+    state
+        .analytics
+        .record(Event::new(EventKind::PlanChanged, Some(auth.user.id)).plan(id));
     Ok(Json(
         plans::authorize(&**client, id, auth.user.id, Action::View).await?,
     ))
@@ -235,7 +244,14 @@ pub async fn invite(
     )
     .await
     {
-        Ok(sent) => Ok((StatusCode::CREATED, Json(sent)).into_response()),
+        Ok(sent) => {
+            state.analytics.record(
+                Event::new(EventKind::PlanShared, Some(auth.user.id))
+                    .plan(id)
+                    .detail(form.role.as_str()),
+            );
+            Ok((StatusCode::CREATED, Json(sent)).into_response())
+        }
         Err(plans::PlanError::TooManyInvitations {
             retry_after_s,
             message,

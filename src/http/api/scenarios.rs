@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::extract::{Auth, JsonBody, path_id};
 use crate::accounts::access::Action;
+use crate::analytics::{Event, EventKind};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::planning::plans;
@@ -40,11 +41,21 @@ pub async fn create(
     )
     .await?;
     let scenario = store::insert(&**client, id, auth.user.id, &job.config).await?;
+    let analytics = Arc::clone(&state.analytics);
+    let (user, sid) = (auth.user.id, scenario.id);
     runner::spawn(
         state.pool.clone(),
         state.conditions.clone(),
         scenario.id,
         job,
+        Box::new(move |end: runner::RunEnd| {
+            let mut event = Event::new(EventKind::ScenarioRun, Some(user))
+                .plan(id)
+                .scenario(sid)
+                .detail(if end.done { "done" } else { "failed" });
+            event.duration = Some(end.duration);
+            analytics.record(event);
+        }),
     );
     Ok((StatusCode::ACCEPTED, Json(scenario)).into_response())
 }
@@ -150,6 +161,11 @@ pub async fn export(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
+    state.analytics.record(
+        Event::new(EventKind::Export, Some(auth.user.id))
+            .scenario(sid)
+            .detail(format.name()),
+    );
     let filename = format!("scenario-{sid}-project-areas.{}", format.extension());
     Ok((
         [

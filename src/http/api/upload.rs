@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::extract::Auth;
 use super::plans::limits;
+use crate::analytics::{Event, EventKind};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::planning::plans::{self, Plan};
@@ -144,5 +145,10 @@ pub async fn upload(
     let plan = plans::get(&**client, id, auth.user.id)
         .await?
         .ok_or_else(|| ApiError::internal("created plan vanished"))?;
+    state.analytics.record(
+        Event::new(EventKind::PlanCreated, Some(auth.user.id))
+            .plan(id)
+            .detail("uploaded"),
+    );
     Ok((StatusCode::CREATED, Json(plan)).into_response())
 }

@@ -36,6 +36,15 @@ impl ExportFormat {
         }
     }
 
+    /// The format's name (as the `format` parameter spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Geojson => "geojson",
+            Self::Shapefile => "shapefile",
+            Self::Csv => "csv",
+        }
+    }
+
     /// The file name's extension.
     pub fn extension(self) -> &'static str {
         match self {

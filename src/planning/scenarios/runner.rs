@@ -14,14 +14,32 @@ use crate::db::{DbError, error_chain};
 use crate::planning::conditions::Conditions;
 use crate::planning::runs;
 
-/// Runs scenario `id` in the background; its state and results land in the database.
-pub fn spawn(pool: Pool, conditions: Option<Arc<Conditions>>, id: i64, job: Job) {
+/// How a run ended, for whoever started it (usage analytics).
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd {
+    /// Whether it finished with results (else it failed).
+    pub done: bool,
+    /// From its start (queued time included) to its end.
+    pub duration: Duration,
+}
+
+/// Called once when a run ends.
+pub type OnEnd = Box<dyn FnOnce(RunEnd) + Send>;
+
+/// Runs scenario `id` in the background; its state and results land in the database,
+/// and `on_end` hears how it ended.
+pub fn spawn(pool: Pool, conditions: Option<Arc<Conditions>>, id: i64, job: Job, on_end: OnEnd) {
     tokio::spawn(async move {
+        let started = Instant::now();
         // The heartbeat goes while the run is queued or running, and stops with it.
         let outcome = tokio::select! {
             outcome = execute(&pool, conditions, id, job) => outcome,
             () = runs::keep_alive(&pool, id) => Ok(()),
         };
+        on_end(RunEnd {
+            done: outcome.is_ok(),
+            duration: started.elapsed(),
+        });
         if let Err(e) = outcome {
             let reason = error_chain(&e);
             tracing::warn!(scenario = id, %reason, "scenario failed");
