@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::api::{API, call, signup};
 use common::cli::ServeProcess;
 use common::redis::Redis;
-use common::{Scratch, TestServer, client, gdal_decode, sample, unique};
+use common::{Scratch, TestServer, client, gdal_decode, sample, shared_data, unique};
 use planscape::tile::TileId;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -42,8 +42,11 @@ impl Setup {
             "[cache]\n{cache}\n[cache.shared]\nprefix = \"{prefix}\"\nttl_s = 3600\n\
              timeout_ms = 500\nbreaker_failures = 2\nbreaker_cooldown_ms = 300\n{shared}\n\
              [layers.{layer}]\ntype = \"vector\"\ntable = \"{}.counties\"\nid = \"id\"\n\
-             properties = [\"name\"]\n",
-            scratch.schema
+             properties = [\"name\"]\n\
+             [layers.{layer}-raster]\ntype = \"raster\"\npath = \"{}\"\nstyle = \"viridis\"\n\
+             range = [25, 752]\n",
+            scratch.schema,
+            shared_data("planscape/test_raster.tif").display()
         );
         Self {
             layer,
@@ -186,6 +189,40 @@ async fn a_tile_rendered_by_one_server_is_served_by_the_other_without_rendering(
             .expect("features")
             .is_empty()
     );
+    // A raster tile (PNG, no gzip copy) goes the same way.
+    let raster = format!("{}-raster", setup.layer);
+    let tilejson: Value = a
+        .get(&format!("/tiles/{raster}"), &[])
+        .await
+        .json()
+        .await
+        .expect("TileJSON");
+    let center = tilejson["center"].as_array().expect("center");
+    let (lon, lat) = (
+        center[0].as_f64().expect("lon"),
+        center[1].as_f64().expect("lat"),
+    );
+    let zoom = u8::try_from(center[2].as_u64().expect("zoom")).expect("zoom");
+    let png = TileId::containing(lon, lat, zoom);
+    let png_path = format!("/tiles/{raster}/{}/{}/{}.png", png.z, png.x, png.y);
+    let (status, etag_a, _, body_a) = fetch(&a, &png_path, true).await;
+    assert_eq!(status, 200);
+    let png_end = format!(":{}/{}/{}.png", png.z, png.x, png.y);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !redis
+        .keys(&format!("{}tile:{raster}:", setup.prefix))
+        .await
+        .iter()
+        .any(|k| k.ends_with(&png_end))
+    {
+        assert!(Instant::now() < deadline, "the PNG tile was never written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, etag_b, encoding, body_b) = fetch(&b, &png_path, true).await;
+    assert_eq!((status, encoding), (200, None));
+    assert_eq!((etag_b, body_b), (etag_a, body_a));
+    assert_eq!(renders(&b, &raster).await, 0.0);
+    assert_eq!(shared(&b, &raster, "hit").await, 1.0);
     // The shared level's latency is measured.
     let metrics = b.metrics().await;
     assert!(sample(&metrics, "shared_cache_op_seconds_count", &["op=\"get\""]) >= 1.0);
