@@ -28,20 +28,20 @@ pub enum EntryError {
     Checksum,
 }
 
-/// The entry's bytes for `tile`.
-pub fn encode(tile: &EncodedTile) -> Vec<u8> {
-    let gzip = tile.gzip.as_deref().unwrap_or_default();
-    let mut out = Vec::with_capacity(HEADER + tile.raw.len() + gzip.len());
+/// The entry's bytes for a tile's plain bytes `raw` and its `gzip` bytes, if any.
+pub fn encode(raw: &[u8], gzip: Option<&[u8]>) -> Vec<u8> {
+    let zipped = gzip.unwrap_or_default();
+    let mut out = Vec::with_capacity(HEADER + raw.len() + zipped.len());
     out.extend_from_slice(MAGIC);
-    out.push(u8::from(tile.gzip.is_some()));
-    out.extend_from_slice(&len_u32(tile.raw.len()).to_le_bytes());
-    out.extend_from_slice(&len_u32(gzip.len()).to_le_bytes());
+    out.push(u8::from(gzip.is_some()));
+    out.extend_from_slice(&len_u32(raw.len()).to_le_bytes());
+    out.extend_from_slice(&len_u32(zipped.len()).to_le_bytes());
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    hasher.update(&tile.raw);
-    hasher.update(gzip);
+    hasher.update(raw);
+    hasher.update(zipped);
     out.extend_from_slice(&hasher.digest().to_le_bytes());
-    out.extend_from_slice(&tile.raw);
-    out.extend_from_slice(gzip);
+    out.extend_from_slice(raw);
+    out.extend_from_slice(zipped);
     out
 }
 
@@ -100,7 +100,7 @@ mod tests {
             EncodedTile::new(vec![137, 80, 78, 71, 1, 2, 3], TileFormat::Png),
             EncodedTile::new(Vec::new(), TileFormat::Mvt),
         ] {
-            let bytes = encode(&tile);
+            let bytes = encode(&tile.raw, tile.gzip.as_deref());
             assert_eq!(bytes.len(), encoded_len(&tile));
             let back = decode(Bytes::from(bytes)).expect("decodes");
             assert_eq!(back.raw, tile.raw);
@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn truncated_padded_and_flipped_entries_are_refused() {
         let tile = EncodedTile::new(b"some features ".repeat(100), TileFormat::Mvt);
-        let bytes = encode(&tile);
+        let bytes = encode(&tile.raw, tile.gzip.as_deref());
         for cut in [0, 3, HEADER - 1, HEADER, bytes.len() / 2, bytes.len() - 1] {
             assert!(
                 decode(Bytes::copy_from_slice(&bytes[..cut])).is_err(),

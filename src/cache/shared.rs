@@ -198,7 +198,8 @@ impl SharedTiles {
             metrics::counter!("shared_cache_writes_total", "result" => "too_large").increment(1);
             return;
         }
-        let bytes = entry::encode(tile);
+        // Shared references to the tile's bytes: the entry is made by the write task.
+        let (raw, gzip) = (tile.raw.clone(), tile.gzip.clone());
         let tile_key = self.store.key(&format!(
             "tile:{}:{}{}",
             key.layer,
@@ -207,6 +208,7 @@ impl SharedTiles {
         ));
         let (store, ttl_ms) = (Arc::clone(&self.store), self.ttl_ms);
         tokio::spawn(async move {
+            let bytes = entry::encode(&raw, gzip.as_deref());
             let written = store
                 .call("put", |mut connection| async move {
                     redis::cmd("SET")
