@@ -5,7 +5,8 @@
 //! once it is back; a corrupt or truncated entry is ignored and rendered again; a tile
 //! over the size cap is not written; plan tiles never reach Redis; failed logins split
 //! across the servers reach the limit together, and each server counts on its own while
-//! Redis is down. Tiles go through `planscape serve` processes (each with its own
+//! Redis is down; over TLS with an auth token (as ElastiCache) tiles are shared, and a
+//! wrong token or an untrusted certificate only means rendering. Tiles go through `planscape serve` processes (each with its own
 //! `/metrics`); the API tests run two in-process servers on real sockets.
 
 mod common;
@@ -33,9 +34,9 @@ struct Setup {
 }
 
 impl Setup {
-    /// A counties layer, the shared level under a prefix of the test's own, and `extra`
-    /// TOML (sections after `[cache.shared]`'s keys, e.g. `size_mb` goes in `cache`).
-    fn new(scratch: &Scratch, redis: &Redis, cache: &str, shared: &str) -> Self {
+    /// A counties layer and a raster layer, the shared level at `redis_url` under a prefix
+    /// of the test's own, with `cache` TOML in `[cache]` and `shared` in `[cache.shared]`.
+    fn new(scratch: &Scratch, redis_url: &str, cache: &str, shared: &str) -> Self {
         let layer = unique("shared").replace('_', "-");
         let prefix = format!("{}:", unique("test"));
         let config = format!(
@@ -51,7 +52,7 @@ impl Setup {
         Self {
             layer,
             prefix,
-            redis_url: redis.url.clone(),
+            redis_url: redis_url.to_owned(),
             config,
         }
     }
@@ -156,7 +157,7 @@ async fn a_tile_rendered_by_one_server_is_served_by_the_other_without_rendering(
     let redis = Redis::suite();
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let setup = Setup::new(&scratch, &redis, "size_mb = 64", "");
+    let setup = Setup::new(&scratch, &redis.url, "size_mb = 64", "");
     let (a, b) = (setup.serve().await, setup.serve().await);
     let tile = TileId { z: 7, x: 20, y: 49 };
     let path = setup.path(tile);
@@ -234,7 +235,7 @@ async fn a_data_change_makes_both_servers_serve_the_new_tile() {
     let redis = Redis::suite();
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let setup = Setup::new(&scratch, &redis, "size_mb = 64", "");
+    let setup = Setup::new(&scratch, &redis.url, "size_mb = 64", "");
     let (a, b) = (setup.serve().await, setup.serve().await);
     let tile = TileId { z: 7, x: 20, y: 49 };
     let path = setup.path(tile);
@@ -289,7 +290,7 @@ async fn redis_stopped_under_load_fails_no_request_and_shared_hits_resume() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
     // No in-process cache: every request asks the shared level (or renders).
-    let setup = Setup::new(&scratch, &redis, "size_mb = 0", "");
+    let setup = Setup::new(&scratch, &redis.url, "size_mb = 0", "");
     let (a, b) = (Arc::new(setup.serve().await), Arc::new(setup.serve().await));
     let load_tiles: Vec<TileId> = california(7).into_iter().chain(california(8)).collect();
     let (stop, requests, failures) = (
@@ -396,7 +397,7 @@ async fn corrupt_and_truncated_entries_are_ignored_and_rendered_again() {
     let redis = Redis::suite();
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let setup = Setup::new(&scratch, &redis, "size_mb = 64", "");
+    let setup = Setup::new(&scratch, &redis.url, "size_mb = 64", "");
     let (a, b) = (setup.serve().await, setup.serve().await);
     let tiles = [TileId { z: 7, x: 20, y: 49 }, TileId { z: 7, x: 21, y: 50 }];
     let mut good = Vec::new();
@@ -440,7 +441,7 @@ async fn tiles_over_the_size_cap_are_not_written() {
     let redis = Redis::suite();
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let setup = Setup::new(&scratch, &redis, "size_mb = 64", "max_entry_kb = 1");
+    let setup = Setup::new(&scratch, &redis.url, "size_mb = 64", "max_entry_kb = 1");
     let a = setup.serve().await;
     // A tile over all of California: far more than 1 KiB.
     let tile = TileId { z: 5, x: 5, y: 12 };
@@ -475,7 +476,7 @@ async fn plan_tiles_never_reach_the_shared_cache() {
     let redis = Redis::suite();
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
-    let setup = Setup::new(&scratch, &redis, "size_mb = 64", "");
+    let setup = Setup::new(&scratch, &redis.url, "size_mb = 64", "");
     let (a, b) = (
         api_server(&redis.url, &setup.config).await,
         api_server(&redis.url, &setup.config).await,
@@ -619,4 +620,209 @@ async fn without_redis_each_server_counts_on_its_own() {
     assert_eq!(status, 200, "{body}");
     b.stop().await;
     a.stop().await;
+}
+
+/// `openssl ARGS` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A redis-server speaking only TLS (a certificate for localhost from a CA of the test's
+/// own) and asking for a password, as ElastiCache with in-transit encryption and an auth
+/// token does. Killed (and its folder removed) on drop.
+struct TlsRedis {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TlsRedis {
+    fn start(token: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique("planscape_redis_tls"));
+        std::fs::create_dir_all(&dir).expect("folder");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Planscape test Redis CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        openssl(&dir, &ca);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("server.ext");
+        let mut csr = vec!["req", "-new"];
+        csr.extend(ec);
+        csr.extend([
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&dir, &csr);
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.crt",
+            ],
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = std::process::Command::new("redis-server")
+            .current_dir(&dir)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+            ])
+            .args([
+                "--tls-cert-file",
+                "server.crt",
+                "--tls-key-file",
+                "server.key",
+            ])
+            .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+            .args(["--requirepass", token, "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts (scripts/setup-debian.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { dir, port, child }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_are_shared_over_tls_with_an_auth_token() {
+    let token = "an auth token of the TLS test";
+    let redis = TlsRedis::start(token);
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    // The URL is given to each server below.
+    let setup = Setup::new(&scratch, "", "size_mb = 64", "");
+    let ca = redis.dir.join("ca.crt").display().to_string();
+    // `trust`: the file of CA certificates the server trusts, as rustls-native-certs reads
+    // the system's (SSL_CERT_FILE).
+    let serve = |url: String, trust: String| {
+        let config = setup.config.clone();
+        async move {
+            ServeProcess::start(
+                &config,
+                &[
+                    ("PLANSCAPE_SHARED_CACHE_URL", url.as_str()),
+                    ("SSL_CERT_FILE", trust.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    let good = format!(
+        "rediss://:{}@localhost:{}",
+        token.replace(' ', "%20"),
+        redis.port
+    );
+    let (a, b) = (
+        serve(good.clone(), ca.clone()).await,
+        serve(good.clone(), ca.clone()).await,
+    );
+    let tile = TileId { z: 7, x: 20, y: 49 };
+    let path = setup.path(tile);
+    let (status, etag_a, _, body_a) = fetch(&a, &path, true).await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sample(
+        &a.metrics().await,
+        "shared_cache_writes_total",
+        &["result=\"ok\""],
+    ) < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no write over TLS: {}",
+            a.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, etag_b, _, body_b) = fetch(&b, &path, true).await;
+    assert_eq!((status, etag_b, body_b), (200, etag_a, body_a.clone()));
+    assert_eq!(shared(&b, &setup.layer, "hit").await, 1.0);
+    assert_eq!(renders(&b, &setup.layer).await, 0.0);
+
+    // A wrong token, or a server certificate from a CA nobody trusts: the shared level
+    // gives nothing, and the tile is served all the same (rendered).
+    for (url, trust) in [
+        (
+            format!("rediss://:not-the-token@localhost:{}", redis.port),
+            ca.clone(),
+        ),
+        (good, "/dev/null".to_owned()),
+    ] {
+        let refused = serve(url, trust).await;
+        let (status, _, _, body) = fetch(&refused, &path, true).await;
+        assert_eq!((status, &body), (200, &body_a));
+        assert!(sample(&refused.metrics().await, "shared_cache_errors_total", &[]) >= 1.0);
+        assert_eq!(shared(&refused, &setup.layer, "hit").await, 0.0);
+        assert_eq!(renders(&refused, &setup.layer).await, 1.0);
+    }
+    scratch.cleanup().await;
 }
