@@ -120,6 +120,10 @@ impl Drop for Redis {
     fn drop(&mut self) {
         if let Some(port) = self.own_port {
             script(port, "stop");
+            // Its folder (log, pid file) goes too.
+            let _ = std::fs::remove_dir_all(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(".data/redis/{port}")),
+            );
         }
     }
 }
