@@ -74,7 +74,7 @@ start_server() { # port, cache MB, shared (1) or not (0)
   if [ "$3" = 1 ]; then env=("PLANSCAPE_SHARED_CACHE_URL=$REDIS_URL"); fi
   env ${env[@]+"${env[@]}"} RUST_LOG=warn "$BIN" --config "$config" serve 2>"$WORK/server-$1.log" &
   SERVERS+=("$!")
-  wait_for "http://127.0.0.1:$1/health"
+  wait_for "http://127.0.0.1:$1/ready"
 }
 
 renders() { # ports...: tiles rendered by those servers
@@ -108,13 +108,13 @@ echo "| --- | --- | --- | --- | --- |"
 flush_redis
 start_server 18081 2048 0
 start_server 18082 2048 0
-wait_for "$NGINX/health"
+wait_for "$NGINX/ready"
 echo "| two servers, without the shared level | $(pass "$NGINX" "$WORK/paths-twice.txt" 18081 18082) |"
 stop_servers
 flush_redis
 start_server 18081 2048 1
 start_server 18082 2048 1
-wait_for "$NGINX/health"
+wait_for "$NGINX/ready"
 echo "| two servers, with the shared level | $(pass "$NGINX" "$WORK/paths-twice.txt" 18081 18082) |"
 stop_servers
 # The shared level now holds every tile (from the run above).

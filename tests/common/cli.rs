@@ -100,7 +100,7 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts the server and waits until `/health` answers.
+    /// Starts the server and waits until it is ready (`/ready` answers 200).
     pub async fn start(config: &str, env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -124,7 +124,7 @@ impl ServeProcess {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             if let Ok(r) = super::client()
-                .get(format!("{}/health", server.base))
+                .get(format!("{}/ready", server.base))
                 .send()
                 .await
                 && r.status().is_success()
