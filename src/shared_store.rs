@@ -109,11 +109,6 @@ impl SharedStore {
         format!("{}{rest}", self.prefix)
     }
 
-    /// The key prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// Runs one operation (`op` names it in metrics) under the timeout and the breaker.
     pub async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, SharedError>
     where
@@ -166,11 +161,6 @@ impl SharedStore {
             }
         }
         result
-    }
-
-    /// Whether the breaker is open (requests go without the shared level).
-    pub fn is_open(&self) -> bool {
-        self.breaker.is_open()
     }
 
     fn renew_connection(&self) {

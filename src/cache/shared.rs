@@ -275,11 +275,6 @@ impl SharedTiles {
             tokio::time::sleep(self.retry).await;
         }
     }
-
-    /// The store underneath.
-    pub fn store(&self) -> &Arc<SharedStore> {
-        &self.store
-    }
 }
 
 fn count(layer: &str, result: &'static str) {

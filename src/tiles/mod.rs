@@ -135,11 +135,6 @@ impl TileService {
         self
     }
 
-    /// The shared cache level, when configured.
-    pub fn shared(&self) -> Option<&Arc<SharedTiles>> {
-        self.shared.as_ref()
-    }
-
     /// The layers.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
