@@ -4,11 +4,12 @@
 #   links for raster tiles, and the tools tests use as references: they decode tiles
 #   with GDAL's MVT driver), nginx (the deployment's proxy, tested in front of the
 #   server), curl, openssl (tests/db_tls.rs makes its CA and server certificates with
-#   it), python3-aiosmtpd (the SMTP server the password-reset tests read mail from).
+#   it), python3-aiosmtpd (the SMTP server the password-reset tests read mail from),
+#   redis-server (the shared cache the shared-cache tests run against, scripts/redis.sh).
 #   Pass extra package names as arguments (e.g. wrk).
 # Services are not started by the install: tests start their own, unprivileged.
 set -euo pipefail
-packages=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal-dev pkg-config nginx curl ca-certificates openssl python3-aiosmtpd "$@")
+packages=(postgresql-15 postgresql-15-postgis-3 postgresql-client-15 gdal-bin libgdal-dev pkg-config nginx curl ca-certificates openssl python3-aiosmtpd redis-server "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

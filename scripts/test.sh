@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh Debian machine and runs the whole test suite:
-# system packages, the embedded PostGIS, an S3 API on loopback (moto), format and lint
-# gates, then every test (unit and integration, against real PostGIS, real S3 API, real
-# HTTP and GDAL's MVT driver).
+# system packages, the embedded PostGIS, an S3 API on loopback (moto), a Redis on
+# loopback (the shared cache), format and lint gates, then every test (unit and
+# integration, against real PostGIS, real S3 API, real Redis, real HTTP and GDAL's MVT
+# driver).
 # The tests run in a database of their own, `planscape_test`, made anew each run so that
 # migrations always run from nothing and no earlier run's leftovers count; the demo's
 # `planscape` database is left alone. Set DATABASE_URL to test against another PostGIS
@@ -21,6 +22,10 @@ scripts/s3.sh start
 export PLANSCAPE_TEST_S3_ENDPOINT="${PLANSCAPE_TEST_S3_ENDPOINT:-$(scripts/s3.sh url)}"
 export AWS_ACCESS_KEY_ID=planscape-test AWS_SECRET_ACCESS_KEY=planscape-test AWS_REGION=us-east-1
 unset AWS_PROFILE AWS_SESSION_TOKEN
+# A real Redis on loopback for the shared cache tests (each test keeps to a key prefix of
+# its own; the outage tests start and stop instances of their own on other ports).
+scripts/redis.sh start
+export PLANSCAPE_TEST_REDIS_URL="${PLANSCAPE_TEST_REDIS_URL:-$(scripts/redis.sh url)}"
 
 # Schemas left behind by interrupted test runs.
 psql "$DATABASE_URL" -qAtc "SELECT 'DROP SCHEMA ' || quote_ident(nspname) || ' CASCADE;' FROM pg_namespace WHERE nspname LIKE 't\_%'" \

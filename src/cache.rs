@@ -4,6 +4,12 @@
 //! (compressed once, at render time), with its ETag, so a hit costs a hash lookup and a
 //! reference-count increment: never a compression. Keys carry the layer's data version;
 //! when the version changes, the layer's old entries are invalidated.
+//!
+//! Behind it, optionally, the [`shared`] level (Redis/Valkey) that all servers read and
+//! write; the tile service asks it on an in-process miss, before rendering.
+
+mod entry;
+pub mod shared;
 
 use std::sync::Arc;
 

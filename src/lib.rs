@@ -8,7 +8,9 @@
 //!   (colormaps), [`coverage`] (which tiles an area touches), [`telemetry`].
 //! - Parts: [`db`] (the pool, migrations), [`source`] (renderers: [`source::vector`] from
 //!   PostGIS, [`source::raster`] through GDAL), [`store`] (folder or S3 objects),
-//!   [`cache`] (the in-process tile cache), [`mail`] (SMTP).
+//!   [`cache`] (the in-process tile cache and the shared level behind it),
+//!   [`shared_store`] (the connection to the shared Redis/Valkey: timeout, breaker),
+//!   [`mail`] (SMTP).
 //! - Services: [`tiles`] — the [`tiles::TileService`], owning the layer catalog, layer
 //!   versions, the cache, the store and the render policy; [`planning`] (plans,
 //!   conditions, statistics, stands, scenarios: repositories owning their SQL beside pure
@@ -41,6 +43,7 @@ pub mod memory;
 pub mod planning;
 pub mod seed;
 pub mod server;
+pub mod shared_store;
 pub mod source;
 pub mod store;
 pub mod style;

@@ -16,12 +16,14 @@ use axum::http::HeaderValue;
 use tokio::net::TcpListener;
 
 use crate::cache::TileCache;
+use crate::cache::shared::SharedTiles;
 use crate::changes;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::http::connection_timeouts::{MakeTracked, TimedListener, Timeouts};
 use crate::http::{self, AppState, health};
 use crate::planning::condition_layers;
+use crate::shared_store::SharedStore;
 use crate::store::{StoreError, TileStore};
 use crate::tiles::{Catalog, TileService};
 
@@ -109,13 +111,23 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     } else {
         None
     };
-    let tiles = Arc::new(TileService::new(
-        catalog,
-        Some(pool.clone()),
-        cache,
-        store,
-        config.http.cache_control.clone(),
-    ));
+    // The shared level and shared limits (no connection is awaited: a shared server
+    // that is down at start-up only means serving without it).
+    let shared_store =
+        SharedStore::open(&config.cache.shared).map_err(|e| StartError::Config(e.to_string()))?;
+    let shared_tiles = shared_store
+        .as_ref()
+        .map(|s| Arc::new(SharedTiles::new(Arc::clone(s), &config.cache.shared)));
+    let tiles = Arc::new(
+        TileService::new(
+            catalog,
+            Some(pool.clone()),
+            cache,
+            store,
+            config.http.cache_control.clone(),
+        )
+        .with_shared(shared_tiles),
+    );
     let plan_source =
         open_private_source(&config, "plans", "id", &["name", "region", "area_acres"]).await;
     let project_area_source = open_private_source(
@@ -128,7 +140,8 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let login_limiter = crate::accounts::limiter::Limiter::new(
         config.accounts.login_max_failures,
         Duration::from_secs(config.accounts.login_window_s),
-    );
+    )
+    .with_shared(shared_store.filter(|_| config.cache.shared.limits));
     let trusted_proxies =
         crate::http::client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
             .map_err(StartError::Config)?;

@@ -86,6 +86,10 @@ fn environment_overrides_are_applied_and_secrets_redacted() {
                 "postgres://app:s3cret@db.internal:5432/planscape",
             ),
             ("PLANSCAPE_CACHE_SIZE_MB", "64"),
+            (
+                "PLANSCAPE_SHARED_CACHE_URL",
+                "rediss://:t0ken-value@cache.internal:6379",
+            ),
         ],
     );
     assert_success(&out);
@@ -96,6 +100,11 @@ fn environment_overrides_are_applied_and_secrets_redacted() {
         "{stdout}"
     );
     assert!(!stdout.contains("s3cret"));
+    assert!(
+        stdout.contains("rediss://***@cache.internal:6379"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("t0ken-value"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

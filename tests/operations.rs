@@ -7,17 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cli::{ConfigFile, planscape_config};
-use common::{Scratch, TestServer, unique};
-
-/// `name{labels} value` lines whose labels contain every `needle`.
-fn sample(text: &str, name: &str, needles: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .filter(|l| needles.iter().all(|n| l.contains(n)))
-        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
-        .sum()
-}
+use common::{Scratch, TestServer, sample, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_and_move() {

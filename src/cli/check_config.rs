@@ -8,8 +8,20 @@ use super::BoxError;
 pub fn run(config: &Config) -> Result<(), BoxError> {
     let mut shown = config.clone();
     shown.database.url = redact(&shown.database.url);
+    shown.cache.shared.url = shown.cache.shared.url.as_deref().map(redact_userinfo);
     println!("{}", toml::to_string_pretty(&shown)?);
     Ok(())
+}
+
+/// Hides everything before the host of a URL (a Redis URL may carry the auth token as
+/// its user name or its password).
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Hides the password of a URL.

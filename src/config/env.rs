@@ -15,6 +15,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "database.statement_timeout_ms",
     ),
     ("PLANSCAPE_CACHE_SIZE_MB", "cache.size_mb"),
+    ("PLANSCAPE_SHARED_CACHE_URL", "cache.shared.url"),
+    ("PLANSCAPE_SHARED_CACHE_TTL_S", "cache.shared.ttl_s"),
+    (
+        "PLANSCAPE_SHARED_CACHE_TIMEOUT_MS",
+        "cache.shared.timeout_ms",
+    ),
     ("PLANSCAPE_GDAL_CACHE_MB", "memory.gdal_cache_mb"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
@@ -71,6 +77,17 @@ pub(super) fn refuse_file_secrets(table: &toml::Table) -> Result<(), ConfigError
     if section("mail").is_some_and(|m| m.contains_key("smtp_password")) {
         return Err(refused("mail.smtp_password", "PLANSCAPE_SMTP_PASSWORD"));
     }
+    let shared_url = section("cache")
+        .and_then(|c| c.get("shared"))
+        .and_then(toml::Value::as_table)
+        .and_then(|s| s.get("url"))
+        .and_then(toml::Value::as_str);
+    if shared_url.is_some_and(super::shared_cache::has_password) {
+        return Err(refused(
+            "cache.shared.url",
+            "PLANSCAPE_SHARED_CACHE_URL (with the auth token)",
+        ));
+    }
     let url = section("database")
         .and_then(|d| d.get("url"))
         .and_then(toml::Value::as_str);
@@ -109,6 +126,8 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
         "database.pool_size"
             | "database.statement_timeout_ms"
             | "cache.size_mb"
+            | "cache.shared.ttl_s"
+            | "cache.shared.timeout_ms"
             | "shutdown_grace_s"
             | "accounts.session_ttl_s"
             | "http.header_read_timeout_s"

@@ -19,6 +19,7 @@ mod layers;
 mod mail;
 mod memory;
 mod sections;
+mod shared_cache;
 
 pub use analytics::AnalyticsConfig;
 pub use basemaps::{Basemap, BasemapConfig};
@@ -33,6 +34,7 @@ pub use sections::{
     AccountsConfig, CacheConfig, ConditionsConfig, DatabaseConfig, HttpConfig, RegionsConfig,
     StoreConfig,
 };
+pub use shared_cache::SharedCacheConfig;
 
 /// The deepest zoom level anything accepts (tile URLs, layer ranges, seeds).
 pub const MAX_ZOOM: u8 = 24;
@@ -317,6 +319,7 @@ impl Config {
         }
         self.mail.validate(self.public_url.as_deref())?;
         self.analytics.validate()?;
+        self.cache.shared.validate()?;
         if a.signing_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(invalid(
                 "accounts.signing_key",
@@ -511,6 +514,45 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn shared_cache_is_off_by_default_and_takes_its_token_from_the_environment() {
+        let defaults = Config::load(None, |_| None).unwrap();
+        assert!(defaults.cache.shared.url.is_none());
+        assert!(defaults.cache.shared.limits);
+        let c = load_str(
+            "[cache.shared]\nttl_s = 60\nmax_entry_kb = 64\n",
+            &[
+                (
+                    "PLANSCAPE_SHARED_CACHE_URL",
+                    "rediss://:tok@cache.example:6379",
+                ),
+                ("PLANSCAPE_SHARED_CACHE_TIMEOUT_MS", "25"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.cache.shared.url.as_deref(),
+            Some("rediss://:tok@cache.example:6379")
+        );
+        assert_eq!((c.cache.shared.ttl_s, c.cache.shared.timeout_ms), (60, 25));
+        let err = load_str(
+            "[cache.shared]\nurl = \"redis://:hunter2@cache.example\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("PLANSCAPE_SHARED_CACHE_URL") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = load_str("", &[("PLANSCAPE_SHARED_CACHE_URL", "memcached://x:11211")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cache.shared.url"), "{err}");
+        let err = load_str("[cache.shared]\ntimeout_ms = 0\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("cache.shared.timeout_ms"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::layers::default_geometry;
-use super::{EMBEDDED_DATABASE_URL, PregeneratedConfig};
+use super::{EMBEDDED_DATABASE_URL, PregeneratedConfig, SharedCacheConfig};
 
 /// Where the conditions catalog and its built rasters are.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -196,6 +196,9 @@ pub struct CacheConfig {
     /// Maximum bytes of tiles held, in MiB; 0 turns the cache off.
     #[serde(default = "default_cache_size")]
     pub size_mb: u64,
+    /// The shared second level (Redis/Valkey) and shared login limits; off without a URL.
+    #[serde(default)]
+    pub shared: SharedCacheConfig,
 }
 
 /// HTTP response policy, connection timeouts and trusted proxies.
@@ -290,6 +293,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             size_mb: default_cache_size(),
+            shared: SharedCacheConfig::default(),
         }
     }
 }

@@ -126,6 +126,17 @@ impl Source {
         }
     }
 
+    /// A hash of what this source's tiles are made from besides the data (settings,
+    /// style, the raster file's size and time, the server's version): servers whose
+    /// fingerprints differ never share a layer's tiles in the shared cache level.
+    pub fn fingerprint(&self) -> u64 {
+        let made_from = match self {
+            Self::Vector(v) => v.fingerprint_text(),
+            Self::Raster(r) => r.fingerprint_text(),
+        };
+        xxhash_rust::xxh3::xxh3_64(format!("{} {made_from}", env!("CARGO_PKG_VERSION")).as_bytes())
+    }
+
     /// `"vector"` or `"raster"`.
     pub fn kind(&self) -> &'static str {
         match self {

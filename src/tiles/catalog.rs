@@ -26,6 +26,9 @@ pub struct Layer {
     pub source: Result<Source, String>,
     /// Set when its tiles are read from the tile store.
     pub pregenerated: Option<PregeneratedConfig>,
+    /// Its name in the shared cache level: the name and a fingerprint of what its tiles
+    /// are made from ([`crate::cache::shared::layer_id`]).
+    pub shared_id: String,
     version: AtomicU64,
 }
 
@@ -134,10 +137,17 @@ impl Catalog {
         pregenerated: Option<PregeneratedConfig>,
     ) {
         self.by_name.insert(name.clone(), self.layers.len());
+        let made_from = format!(
+            "{:016x} {pregenerated:?}",
+            source.as_ref().map_or(0, Source::fingerprint)
+        );
+        let shared_id =
+            crate::cache::shared::layer_id(&name, xxhash_rust::xxh3::xxh3_64(made_from.as_bytes()));
         self.layers.push(Layer {
             name,
             source,
             pregenerated,
+            shared_id,
             version: AtomicU64::new(1),
         });
     }

@@ -1,8 +1,10 @@
 //! The tile service: the one place that knows how a tile is made.
 //!
 //! A [`TileService`] owns the layer [`Catalog`], the layers' versions, the in-process
-//! [`TileCache`], the [`TileStore`] and the render policy: cache first (one render per
-//! key at a time), then the store for a pregenerated layer (falling back to a live render
+//! [`TileCache`], the shared level behind it ([`SharedTiles`], when configured), the
+//! [`TileStore`] and the render policy: cache first (one render per key at a time), then
+//! the shared level (a rendered tile is written there behind the client's back), then
+//! the store for a pregenerated layer (falling back to a live render
 //! or an empty tile, writing rendered tiles back when asked), else a live render; CPU
 //! work (GDAL reads, MVT encoding, gzip) runs off the async threads. The HTTP handlers,
 //! `seed`, `purge` and the change listener all call it; it takes only its own narrow
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use deadpool_postgres::Pool;
 
+use crate::cache::shared::{Lookup, SharedKey, SharedTiles};
 use crate::cache::{TileCache, TileKey};
 use crate::config::Fallback;
 use crate::coverage::Coverage;
@@ -100,6 +103,7 @@ pub struct TileService {
     catalog: Catalog,
     pool: Option<Pool>,
     cache: TileCache,
+    shared: Option<Arc<SharedTiles>>,
     store: Option<Arc<TileStore>>,
     cache_control: String,
 }
@@ -119,9 +123,16 @@ impl TileService {
             catalog,
             pool,
             cache,
+            shared: None,
             store,
             cache_control: cache_control.into(),
         }
+    }
+
+    /// The service with the shared cache level behind the in-process one.
+    pub fn with_shared(mut self, shared: Option<Arc<SharedTiles>>) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// The layers.
@@ -180,7 +191,7 @@ impl TileService {
                             format,
                             scale,
                         };
-                        self.produce(&job).await
+                        self.make(&job).await
                     },
                     span,
                 ),
@@ -205,7 +216,30 @@ impl TileService {
         Ok(tile)
     }
 
-    /// Makes a tile on a cache miss: from the store for a pregenerated layer (falling
+    /// Makes a tile on an in-process miss: from the shared level when there is one, else
+    /// (and on its miss, writing the result there without waiting) as [`Self::produce`].
+    async fn make(&self, job: &Job<'_>) -> Result<EncodedTile, SourceError> {
+        let Some(shared) = &self.shared else {
+            return self.produce(job).await;
+        };
+        let key = SharedKey {
+            layer: &job.layer.shared_id,
+            tile: job.tile,
+            format: job.format,
+            scale: job.scale,
+        };
+        match shared.get(&key).await {
+            Lookup::Hit(tile) => Ok(tile),
+            Lookup::Miss(generation) => {
+                let tile = self.produce(job).await?;
+                shared.put_behind(&key, &generation, &tile);
+                Ok(tile)
+            }
+            Lookup::Unavailable => self.produce(job).await,
+        }
+    }
+
+    /// Makes a tile without the caches: from the store for a pregenerated layer (falling
     /// back as configured), else rendered live.
     async fn produce(&self, job: &Job<'_>) -> Result<EncodedTile, SourceError> {
         let Job {
@@ -394,10 +428,19 @@ impl TileService {
         }
     }
 
+    /// Tells the shared level that `layer` changed, before its version moves on (so no
+    /// request of the new version reads the shared level's old entries).
+    fn tell_shared(&self, layer: &Layer) {
+        if let Some(shared) = &self.shared {
+            shared.layer_changed(&layer.shared_id);
+        }
+    }
+
     /// A table changed: bump the versions of the layers reading it.
     pub fn table_changed(&self, table: &str) {
         for index in self.catalog.layers_of_table(table) {
             if let Some(layer) = self.catalog.layer(index) {
+                self.tell_shared(layer);
                 let version = layer.bump();
                 self.cache.invalidate_layer(index, version);
                 tracing::info!(layer = %layer.name, version, "data changed");
@@ -408,6 +451,7 @@ impl TileService {
     /// A layer's stored tiles changed (purged): bump its version.
     pub fn layer_changed(&self, name: &str) {
         if let Some((index, layer)) = self.catalog.get(name) {
+            self.tell_shared(layer);
             let version = layer.bump();
             self.cache.invalidate_layer(index, version);
             tracing::info!(layer = %layer.name, version, "stored tiles changed");
@@ -417,6 +461,7 @@ impl TileService {
     /// Changes may have been missed: bump every layer.
     pub fn all_changed(&self) {
         for (index, layer) in self.catalog.iter() {
+            self.tell_shared(layer);
             let version = layer.bump();
             self.cache.invalidate_layer(index, version);
         }

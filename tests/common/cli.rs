@@ -87,3 +87,86 @@ impl Drop for ConfigFile {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `planscape serve` as a process of its own on a free loopback port, with `config` as
+/// its configuration file and `env` added to its environment; its log goes to
+/// `serve.log` beside the file. Killed on drop.
+pub struct ServeProcess {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    child: std::process::Child,
+    log: PathBuf,
+    _config: ConfigFile,
+}
+
+impl ServeProcess {
+    /// Starts the server and waits until it is ready (`/ready` answers 200).
+    pub async fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let config = ConfigFile::new(config);
+        let log = config.dir.join("serve.log");
+        let child = planscape_config(&config, &["serve"])
+            .env("PLANSCAPE_LISTEN", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("planscape serve starts");
+        let server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+            _config: config,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Ok(r) = super::client()
+                .get(format!("{}/ready", server.base))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return server;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not come up: {}",
+                server.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GET `path` with optional headers.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = super::client().get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", &[])
+            .await
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// What the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

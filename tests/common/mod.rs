@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,18 @@ pub mod s3;
 use planscape::config::{Config, DatabaseConfig, EMBEDDED_DATABASE_URL};
 use planscape::http::AppState;
 use serde_json::Value;
+
+/// The value of the Prometheus samples `name{labels} value` whose labels contain every
+/// `needle`, summed (0 when there is none).
+pub fn sample(metrics: &str, name: &str, needles: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
 
 /// The test database URL.
 pub fn database_url() -> String {

@@ -125,13 +125,13 @@ pub async fn signup(
         "signup:{}",
         state.client_address(peer.map(|c| (c.0).0), &headers)
     );
-    if let Some(wait) = state.login_limiter.blocked(&ip_key) {
+    if let Some(wait) = state.login_limiter.blocked(&ip_key).await {
         return Ok(rate_limited(
             wait,
             "too many sign-ups from this address; try again later",
         ));
     }
-    state.login_limiter.failed(&ip_key);
+    state.login_limiter.failed(&ip_key).await;
     let email = accounts::normalize_email(&form.email).map_err(ApiError::from)?;
     password::check_policy(&form.password).map_err(|m| ApiError::invalid_field("password", m))?;
     let hash = hash_blocking(form.password).await?;
@@ -226,7 +226,7 @@ pub async fn login(
         ],
     };
     for key in &keys {
-        if let Some(wait) = state.login_limiter.blocked(key) {
+        if let Some(wait) = state.login_limiter.blocked(key).await {
             return Ok(match device {
                 Some(_) => rate_limited(
                     wait,
@@ -239,7 +239,7 @@ pub async fn login(
     // Counted before the (slow) verification, so parallel guesses cannot all slip under
     // the limit; taken back on success.
     for key in &keys {
-        state.login_limiter.failed(key);
+        state.login_limiter.failed(key).await;
     }
     let client = state.db().await?;
     let found = accounts::find_by_email(&**client, &email)
@@ -255,13 +255,13 @@ pub async fn login(
         Some(user) if ok => {
             let cookie = match &device {
                 Some(device_key) => {
-                    state.login_limiter.reset(device_key);
+                    state.login_limiter.reset(device_key).await;
                     None
                 }
                 None => {
                     // keys = [ip, account]
-                    state.login_limiter.succeeded(&keys[0]);
-                    state.login_limiter.reset(&keys[1]);
+                    state.login_limiter.succeeded(&keys[0]).await;
+                    state.login_limiter.reset(&keys[1]).await;
                     Some(new_device_cookie(&state, &headers, &email)?)
                 }
             };
@@ -320,13 +320,13 @@ pub(super) async fn confirm_current_password(
         "password:{}",
         URL_SAFE_NO_PAD.encode(session::token_hash(&auth.token, None))
     );
-    if let Some(wait) = state.login_limiter.blocked(&session_key) {
+    if let Some(wait) = state.login_limiter.blocked(&session_key).await {
         return Ok(Err(rate_limited(
             wait,
             "too many wrong current passwords in this session; try again later",
         )));
     }
-    state.login_limiter.failed(&session_key);
+    state.login_limiter.failed(&session_key).await;
     let stored = {
         let client = state.db().await?;
         let (_, stored) = accounts::find_by_id(&**client, auth.user.id)
@@ -364,7 +364,7 @@ pub async fn change_password(
             Ok(key) => key,
             Err(too_many) => return Ok(too_many),
         };
-    state.login_limiter.reset(&session_key);
+    state.login_limiter.reset(&session_key).await;
     let hash = hash_blocking(form.new_password).await?;
     let mut client = state.db().await?;
     accounts::set_password(&mut client, auth.user.id, &hash)

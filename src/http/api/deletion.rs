@@ -50,7 +50,7 @@ pub async fn delete_account(
         .map_err(ApiError::from)?
         .ok_or_else(unauthorized)?;
     drop(client);
-    state.login_limiter.reset(&session_key);
+    state.login_limiter.reset(&session_key).await;
     tracing::info!(
         user = auth.user.id,
         plans_deleted = deleted.plans_deleted,

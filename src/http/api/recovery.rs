@@ -92,16 +92,16 @@ pub async fn request_reset(
     JsonBody(form): JsonBody<ResetRequest>,
 ) -> Result<Response, ApiError> {
     let address_key = address_key(&state, peer, &headers);
-    if let Some(wait) = state.login_limiter.blocked(&address_key) {
+    if let Some(wait) = state.login_limiter.blocked(&address_key).await {
         return Ok(too_many(wait));
     }
-    state.login_limiter.failed(&address_key);
+    state.login_limiter.failed(&address_key).await;
     let email = accounts::normalize_email(&form.email).map_err(ApiError::from)?;
     let account_key = format!("reset-account:{email}");
-    if let Some(wait) = state.login_limiter.blocked(&account_key) {
+    if let Some(wait) = state.login_limiter.blocked(&account_key).await {
         return Ok(too_many(wait));
     }
-    state.login_limiter.failed(&account_key);
+    state.login_limiter.failed(&account_key).await;
     tokio::spawn(send_reset_mail(Arc::clone(&state), email));
     Ok((
         StatusCode::ACCEPTED,
@@ -170,7 +170,7 @@ pub async fn reset_password(
     JsonBody(form): JsonBody<ResetForm>,
 ) -> Result<Response, ApiError> {
     let address_key = address_key(&state, peer, &headers);
-    if let Some(wait) = state.login_limiter.blocked(&address_key) {
+    if let Some(wait) = state.login_limiter.blocked(&address_key).await {
         return Ok(too_many(wait));
     }
     let checked = {
@@ -178,7 +178,7 @@ pub async fn reset_password(
         reset::check(&**client, &form.token, state.signing_key()).await
     };
     if let Err(reset::ResetError::InvalidToken) = checked {
-        state.login_limiter.failed(&address_key);
+        state.login_limiter.failed(&address_key).await;
     }
     checked.map_err(ApiError::from)?;
     password::check_policy(&form.new_password)
@@ -191,7 +191,8 @@ pub async fn reset_password(
     drop(client);
     state
         .login_limiter
-        .reset(&format!("account:{}", user.email));
+        .reset(&format!("account:{}", user.email))
+        .await;
     tracing::info!(user = user.id, "password reset by email");
     Ok(Json(ResetDone { email: user.email }).into_response())
 }

@@ -56,6 +56,9 @@ pub struct RasterSource {
     pub attribution: Option<String>,
     warped: bool,
     levels: Vec<Level>,
+    /// The file's size and modification time (seconds) when opened, for the fingerprint;
+    /// `None` for a file GDAL reads from elsewhere (`/vsis3/...`).
+    file_stamp: Option<(u64, u64)>,
 }
 
 /// A dataset open on one thread: the file, and a warped EPSG:3857 view of it when the
@@ -120,6 +123,17 @@ pub type BlockTile = (TileId, Result<Option<Vec<u8>>, SourceError>);
 /// Open rasters, shared by the blocking threads that render (see [`DatasetPool`]).
 static OPEN: std::sync::LazyLock<DatasetPool<OpenRaster>> =
     std::sync::LazyLock::new(|| DatasetPool::new(crate::dataset_pool::default_per_file()));
+
+/// A local file's size and modification time in seconds (blocking).
+fn file_stamp(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some((meta.len(), modified.as_secs()))
+}
 
 impl RasterSource {
     /// Opens and checks the raster (blocking: call off the async runtime). The error
@@ -211,7 +225,22 @@ impl RasterSource {
             attribution: cfg.attribution.clone(),
             warped,
             levels,
+            file_stamp: file_stamp(Path::new(&cfg.path)),
         })
+    }
+
+    /// What its tiles are made from (settings, colours, the file's geometry, size and
+    /// time), as text for [`super::Source::fingerprint`].
+    pub fn fingerprint_text(&self) -> String {
+        format!(
+            "{:?}",
+            (
+                (&self.name, &self.path, self.band),
+                (&self.colormap, &self.style, self.resampling, self.nodata),
+                (self.minzoom, self.maxzoom, self.warped),
+                (&self.levels, self.file_stamp),
+            )
+        )
     }
 
     /// Renders one tile image.

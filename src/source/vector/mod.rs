@@ -204,6 +204,25 @@ enum TinyPolicy {
 }
 
 impl VectorSource {
+    /// What its tiles are made from besides the rows (not the data bounds, which follow
+    /// the data), as text for [`super::Source::fingerprint`].
+    pub fn fingerprint_text(&self) -> String {
+        format!(
+            "{:?}",
+            (
+                &self.name,
+                &self.table,
+                self.srid,
+                &self.geometry_type,
+                &self.properties,
+                (self.minzoom, self.maxzoom, self.has_id),
+                (self.tiny, self.frame),
+                &self.sql,
+                &self.sql_by_id,
+            )
+        )
+    }
+
     /// Renders one tile: the MVT bytes, or an empty vector for an empty tile.
     pub async fn render(
         self: &std::sync::Arc<Self>,
