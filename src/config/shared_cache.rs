@@ -47,7 +47,7 @@ fn default_ttl() -> u64 {
     86_400
 }
 fn default_max_entry_kb() -> u64 {
-    512
+    4096
 }
 fn default_timeout() -> u64 {
     100
