@@ -153,9 +153,18 @@ export class Dashboard {
     const total = cells.features.reduce((a, f) => a + f.properties.plans, 0);
     replace(body, mapEl, h('p', { class: 'total' },
       `${formatNumber(total)} plans in ${formatNumber(cells.features.length)} hexagons`));
-    const map = L.map(mapEl, { attributionControl: false, zoomControl: true, scrollWheelZoom: false })
+    const map = L.map(mapEl, { zoomControl: true, scrollWheelZoom: false })
       .setView([37.2, -119.5], 5);
+    map.attributionControl.setPrefix(false);
     this.heat = map;
+    // The main map's first basemap, for a sense of place (offline, the hexagons stay on
+    // the plain background).
+    api.basemaps().then((list) => {
+      const b = list[0];
+      if (b && this.heat === map) {
+        L.tileLayer(b.url, { attribution: b.attribution, maxZoom: b.max_zoom }).addTo(map).bringToBack();
+      }
+    }).catch(() => undefined);
     this.heatLayer = L.geoJSON(cells, {
       style: (f) => {
         const t = Math.sqrt((f?.properties?.plans ?? 0) / max);
