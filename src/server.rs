@@ -156,6 +156,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         );
     }
     let analytics = crate::analytics::Analytics::start(pool.clone(), &config.analytics);
+    let stats_memo_mb = config.accounts.stats_memo_mb;
     let state = Arc::new(AppState {
         config,
         tiles: Arc::clone(&tiles),
@@ -169,6 +170,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         project_area_source,
         conditions: conditions.map(Arc::new),
         analytics,
+        stats_memo: crate::planning::stats_memo::StatsMemo::new(
+            stats_memo_mb.saturating_mul(1024 * 1024),
+        ),
     });
     let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());

@@ -280,6 +280,37 @@ async fn catalog_build_stats_and_scores() {
         let band = planscape::planning::stats::band(expected.mean.expect("mean"));
         assert_eq!(got["band"], band);
     }
+    // A repeated request is answered from memory (the same body, a hit counted), and a
+    // raster replaced on disk is read afresh (its mtime and size are in the key).
+    let hits = || async {
+        let text = server
+            .get("/metrics", &[])
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        common::sample(&text, "area_stats_requests_total", &["result=\"hit\""])
+    };
+    let before = hits().await;
+    let request = json!({"region": "sierra_nevada", "conditions": names, "geometry": area});
+    let (status, _, again) = post(request.clone()).await;
+    assert_eq!((status, &again), (200, &body));
+    assert!(hits().await >= before + 1.0, "the repeat was a hit");
+    let replaced = rasters.join("tree_mortality_normalized.tif");
+    let kept = dir.join("tree_mortality_normalized.kept.tif");
+    std::fs::copy(&replaced, &kept).expect("keep");
+    std::fs::copy(rasters.join("fire_probability_normalized.tif"), &replaced).expect("replace");
+    let (status, _, changed) = post(request.clone()).await;
+    assert_eq!(status, 200, "{changed}");
+    let now = planscape::planning::stats::zonal_stats(&replaced, 1, &shape).expect("stats");
+    assert_eq!(changed["results"][2]["mean"].as_f64(), now.mean);
+    assert_ne!(changed["results"][2]["mean"], body["results"][2]["mean"]);
+    std::fs::copy(&kept, &replaced).expect("restore");
+    let (_, _, restored) = post(request).await;
+    assert_eq!(
+        restored, body,
+        "the restored raster gives the first results"
+    );
     // Raw values of a metric.
     let (_, _, raw) = post(json!({"region": "sierra_nevada", "conditions": ["tree_mortality"], "geometry": area, "values": "raw"})).await;
     let mean = raw["results"][0]["mean"].as_f64().expect("mean");

@@ -61,6 +61,9 @@ pub struct AccountsConfig {
     /// refused (422) before any is read.
     #[serde(default = "default_stats_max_pixels")]
     pub stats_max_pixels: u64,
+    /// Memory for statistics of drawn areas kept for repeated requests, MiB (0: none).
+    #[serde(default = "default_stats_memo_mb")]
+    pub stats_memo_mb: u64,
     /// Most pending invitations one user may have sent (429 beyond).
     #[serde(default = "default_invitations_max_pending")]
     pub invitations_max_pending: u32,
@@ -108,6 +111,9 @@ fn default_invitations_per_hour() -> u32 {
 fn default_plan_max_vertices() -> usize {
     100_000
 }
+fn default_stats_memo_mb() -> u64 {
+    16
+}
 fn default_stats_max_pixels() -> u64 {
     // All 55 demo conditions over 500,000 acres at 30 m read about 125 M pixels.
     250_000_000
@@ -124,6 +130,7 @@ impl Default for AccountsConfig {
             plan_max_area_acres: default_plan_max_area(),
             plan_max_vertices: default_plan_max_vertices(),
             stats_max_pixels: default_stats_max_pixels(),
+            stats_memo_mb: default_stats_memo_mb(),
             plan_min_area_acres: default_plan_min_area(),
             invitations_max_pending: default_invitations_max_pending(),
             invitations_per_hour: default_invitations_per_hour(),

@@ -50,6 +50,8 @@ pub struct AppState {
     pub project_area_source: Option<Arc<crate::source::vector::VectorSource>>,
     /// Usage analytics: events and tile demand, recorded without waiting.
     pub analytics: Arc<crate::analytics::Analytics>,
+    /// Statistics of drawn areas kept for repeated requests.
+    pub stats_memo: crate::planning::stats_memo::StatsMemo,
 }
 
 impl AppState {

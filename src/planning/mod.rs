@@ -14,5 +14,6 @@ pub mod scenarios;
 pub mod scores;
 pub mod stands;
 pub mod stats;
+pub mod stats_memo;
 pub mod units;
 pub mod upload;

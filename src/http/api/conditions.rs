@@ -16,6 +16,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::planning::conditions::{Conditions, Node};
 use crate::planning::scores::{self, ConditionStats, Scores, Values, compute};
+use crate::planning::stats_memo::StatsMemo;
 use crate::planning::{geometry, plans};
 
 /// A statistics request.
@@ -166,6 +167,24 @@ pub async fn area_stats(
             format!("covers {acres:.0} acres, more than the limit of {limit:.0}"),
         ));
     }
+    // The same area, conditions and rasters as a request before: its results.
+    let memo_key = {
+        let (region, nodes, geometry) = (form.region.clone(), nodes.clone(), bare.to_string());
+        let values = form.values;
+        tokio::task::spawn_blocking(move || StatsMemo::key(&region, values, &nodes, &geometry))
+            .await
+            .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))?
+    };
+    if let Some(results) = state.stats_memo.get(memo_key).await {
+        state
+            .analytics
+            .record(Event::new(EventKind::ScoresRead, Some(auth.user.id)).detail("area"));
+        return Ok(Json(StatsResponse {
+            region: form.region,
+            values: form.values,
+            results: results.as_ref().clone(),
+        }));
+    }
     let shape = Arc::new(shape);
     // A budget on the pixels read, checked from the rasters' headers before any is read;
     // an area that none of the region's rasters covers is refused too.
@@ -188,6 +207,10 @@ pub async fn area_stats(
         ));
     }
     let results = compute(nodes, form.values, shape).await?;
+    state
+        .stats_memo
+        .insert(memo_key, Arc::new(results.clone()))
+        .await;
     state
         .analytics
         .record(Event::new(EventKind::ScoresRead, Some(auth.user.id)).detail("area"));
