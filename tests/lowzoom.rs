@@ -31,6 +31,19 @@ fn id_of(f: &Value) -> i64 {
     f["properties"]["mvt_id"].as_i64().expect("feature id")
 }
 
+/// The area of a feature's stored z6 copy.
+async fn stored_area(client: &tokio_postgres::Client, source: &str, id: i64) -> f64 {
+    client
+        .query_one(
+            "SELECT ST_Area(geom) FROM planscape.lowzoom_features \
+             WHERE source = $1 AND z = 6 AND id = $2",
+            &[&source, &id],
+        )
+        .await
+        .expect("stored copy")
+        .get(0)
+}
+
 /// Polls the database until `sql` (one bool) is true; the copies are built in the
 /// background after start.
 async fn wait_for(scratch: &Scratch, sql: &str) {
@@ -118,6 +131,17 @@ async fn low_zooms_come_from_pixel_covers_and_changes_show_at_once() {
     let pixel = (b.xmax - b.xmin) / 256.0;
     let (cx, cy) = ((b.xmin + b.xmax) / 2.0, (b.ymin + b.ymax) / 2.0);
     let side = 10.0 * pixel;
+    let old_copy = stored_area(&scratch.client, &source, id).await;
+    // Hold the refresh back (it waits on this lock on the feature's copies), so that the
+    // next tile can only show the change by computing the dirty row live.
+    let mut holder = planscape::db::connect(&db_config()).await.expect("connect");
+    let hold = holder.transaction().await.expect("begin");
+    hold.execute(
+        "SELECT 1 FROM planscape.lowzoom_features WHERE source = $1 AND id = $2 FOR UPDATE",
+        &[&source, &id],
+    )
+    .await
+    .expect("lock the copies");
     scratch
         .client
         .execute(
@@ -145,7 +169,12 @@ async fn low_zooms_come_from_pixel_covers_and_changes_show_at_once() {
         side * side
     );
 
-    // The change notification refreshes the copies; the tile stays the same.
+    // The copy is still the old one: the tile computed the changed row live.
+    assert!((stored_area(&scratch.client, &source, id).await - old_copy).abs() < 1e-6 * old_copy);
+
+    // Released, the refresh (started by the change notification) writes the copies;
+    // the tile stays the same.
+    hold.commit().await.expect("release");
     wait_for(
         &scratch,
         &format!(
@@ -153,15 +182,7 @@ async fn low_zooms_come_from_pixel_covers_and_changes_show_at_once() {
         ),
     )
     .await;
-    let stored: f64 = scratch
-        .client
-        .query_one(
-            "SELECT ST_Area(geom) FROM planscape.lowzoom_features WHERE source = $1 AND z = 6 AND id = $2",
-            &[&source, &id],
-        )
-        .await
-        .expect("refreshed copy")
-        .get(0);
+    let stored = stored_area(&scratch.client, &source, id).await;
     assert!(
         (stored - side * side).abs() < 0.02 * side * side,
         "stored {stored}"
