@@ -6,11 +6,11 @@
 -- a tile reads a few vertices per feature instead of every vertex of the source. The
 -- copies are keyed by `source` (`schema.table.geometry`) and feature id.
 --
--- A row trigger on the layer's table records the ids whose geometry or id changed in
--- `lowzoom_dirty`; tile queries compute those rows' covers live (with the same function)
--- and skip their stored copies, so a change shows at once. The server refreshes the dirty
--- rows when the table's change notification arrives. Deleted rows need nothing: tile
--- queries join the copies to the table.
+-- A row trigger on the layer's table records the ids inserted, deleted, or whose geometry
+-- or id changed in `lowzoom_dirty`; tile queries compute those rows' covers live (with the
+-- same function) and skip their stored copies, so a change shows at once. The server
+-- refreshes the dirty rows when the table's change notification arrives. Tile queries
+-- join the copies to the table, so rows gone (also by TRUNCATE) never show.
 
 CREATE TABLE planscape.lowzoom_features (
     source text NOT NULL,

@@ -1,7 +1,7 @@
 //! Low zooms from generalized copies (`lowzoom_maxzoom`): once built, a low-zoom tile
 //! holds each feature's pixel cover (the zoom's pixels whose centres it contains), stays
-//! under 500 KB, and a geometry change shows in the very next tile (the changed row is
-//! computed live until the copies are refreshed), then in the refreshed copies.
+//! under 500 KB, and a geometry change or a deletion shows in the very next tile (the
+//! changed row is computed live until the copies are refreshed), then in the copies.
 
 mod common;
 
@@ -189,6 +189,23 @@ async fn low_zooms_come_from_pixel_covers_and_changes_show_at_once() {
     );
     let (refreshed, _) = tile_of(&server, tile).await;
     assert!((area_of(&refreshed) - area).abs() < 1e-6 * area);
+
+    // Deleted: gone from the next tile, then its copies are dropped by the refresh.
+    scratch
+        .client
+        .execute(&format!("DELETE FROM {s}.watersheds WHERE id = $1"), &[&id])
+        .await
+        .expect("delete");
+    let (after_delete, _) = tile_of(&server, tile).await;
+    assert!(!features(&after_delete).iter().any(|f| id_of(f) == id));
+    wait_for(
+        &scratch,
+        &format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM planscape.lowzoom_features \
+             WHERE source = '{source}' AND id = {id})"
+        ),
+    )
+    .await;
 
     server.stop().await;
     scratch

@@ -195,6 +195,7 @@ impl VectorSource {
                     .join(", ");
                 let lz = LowZoom::new(
                     &format!("{schema}.{table}"),
+                    oid,
                     id,
                     &cfg.geometry,
                     cfg.minzoom,

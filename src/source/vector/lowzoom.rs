@@ -8,7 +8,8 @@
 //! per feature and rasterizes at 256 px exactly like the source geometry (a feature
 //! that contains no pixel centre is left out at that zoom, as a renderer would).
 //!
-//! Freshness: a row trigger records changed ids in `planscape.lowzoom_dirty`; tile
+//! Freshness: a row trigger records inserted, deleted and re-shaped ids in
+//! `planscape.lowzoom_dirty`; tile
 //! queries compute those rows' covers live (the same SQL function) instead of reading
 //! their copies, so a change shows in the next tile. The change listener then refreshes
 //! the dirty rows ([`Generalizer`]). Until a source's copies are built (or when they
@@ -65,10 +66,11 @@ pub(super) struct LowZoomSql<'a> {
 }
 
 impl LowZoom {
-    /// The copies of `schema.table` (`geom_column`, `id_column`) for zooms
+    /// The copies of `schema.table` (relation `oid`; `geom_column`, `id_column`) for zooms
     /// `minzoom..=maxzoom`, with the tile query built from `q`.
     pub(super) fn new(
         table: &str,
+        oid: u32,
         id_column: &str,
         geom_column: &str,
         minzoom: u8,
@@ -79,7 +81,11 @@ impl LowZoom {
         Self {
             minzoom,
             maxzoom,
-            fingerprint: format!("{ALGORITHM} {source} id={id_column} z={minzoom}-{maxzoom}"),
+            // The table's oid: a table dropped and made again (its trigger gone with it)
+            // is rebuilt.
+            fingerprint: format!(
+                "{ALGORITHM} {source} oid={oid} id={id_column} z={minzoom}-{maxzoom}"
+            ),
             source,
             table: table.to_owned(),
             id_column: id_column.to_owned(),
@@ -111,7 +117,7 @@ impl LowZoom {
     /// stale, else refreshes the dirty rows. Returns whether it rebuilt.
     pub async fn ensure(&self, client: &tokio_postgres::Client) -> Result<bool, String> {
         let trigger = format!(
-            "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OF {}, {} ON {} \
+            "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR DELETE OR UPDATE OF {}, {} ON {} \
              FOR EACH ROW EXECUTE FUNCTION planscape.lowzoom_mark_dirty({}, {})",
             quote_ident(&format!("planscape_lowzoom_{}", self.geom_column)),
             quote_ident(&self.geom_column),
