@@ -3,7 +3,9 @@
 //! LISTENs and tells the [`TileService`], which bumps the versions of the layers reading
 //! that table, so the next request renders fresh data. Purges elsewhere arrive on
 //! [`LAYER_CHANNEL`]. After the listening connection is lost (and notifications may have
-//! been missed), every layer's version is bumped on reconnect.
+//! been missed), every layer's version is bumped on reconnect. Layers with low-zoom
+//! copies ([`crate::source::vector::lowzoom`]) have them built at start and refreshed
+//! on each change of their table.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use tokio_postgres::AsyncMessage;
 
 use crate::config::DatabaseConfig;
 use crate::db::{self, quote_ident};
+use crate::source::vector::lowzoom::Generalizer;
 use crate::tiles::{LAYER_CHANNEL, TileService};
 
 /// The notification channel.
@@ -41,21 +44,25 @@ pub async fn install_triggers(
     failures
 }
 
-fn dispatch(tiles: &TileService, n: &tokio_postgres::Notification) {
+fn dispatch(tiles: &TileService, low: Option<&Generalizer>, n: &tokio_postgres::Notification) {
     if n.channel() == LAYER_CHANNEL {
         tiles.layer_changed(n.payload());
     } else {
         tiles.table_changed(n.payload());
+        if let Some(low) = low {
+            low.table_changed(n.payload());
+        }
     }
 }
 
 /// Runs the LISTEN loop until the process ends, reconnecting with backoff.
 pub fn spawn_listener(db: DatabaseConfig, tiles: Arc<TileService>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let low = Generalizer::spawn(db.clone(), Arc::clone(&tiles));
         let mut connected_before = false;
         let mut backoff = Duration::from_millis(250);
         loop {
-            match listen_once(&db, &tiles, connected_before).await {
+            match listen_once(&db, &tiles, low.as_ref(), connected_before).await {
                 Ok(()) => {
                     connected_before = true;
                     backoff = Duration::from_millis(250);
@@ -74,6 +81,7 @@ pub fn spawn_listener(db: DatabaseConfig, tiles: Arc<TileService>) -> tokio::tas
 async fn listen_once(
     db: &DatabaseConfig,
     tiles: &TileService,
+    low: Option<&Generalizer>,
     reconnect: bool,
 ) -> Result<(), String> {
     let (client, mut connection) = db::open(db).await.map_err(|e| {
@@ -92,7 +100,7 @@ async fn listen_once(
         tokio::select! {
             result = &mut listen => { result.map_err(|e| e.to_string())?; break; }
             message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(n))) => dispatch(tiles, &n),
+                Some(Ok(AsyncMessage::Notification(n))) => dispatch(tiles, low, &n),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.to_string()),
                 None => return Err("connection closed".into()),
@@ -101,11 +109,14 @@ async fn listen_once(
     }
     if reconnect {
         tiles.all_changed();
+        if let Some(low) = low {
+            low.all_changed();
+        }
     }
     tracing::info!("listening for data changes");
     while let Some(message) = messages.next().await {
         match message {
-            Ok(AsyncMessage::Notification(n)) => dispatch(tiles, &n),
+            Ok(AsyncMessage::Notification(n)) => dispatch(tiles, low, &n),
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "change listener connection error");

@@ -216,6 +216,8 @@ async fn open_private_source(
         description: None,
         attribution: None,
         pregenerated: None,
+        lowzoom_maxzoom: None,
+        lowzoom_properties: None,
     };
     let client = db::connect(&config.database).await.ok()?;
     match crate::source::vector::VectorSource::inspect_filtered(&client, table, &cfg, Some(filter))

@@ -63,6 +63,15 @@ pub struct VectorLayerConfig {
     /// Read tiles from the tile store (`[layers.NAME.pregenerated]`).
     #[serde(default)]
     pub pregenerated: Option<PregeneratedConfig>,
+    /// Serve zooms `minzoom..=lowzoom_maxzoom` from generalized copies kept beside the
+    /// table (pixel covers, migration V9); needs `id`. Off when absent.
+    #[serde(default)]
+    pub lowzoom_maxzoom: Option<u8>,
+    /// The properties kept in tiles served from the low-zoom copies (a subset of
+    /// `properties`; all of them when absent). Attributes are most of a low-zoom tile's
+    /// bytes.
+    #[serde(default)]
+    pub lowzoom_properties: Option<Vec<String>>,
 }
 
 /// A raster layer: a GeoTIFF/COG band drawn with a colormap style.
@@ -179,7 +188,36 @@ impl VectorLayerConfig {
                 ));
             }
         }
-        validate_zooms(name, self.minzoom, self.maxzoom)
+        validate_zooms(name, self.minzoom, self.maxzoom)?;
+        if let Some(low) = self.lowzoom_maxzoom {
+            if self.id.is_none() {
+                return Err(invalid(
+                    "lowzoom_maxzoom",
+                    "needs an `id` column (copies are kept per feature id)".to_owned(),
+                ));
+            }
+            if let Some(p) = self
+                .lowzoom_properties
+                .iter()
+                .flatten()
+                .find(|p| !self.properties.contains(p))
+            {
+                return Err(invalid(
+                    "lowzoom_properties",
+                    format!("`{p}` is not one of the layer's properties"),
+                ));
+            }
+            if low < self.minzoom || low > self.maxzoom {
+                return Err(invalid(
+                    "lowzoom_maxzoom",
+                    format!(
+                        "{low} is outside the layer's zooms {}..={}",
+                        self.minzoom, self.maxzoom
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

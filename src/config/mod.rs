@@ -413,6 +413,29 @@ mod tests {
     }
 
     #[test]
+    fn lowzoom_settings_are_checked() {
+        let layer = "[layers.a]\ntype = \"vector\"\ntable = \"t\"\nproperties = [\"p\", \"q\"]\n\
+                     minzoom = 5\nmaxzoom = 14\n";
+        let ok = format!("{layer}id = \"id\"\nlowzoom_maxzoom = 8\nlowzoom_properties = [\"q\"]\n");
+        assert!(load_str(&ok, &[]).is_ok());
+        for (extra, key) in [
+            ("lowzoom_maxzoom = 8\n", "lowzoom_maxzoom"),
+            ("id = \"id\"\nlowzoom_maxzoom = 4\n", "lowzoom_maxzoom"),
+            ("id = \"id\"\nlowzoom_maxzoom = 15\n", "lowzoom_maxzoom"),
+            (
+                "id = \"id\"\nlowzoom_maxzoom = 8\nlowzoom_properties = [\"r\"]\n",
+                "lowzoom_properties",
+            ),
+        ] {
+            let err = load_str(&format!("{layer}{extra}"), &[]).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("layers.a.{key}")),
+                "{extra}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let err = load_str("[cache]\nsize_mb = \"lots\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("size_mb"), "{err}");

@@ -2,6 +2,7 @@
 //! geometry's SRID and extent, checked against the database and turned into the
 //! prepared tile queries.
 
+use super::lowzoom::{LowZoom, LowZoomSql};
 use super::{PropKind, SourceFrame, TileSql, TinyPolicy, VectorSource, build_tile_sql};
 use crate::config::VectorLayerConfig;
 use crate::db::quote_ident;
@@ -164,6 +165,58 @@ impl VectorSource {
             tile_sql.filter = f;
             build_tile_sql(&tile_sql)
         });
+        let lowzoom = match (cfg.lowzoom_maxzoom, cfg.id.as_deref()) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err("`lowzoom_maxzoom` needs an `id` column".to_owned());
+            }
+            (Some(maxzoom), Some(id)) => {
+                let qid = quote_ident(id);
+                // Properties left out at the copies' zooms read as NULL (absent).
+                let inner_low = select
+                    .iter()
+                    .zip(&aliases)
+                    .enumerate()
+                    .map(|(i, (expr, alias))| {
+                        let kept = i == 0
+                            || cfg.lowzoom_properties.as_ref().is_none_or(|keep| {
+                                properties
+                                    .get(i - 1)
+                                    .is_some_and(|(name, _)| keep.contains(name))
+                            });
+                        if kept {
+                            format!("{expr} AS {alias}")
+                        } else {
+                            let cast = properties.get(i - 1).map_or("", |(_, k)| k.cast());
+                            format!("NULL{cast} AS {alias}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let lz = LowZoom::new(
+                    &format!("{schema}.{table}"),
+                    oid,
+                    id,
+                    &cfg.geometry,
+                    cfg.minzoom,
+                    maxzoom,
+                    &LowZoomSql {
+                        inner: &inner_low,
+                        qtable: &qtable,
+                        qid: &qid,
+                        qgeom: &qgeom,
+                        srid,
+                        frame,
+                        properties: properties.len(),
+                    },
+                );
+                client
+                    .prepare(&lz.sql)
+                    .await
+                    .map_err(|e| format!("low-zoom tile query does not prepare: {e}"))?;
+                Some(lz)
+            }
+        };
         let bounds_row = client
             .query_one(
                 &format!(
@@ -206,6 +259,7 @@ impl VectorSource {
             frame,
             sql,
             sql_by_id,
+            lowzoom,
         })
     }
 }

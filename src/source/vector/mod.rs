@@ -8,11 +8,13 @@
 //! beyond that — clipping, snapping to the 4096 grid, ring orientation, tiny-polygon
 //! reduction, protobuf and gzip encoding — runs in Rust on a blocking thread of this
 //! server, so the shared database does less work per tile than `ST_AsMVT` (which also
-//! validates every clipped polygon) and servers scale out horizontally.
+//! validates every clipped polygon) and servers scale out horizontally. A layer may serve
+//! its low zooms from generalized copies kept beside the table instead ([`lowzoom`]).
 
 mod clip;
 pub mod encode;
 mod inspect;
+pub mod lowzoom;
 
 use deadpool_postgres::Pool;
 use geozero::ToGeo;
@@ -96,6 +98,8 @@ pub struct VectorSource {
     frame: SourceFrame,
     sql: String,
     sql_by_id: Option<String>,
+    /// Generalized copies serving the low zooms (`lowzoom_maxzoom`).
+    lowzoom: Option<lowzoom::LowZoom>,
 }
 
 /// The kind of coordinates the layer's SRID has.
@@ -219,6 +223,7 @@ impl VectorSource {
                 (self.tiny, self.frame),
                 &self.sql,
                 &self.sql_by_id,
+                self.lowzoom.as_ref().map(|l| (&l.fingerprint, &l.sql)),
             )
         )
     }
@@ -261,26 +266,57 @@ impl VectorSource {
                 })?,
                 None => &self.sql,
             };
-            let statement = client
-                .prepare_cached(sql)
-                .await
-                .map_err(SourceError::from_pg)?;
-            let id = only.unwrap_or(0);
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
-                &envelope.xmin,
-                &envelope.ymin,
-                &envelope.xmax,
-                &envelope.ymax,
-                &tolerance,
-                &min_size,
-            ];
-            if only.is_some() {
-                params.push(&id);
+            // Low zooms come from the generalized copies once they are built.
+            let low = match &self.lowzoom {
+                Some(lz) if only.is_none() && lz.covers(tile.z) => lz
+                    .ready(&client)
+                    .await
+                    .map_err(SourceError::from_pg)?
+                    .then_some(lz),
+                _ => None,
+            };
+            if let Some(lz) = low {
+                let statement = client
+                    .prepare_cached(&lz.sql)
+                    .await
+                    .map_err(SourceError::from_pg)?;
+                let z = i32::from(tile.z);
+                client
+                    .query(
+                        &statement,
+                        &[
+                            &envelope.xmin,
+                            &envelope.ymin,
+                            &envelope.xmax,
+                            &envelope.ymax,
+                            &z,
+                            &lz.source,
+                        ],
+                    )
+                    .await
+                    .map_err(SourceError::from_pg)?
+            } else {
+                let statement = client
+                    .prepare_cached(sql)
+                    .await
+                    .map_err(SourceError::from_pg)?;
+                let id = only.unwrap_or(0);
+                let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+                    &envelope.xmin,
+                    &envelope.ymin,
+                    &envelope.xmax,
+                    &envelope.ymax,
+                    &tolerance,
+                    &min_size,
+                ];
+                if only.is_some() {
+                    params.push(&id);
+                }
+                client
+                    .query(&statement, &params)
+                    .await
+                    .map_err(SourceError::from_pg)?
             }
-            client
-                .query(&statement, &params)
-                .await
-                .map_err(SourceError::from_pg)?
         };
         let queried = started.elapsed();
         let this = std::sync::Arc::clone(self);
