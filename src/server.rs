@@ -64,6 +64,7 @@ pub struct Server {
     listener: TcpListener,
     change_listener: tokio::task::JoinHandle<()>,
     run_sweeper: tokio::task::JoinHandle<()>,
+    metrics_upkeep: tokio::task::JoinHandle<()>,
 }
 
 /// Prepares everything and binds the socket; call [`Server::run`] to serve.
@@ -176,6 +177,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     });
     let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
+    let metrics_upkeep = crate::telemetry::spawn_upkeep();
     starting.finish().await;
     Ok(Server {
         addr,
@@ -183,6 +185,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         listener,
         change_listener,
         run_sweeper,
+        metrics_upkeep,
     })
 }
 
@@ -331,6 +334,7 @@ impl Server {
         };
         self.change_listener.abort();
         self.run_sweeper.abort();
+        self.metrics_upkeep.abort();
         // Queued events and tile counts are written before the process ends (3 s at most:
         // the default grace of 25 s plus this stays below ECS's 30 s stop timeout).
         self.state.analytics.shutdown(Duration::from_secs(3)).await;

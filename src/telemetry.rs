@@ -2,7 +2,8 @@
 //!
 //! Metric names and labels (label values are bounded: route patterns from the router,
 //! configured layer names, zoom levels 0–24, status codes):
-//! - `http_requests_total{route, method, status}` and `http_request_duration_seconds{route}`
+//! - `http_requests_total{route, method, status}` (methods other than GET, HEAD, POST,
+//!   PUT, PATCH, DELETE and OPTIONS count as `other`) and `http_request_duration_seconds{route}`
 //! - `tiles_served_total{layer, zoom, format}`: usage analytics per layer and zoom
 //! - `tile_cache_requests_total{layer, result="hit"|"miss"}`
 //! - `tile_render_seconds{layer}`: time spent rendering (misses only)
@@ -11,13 +12,16 @@
 //!   `db_pool_max_connections`, `process_resident_memory_bytes`, `gdal_cache_bytes`,
 //!   `gdal_cache_max_bytes`: gauges refreshed on every scrape
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 
@@ -43,26 +47,32 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 /// Counts and times every request by route pattern; adds a request id (kept from the
-/// client when it is short and printable) to the response and to the log span.
-pub async fn track(mut request: Request, next: Next) -> Response {
+/// client when it is short and printable) to the response and to the log span (handlers
+/// do not read it, so it is not copied into the request's headers).
+///
+/// This runs on every request, the cache hits of tiles included, so it allocates as
+/// little as it can: the route is borrowed from the router's [`MatchedPath`], the metric
+/// handles are resolved once per worker thread ([`record`]), and the id is made once as a
+/// header value that the request and the response share.
+pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let id = request
         .headers()
         .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(new_request_id, str::to_owned);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert(REQUEST_ID, value);
-    }
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 64 && b.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let route_name = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let id_text = id.to_str().unwrap_or_default();
     // A debug-level span: at the default `info` level it costs nothing per request; the
     // request id still goes into the warn line of failed requests below.
-    let span = tracing::debug_span!("request", id = %id, method = %method, route = %route);
+    let span =
+        tracing::debug_span!("request", id = %id_text, method = %method, route = %route_name);
     let mut response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let code = response.status().as_u16();
@@ -77,18 +87,90 @@ pub async fn track(mut request: Request, next: Next) -> Response {
             tracing::debug!(status = code, ms = elapsed.as_secs_f64() * 1e3, "request");
         }
     });
-    let status = code.to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    record(route_name, &method, code, elapsed.as_secs_f64());
+    response.headers_mut().insert(REQUEST_ID, id);
     response
 }
 
-fn new_request_id() -> String {
+/// The handles of one route's `http_request_duration_seconds` and of its
+/// `http_requests_total` per method and status.
+struct RouteMetrics {
+    duration: Histogram,
+    requests: Vec<(Option<Method>, u16, Counter)>,
+}
+
+thread_local! {
+    /// Route handles of this worker thread, by route pattern (a bounded set: the router's
+    /// patterns and `unmatched`).
+    static ROUTES: RefCell<HashMap<Box<str>, RouteMetrics>> = RefCell::new(HashMap::new());
+}
+
+/// Counts one request of `route` and records its duration, with handles resolved on the
+/// first request of each route, method and status on this thread (a lookup by label set
+/// in the registry costs more than the rest of a cache hit's bookkeeping).
+fn record(route: &str, method: &Method, status: u16, seconds: f64) {
+    // Unusual methods share one label value (`None`, "other"): clients cannot grow the
+    // series without bound.
+    let method = match *method {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::OPTIONS => Some(method),
+        _ => None,
+    };
+    ROUTES.with_borrow_mut(|routes| {
+        if !routes.contains_key(route) {
+            handle();
+            let duration = metrics::histogram!("http_request_duration_seconds", "route" => route.to_owned());
+            routes.insert(
+                route.into(),
+                RouteMetrics {
+                    duration,
+                    requests: Vec::new(),
+                },
+            );
+        }
+        let Some(metrics) = routes.get_mut(route) else {
+            return;
+        };
+        metrics.duration.record(seconds);
+        let known = metrics
+            .requests
+            .iter()
+            .position(|(m, s, _)| m.as_ref() == method && *s == status);
+        let index = known.unwrap_or_else(|| {
+            let label = method.map_or("other", Method::as_str).to_owned();
+            let counter = metrics::counter!("http_requests_total", "route" => route.to_owned(), "method" => label, "status" => status.to_string());
+            metrics.requests.push((method.cloned(), status, counter));
+            metrics.requests.len() - 1
+        });
+        if let Some((_, _, counter)) = metrics.requests.get(index) {
+            counter.increment(1);
+        }
+    });
+}
+
+/// Drains the histograms' sample buffers into their buckets every few seconds. Without
+/// it (the recorder is installed without its HTTP listener, which would run this), every
+/// recorded duration stays in memory until `/metrics` is scraped: unbounded growth on a
+/// server nobody scrapes. Runs until aborted.
+pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
+    let handle = handle();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
+/// A new request id: 16 hex digits from the time, a counter and the process id.
+fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -98,8 +180,10 @@ fn new_request_id() -> String {
     let mut seed = [0u8; 24];
     seed[..16].copy_from_slice(&nanos.to_le_bytes());
     seed[16..].copy_from_slice(&n.to_le_bytes());
-    format!(
-        "{:016x}",
-        xxhash_rust::xxh3::xxh3_64_with_seed(&seed, u64::from(std::process::id()))
-    )
+    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&seed, u64::from(std::process::id()));
+    let mut hex = [0u8; 16];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[((hash >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&hex).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }

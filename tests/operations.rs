@@ -35,6 +35,32 @@ async fn metrics_parse_as_prometheus_text_and_move() {
             .status(),
         400
     );
+    // A request id sent by the client comes back; one is made (16 hex digits) otherwise.
+    let echoed = server
+        .get(
+            &format!("/tiles/{layer}/7/20/49.mvt"),
+            &[("x-request-id", "client-id-42")],
+        )
+        .await;
+    assert_eq!(echoed.headers()["x-request-id"], "client-id-42");
+    let made = server
+        .get(&format!("/tiles/{layer}/7/20/49.mvt"), &[])
+        .await;
+    let made_id = made.headers()["x-request-id"].to_str().unwrap_or("");
+    assert!(
+        made_id.len() == 16 && made_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{made_id}"
+    );
+    // Methods outside the usual ones share the label `other`: clients cannot make series.
+    let odd = common::client()
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").expect("method"),
+            format!("{}/tiles/{layer}/7/20/49.mvt", server.base),
+        )
+        .send()
+        .await
+        .expect("PROPFIND");
+    assert_eq!(odd.status(), 405);
     let response = server.get("/metrics", &[]).await;
     assert_eq!(response.status(), 200);
     assert!(
@@ -95,7 +121,7 @@ async fn metrics_parse_as_prometheus_text_and_move() {
             "tile_cache_requests_total",
             &[&this_layer, "result=\"hit\""]
         ),
-        2.0
+        4.0
     );
     assert_eq!(
         sample(
@@ -103,7 +129,18 @@ async fn metrics_parse_as_prometheus_text_and_move() {
             "tiles_served_total",
             &[&this_layer, "zoom=\"7\"", "format=\"mvt\""]
         ),
-        3.0
+        5.0
+    );
+    assert!(
+        sample(
+            &text,
+            "http_requests_total",
+            &["method=\"other\"", "status=\"405\""]
+        ) >= 1.0
+    );
+    assert!(
+        !text.contains("PROPFIND"),
+        "a client's method became a label"
     );
     assert!(sample(&text, "tile_render_seconds_count", &[&this_layer]) >= 1.0);
     assert!(
