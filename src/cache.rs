@@ -60,6 +60,14 @@ impl TileCache {
         Self { inner }
     }
 
+    /// The cached tile of `key`, if any (the fast path of a hit: nothing else is built).
+    pub async fn get(&self, key: &TileKey) -> Option<Arc<EncodedTile>> {
+        match &self.inner {
+            Some(cache) => cache.get(key).await,
+            None => None,
+        }
+    }
+
     /// Returns the cached tile, or runs `render` once for all concurrent callers of the
     /// same key and caches its result. Errors are shared by the waiting callers and not
     /// cached.
@@ -74,8 +82,10 @@ impl TileCache {
     {
         match &self.inner {
             Some(cache) => {
+                // By reference: the key is copied into an `Arc` only when a render inserts
+                // it, not on every hit (`try_get_with` allocates one per call).
                 cache
-                    .try_get_with(key, async { render.await.map(Arc::new) })
+                    .try_get_with_by_ref(&key, async { render.await.map(Arc::new) })
                     .await
             }
             None => render.await.map(Arc::new).map_err(Arc::new),

@@ -29,6 +29,8 @@ pub struct Layer {
     /// Its name in the shared cache level: the name and a fingerprint of what its tiles
     /// are made from ([`crate::cache::shared::layer_id`]).
     pub shared_id: String,
+    /// Its metric handles (tiles served, cache hits and misses).
+    pub metrics: super::layer_metrics::LayerMetrics,
     version: AtomicU64,
 }
 
@@ -144,6 +146,7 @@ impl Catalog {
         let shared_id =
             crate::cache::shared::layer_id(&name, xxhash_rust::xxh3::xxh3_64(made_from.as_bytes()));
         self.layers.push(Layer {
+            metrics: super::layer_metrics::LayerMetrics::new(&name),
             name,
             source,
             pregenerated,

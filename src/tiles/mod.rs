@@ -11,6 +11,7 @@
 //! parts, never the HTTP state.
 
 pub mod catalog;
+pub mod layer_metrics;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -150,7 +151,8 @@ impl TileService {
         self.store.as_ref()
     }
 
-    /// A tile of layer `name`, from the cache, the store or a live render.
+    /// A tile of layer `name`, from the cache, the store or a live render (counted in
+    /// `tiles_served_total` when it is had).
     pub async fn tile(
         &self,
         name: &str,
@@ -175,6 +177,34 @@ impl TileService {
             format,
             scale,
         };
+        // A hit answers from here. The miss path lives in its own boxed future: its state
+        // (renders, database and store requests) is tens of kilobytes, which every request
+        // would otherwise allocate and copy, hits included.
+        let encoded = match self.cache.get(&key).await {
+            Some(hit) => {
+                layer.metrics.cache_lookup(true);
+                hit
+            }
+            None => Box::pin(self.miss(layer, source, key)).await?,
+        };
+        layer.metrics.served(tile.z, format);
+        Ok(encoded)
+    }
+
+    /// A tile that was not in the cache a moment ago: rendered (or read) once for all
+    /// concurrent callers of the same key, and cached.
+    async fn miss(
+        &self,
+        layer: &Layer,
+        source: &Source,
+        key: TileKey,
+    ) -> Result<Arc<EncodedTile>, TileError> {
+        let TileKey {
+            tile,
+            format,
+            scale,
+            ..
+        } = key;
         let rendered_here = AtomicBool::new(false);
         let span = tracing::debug_span!("render", layer = %layer.name, %tile);
         let result = self
@@ -197,13 +227,10 @@ impl TileService {
                 ),
             )
             .await;
-        let outcome = if rendered_here.load(Ordering::Relaxed) {
-            "miss"
-        } else {
-            "hit"
-        };
-        metrics::counter!("tile_cache_requests_total", "layer" => layer.name.clone(), "result" => outcome).increment(1);
-        let tile = result.map_err(|e| {
+        layer
+            .metrics
+            .cache_lookup(!rendered_here.load(Ordering::Relaxed));
+        let encoded = result.map_err(|e| {
             let kind = match e.as_ref() {
                 SourceError::Unavailable(_) => "unavailable",
                 SourceError::Timeout => "timeout",
@@ -213,7 +240,7 @@ impl TileService {
             metrics::counter!("tile_render_errors_total", "layer" => layer.name.clone(), "kind" => kind).increment(1);
             TileError::Render(e)
         })?;
-        Ok(tile)
+        Ok(encoded)
     }
 
     /// Makes a tile on an in-process miss: from the shared level when there is one, else
