@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 
 /// Half the width of the Web Mercator square, in metres.
@@ -267,28 +268,39 @@ pub struct EncodedTile {
     pub gzip: Option<Bytes>,
     /// Content hash (hex), the base of the strong ETags.
     pub hash: String,
+    /// The ETag of `raw` (`"{hash}"`), made once: a cache hit only clones it.
+    pub etag: HeaderValue,
+    /// The ETag of `gzip` (`"{hash}-gz"`).
+    pub etag_gzip: HeaderValue,
 }
 
 impl EncodedTile {
     /// Wraps rendered bytes, compressing them when the format benefits (CPU: call off
     /// the async runtime for large tiles).
     pub fn new(raw: Vec<u8>, format: TileFormat) -> Self {
-        let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
         let gzip = (format.compressible() && !raw.is_empty()).then(|| Bytes::from(gzip(&raw)));
-        Self {
-            raw: Bytes::from(raw),
-            gzip,
-            hash,
-        }
+        Self::from_parts(Bytes::from(raw), gzip)
     }
 
     /// Wraps rendered bytes whose gzip is already at hand (read back from the store).
     pub fn with_gzip(raw: Vec<u8>, gzip: Bytes) -> Self {
+        Self::from_parts(Bytes::from(raw), Some(gzip))
+    }
+
+    /// Wraps tile bytes and their gzip as they are (hashes `raw` for the ETags).
+    pub fn from_parts(raw: Bytes, gzip: Option<Bytes>) -> Self {
         let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw));
+        // Hex digits and quotes: always a valid header value.
+        let etag = HeaderValue::from_str(&format!("\"{hash}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        let etag_gzip = HeaderValue::from_str(&format!("\"{hash}-gz\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
         Self {
-            raw: Bytes::from(raw),
-            gzip: Some(gzip),
+            raw,
+            gzip,
             hash,
+            etag,
+            etag_gzip,
         }
     }
 

@@ -70,11 +70,7 @@ pub fn decode(bytes: Bytes) -> Result<EncodedTile, EntryError> {
     }
     let raw = bytes.slice(HEADER..HEADER + raw_len);
     let gzip = (flags == 1).then(|| bytes.slice(HEADER + raw_len..));
-    Ok(EncodedTile {
-        hash: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&raw)),
-        raw,
-        gzip,
-    })
+    Ok(EncodedTile::from_parts(raw, gzip))
 }
 
 fn len_u32(len: usize) -> u32 {

@@ -110,14 +110,22 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
+    let any = origins.iter().any(|o| o == "*");
+    let allow = if any {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
-    CorsLayer::new()
+    let layer = CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .expose_headers([header::ETAG, header::CONTENT_ENCODING])
+        .expose_headers([header::ETAG, header::CONTENT_ENCODING]);
+    if any {
+        // Answers do not depend on the request's Origin (nor, with fixed allowed methods
+        // and headers, on a preflight's): no `Vary` to add, and none to build per request.
+        layer.vary([])
+    } else {
+        layer
+    }
 }

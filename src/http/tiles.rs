@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -16,32 +16,34 @@ use crate::tile::{EncodedTile, TileId, parse_y_segment};
 /// The tile endpoint: parse the path, ask the tile service, answer.
 pub async fn get_tile(
     State(state): State<Arc<AppState>>,
-    path: Result<Path<(String, String, String, String)>, PathRejection>,
-    headers: HeaderMap,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let Path((layer, z, x, y_segment)) =
-        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
-    let segment = parse_y_segment(&y_segment)?;
-    let tile = TileId::parse(&z, &x, segment.y)?;
+    // Borrowed from the router's decoded parameters: no `String` per segment.
+    let params = params
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+    let (mut layer, mut z, mut x, mut y_segment) = ("", "", "", "");
+    for (name, value) in &params {
+        match name {
+            "layer" => layer = value,
+            "z" => z = value,
+            "x" => x = value,
+            "y" => y_segment = value,
+            _ => {}
+        }
+    }
+    let segment = parse_y_segment(y_segment)?;
+    let tile = TileId::parse(z, x, segment.y)?;
     let format = segment.format;
-    let tile_bytes = state
-        .tiles
-        .tile(&layer, tile, format, segment.scale)
-        .await?;
-    state.analytics.count_tile(&layer, tile.z);
-    metrics::counter!(
-        "tiles_served_total",
-        "layer" => layer,
-        "zoom" => tile.z.to_string(),
-        "format" => format.extension()
-    )
-    .increment(1);
+    let tile_bytes = state.tiles.tile(layer, tile, format, segment.scale).await?;
+    state.analytics.count_tile(layer, tile.z);
+    // The request itself, not a clone of its headers (`HeaderMap` as an extractor copies).
     Ok(respond(
         &state.cache_control,
         &tile_bytes,
         format.content_type(),
         format.compressible(),
-        &headers,
+        request.headers(),
     ))
 }
 
@@ -58,19 +60,17 @@ pub fn respond(
         _ => None,
     };
     let etag = if gzip.is_some() {
-        format!("\"{}-gz\"", tile.hash)
+        &tile.etag_gzip
     } else {
-        format!("\"{}\"", tile.hash)
+        &tile.etag
     };
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(6);
     headers.insert(header::CACHE_CONTROL, cache_control.clone());
     if compressible {
         headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
-    }
-    if if_none_match(request, &etag) {
+    headers.insert(header::ETAG, etag.clone());
+    if if_none_match(request, etag.to_str().unwrap_or_default()) {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     if tile.is_empty() {
