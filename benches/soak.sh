@@ -4,6 +4,9 @@
 # `[memory] gdal_cache_mb`, allocator arenas) and that nothing fails over time.
 #
 #   benches/soak.sh [DURATION_SECONDS] [CONNECTIONS]      (default 600 s, 12 connections)
+#   VIEWS=N (default 400) map views in the mix: 16 requests each, cycled; enough views
+#   (e.g. 40000) make more distinct tiles than the tile cache holds, so that it fills and
+#   evicts during the run.
 #
 # Mix: the map views of benches/mix.py (vector and raster tiles, TileJSON, z7-z13) with,
 # every 16 requests, a planning request of a signed-in user: statistics of all catalog
@@ -15,6 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 DURATION="${1:-600}"
 CONNECTIONS="${2:-12}"
+VIEWS="${VIEWS:-400}"
 WORK="$ROOT/.data/bench/soak"
 PORT=18082
 NGINX_PORT=18089
@@ -68,7 +72,7 @@ while read -r area; do
   plans+=("$id")
 done < <(head -4 "$WORK/areas.txt")
 
-/usr/bin/python3 benches/mix.py 400 > "$WORK/tiles.txt"
+/usr/bin/python3 benches/mix.py "$VIEWS" > "$WORK/tiles.txt"
 /usr/bin/python3 - "$WORK/tiles.txt" "$WORK/areas.txt" "$conditions" "${plans[@]}" > "$WORK/mix.txt" <<'PY'
 import json, sys
 tiles = [l.rstrip("\n") for l in open(sys.argv[1])]
@@ -111,8 +115,8 @@ gdal_max="$(gauge gdal_cache_max_bytes)"
 {
   echo "## Soak"
   echo
-  echo "\`benches/soak.sh $DURATION $CONNECTIONS\`, measured $(date -u +%Y-%m-%d) on $(nproc) cores: wrk -t2 -c$CONNECTIONS for"
-  echo "$DURATION s through nginx; map views of \`benches/mix.py 400\` (vector and raster tiles, TileJSON)"
+  echo "\`VIEWS=$VIEWS benches/soak.sh $DURATION $CONNECTIONS\`, measured $(date -u +%Y-%m-%d) on $(nproc) cores: wrk -t2 -c$CONNECTIONS for"
+  echo "$DURATION s through nginx; map views of \`benches/mix.py $VIEWS\` ($(sort -u "$WORK/tiles.txt" | wc -l) distinct requests; vector and raster tiles, TileJSON)"
   echo "with, every 16 requests, a signed-in planning request (statistics of all $(echo "$conditions" | tr ',' '\n' | wc -l) catalog"
   echo "conditions over one of 24 areas of 2,000 to 200,000 acres, a plan read, a plan's scores)."
   echo "Server: release build, the demo configuration (tile cache ${cache_mb} MiB, GDAL block cache ${gdal_max} MiB)."
