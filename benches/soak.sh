@@ -6,7 +6,7 @@
 #   benches/soak.sh [DURATION_SECONDS] [CONNECTIONS]      (default 600 s, 12 connections)
 #   VIEWS=N (default 400) map views in the mix: 16 requests each, cycled; enough views
 #   (e.g. 40000) make more distinct tiles than the tile cache holds, so that it fills and
-#   evicts during the run.
+#   evicts during the run. CACHE_MB=N sets the tile cache's size (default: tiles/demo.toml's).
 #
 # Mix: the map views of benches/mix.py (vector and raster tiles, TileJSON, z7-z13) with,
 # every 16 requests, a planning request of a signed-in user: statistics of all catalog
@@ -19,6 +19,7 @@ cd "$ROOT"
 DURATION="${1:-600}"
 CONNECTIONS="${2:-12}"
 VIEWS="${VIEWS:-400}"
+CACHE_MB="${CACHE_MB:-}"
 WORK="$ROOT/.data/bench/soak"
 PORT=18082
 NGINX_PORT=18089
@@ -45,6 +46,7 @@ stop_all() {
 trap stop_all EXIT
 
 sed -e "s|^listen = .*|listen = \"127.0.0.1:$PORT\"|" tiles/demo.toml > "$WORK/soak.toml"
+if [ -n "$CACHE_MB" ]; then sed -i "s|^size_mb = .*|size_mb = $CACHE_MB|" "$WORK/soak.toml"; fi
 RUST_LOG=warn $BIN --config "$WORK/soak.toml" serve 2>"$WORK/planscape.log" &
 PID=$!
 wait_for "http://127.0.0.1:$PORT/ready"
@@ -115,7 +117,7 @@ gdal_max="$(gauge gdal_cache_max_bytes)"
 {
   echo "## Soak"
   echo
-  echo "\`VIEWS=$VIEWS benches/soak.sh $DURATION $CONNECTIONS\`, measured $(date -u +%Y-%m-%d) on $(nproc) cores: wrk -t2 -c$CONNECTIONS for"
+  echo "\`VIEWS=$VIEWS${CACHE_MB:+ CACHE_MB=$CACHE_MB} benches/soak.sh $DURATION $CONNECTIONS\`, measured $(date -u +%Y-%m-%d) on $(nproc) cores: wrk -t2 -c$CONNECTIONS for"
   echo "$DURATION s through nginx; map views of \`benches/mix.py $VIEWS\` ($(sort -u "$WORK/tiles.txt" | wc -l) distinct requests; vector and raster tiles, TileJSON)"
   echo "with, every 16 requests, a signed-in planning request (statistics of all $(echo "$conditions" | tr ',' '\n' | wc -l) catalog"
   echo "conditions over one of 24 areas of 2,000 to 200,000 acres, a plan read, a plan's scores)."

@@ -28,6 +28,37 @@ fn limit_arenas(arenas: u32) {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_arenas(_arenas: u32) {}
 
+/// Gives the C allocator's free pages back to the system every `interval_s` seconds
+/// (`[memory] trim_interval_s`; `None` when 0), on a blocking thread: glibc keeps freed
+/// memory in its arenas, and a server whose cache evicts and whose renders come and go
+/// would otherwise hold its high-water mark for good. Runs until aborted.
+pub fn spawn_trim(interval_s: u64) -> Option<tokio::task::JoinHandle<()>> {
+    if interval_s == 0 {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval_s));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let started = std::time::Instant::now();
+            if tokio::task::spawn_blocking(trim).await.is_ok() {
+                tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "allocator trimmed");
+            }
+        }
+    }))
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim only returns free pages of glibc's arenas to the kernel.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
+
 /// Most threads the runtime keeps for blocking work (GDAL reads outside the render
 /// permits, tile encoding, password hashing, file I/O), unless set otherwise.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;

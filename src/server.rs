@@ -65,6 +65,7 @@ pub struct Server {
     change_listener: tokio::task::JoinHandle<()>,
     run_sweeper: tokio::task::JoinHandle<()>,
     metrics_upkeep: tokio::task::JoinHandle<()>,
+    allocator_trim: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Prepares everything and binds the socket; call [`Server::run`] to serve.
@@ -178,6 +179,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
     let metrics_upkeep = crate::telemetry::spawn_upkeep();
+    let allocator_trim = crate::memory::spawn_trim(state.config.memory.trim_interval_s);
     starting.finish().await;
     Ok(Server {
         addr,
@@ -186,6 +188,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         change_listener,
         run_sweeper,
         metrics_upkeep,
+        allocator_trim,
     })
 }
 
@@ -335,6 +338,9 @@ impl Server {
         self.change_listener.abort();
         self.run_sweeper.abort();
         self.metrics_upkeep.abort();
+        if let Some(trim) = &self.allocator_trim {
+            trim.abort();
+        }
         // Queued events and tile counts are written before the process ends (3 s at most:
         // the default grace of 25 s plus this stays below ECS's 30 s stop timeout).
         self.state.analytics.shutdown(Duration::from_secs(3)).await;

@@ -278,13 +278,13 @@ impl EncodedTile {
     /// Wraps rendered bytes, compressing them when the format benefits (CPU: call off
     /// the async runtime for large tiles).
     pub fn new(raw: Vec<u8>, format: TileFormat) -> Self {
-        let gzip = (format.compressible() && !raw.is_empty()).then(|| Bytes::from(gzip(&raw)));
-        Self::from_parts(Bytes::from(raw), gzip)
+        let gzip = (format.compressible() && !raw.is_empty()).then(|| exact(gzip(&raw)));
+        Self::from_parts(exact(raw), gzip)
     }
 
     /// Wraps rendered bytes whose gzip is already at hand (read back from the store).
     pub fn with_gzip(raw: Vec<u8>, gzip: Bytes) -> Self {
-        Self::from_parts(Bytes::from(raw), Some(gzip))
+        Self::from_parts(exact(raw), Some(gzip))
     }
 
     /// Wraps tile bytes and their gzip as they are (hashes `raw` for the ETags).
@@ -308,6 +308,15 @@ impl EncodedTile {
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
+}
+
+/// The bytes of `buffer` in an allocation of their own size. Encoders grow their output
+/// by doubling, so a buffer's capacity is up to twice its length (the gzip buffer starts
+/// at half the input's length, often more than the result); the tile cache weighs a tile
+/// by its length, and a cached tile must not hold more memory than it is weighed at.
+fn exact(mut buffer: Vec<u8>) -> Bytes {
+    buffer.shrink_to_fit();
+    Bytes::from(buffer)
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

@@ -22,6 +22,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "cache.shared.timeout_ms",
     ),
     ("PLANSCAPE_GDAL_CACHE_MB", "memory.gdal_cache_mb"),
+    ("PLANSCAPE_MALLOC_TRIM_S", "memory.trim_interval_s"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
     (

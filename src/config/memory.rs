@@ -16,6 +16,11 @@ pub struct MemoryConfig {
     /// own that is rarely given back.
     #[serde(default = "default_malloc_arenas")]
     pub malloc_arenas: u32,
+    /// Seconds between two `malloc_trim` calls that give the allocator's free pages back
+    /// to the system (0: never). Freed tiles and render buffers otherwise stay in the
+    /// arenas as resident memory the process no longer uses.
+    #[serde(default = "default_trim_interval_s")]
+    pub trim_interval_s: u64,
 }
 
 fn default_gdal_cache_mb() -> u64 {
@@ -24,12 +29,16 @@ fn default_gdal_cache_mb() -> u64 {
 fn default_malloc_arenas() -> u32 {
     2
 }
+fn default_trim_interval_s() -> u64 {
+    30
+}
 
 impl Default for MemoryConfig {
     fn default() -> Self {
         Self {
             gdal_cache_mb: default_gdal_cache_mb(),
             malloc_arenas: default_malloc_arenas(),
+            trim_interval_s: default_trim_interval_s(),
         }
     }
 }
