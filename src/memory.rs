@@ -44,7 +44,10 @@ pub fn spawn_trim(interval_s: u64) -> Option<tokio::task::JoinHandle<()>> {
             tick.tick().await;
             let started = std::time::Instant::now();
             if tokio::task::spawn_blocking(trim).await.is_ok() {
-                tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "allocator trimmed");
+                tracing::debug!(
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "allocator trimmed"
+                );
             }
         }
     }))
@@ -123,6 +126,7 @@ mod tests {
         apply(&MemoryConfig {
             gdal_cache_mb: 48,
             malloc_arenas: 2,
+            trim_interval_s: 0,
         });
         // SAFETY: reads GDAL's cache limit.
         let max = unsafe { gdal_sys::GDALGetCacheMax64() };

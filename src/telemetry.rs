@@ -52,8 +52,8 @@ pub fn handle() -> &'static PrometheusHandle {
 ///
 /// This runs on every request, the cache hits of tiles included, so it allocates as
 /// little as it can: the route is borrowed from the router's [`MatchedPath`], the metric
-/// handles are resolved once per worker thread ([`record`]), and the id is made once as a
-/// header value that the request and the response share.
+/// handles are resolved once per worker thread ([`record`]), and the id is made once, as
+/// the response's header value.
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
