@@ -49,39 +49,13 @@ pub fn build(catalog: &Catalog, built_dir: &Path) -> Result<Vec<PathBuf>, Catalo
             ));
         }
     }
+    // One node after the other, each compressed on every core by GDAL: nodes written
+    // side by side, each with GDAL's compression threads, deadlocked GDAL 3.6.2 (its
+    // block cache flushing one thread's dirty blocks from the other).
     let mut written = Vec::new();
-    // Nodes side by side, one per core (a 30 m catalog has 25 rasters of 200 M pixels).
-    for tasks in [elements, pillars] {
-        let queue = std::sync::Mutex::new(tasks.into_iter().rev().collect::<Vec<Task>>());
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let results: Vec<Result<Vec<PathBuf>, CatalogError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let task = queue.lock().ok().and_then(|mut q| q.pop());
-                            let Some((what, inputs, op, out)) = task else {
-                                return Ok(done);
-                            };
-                            combine(&inputs, op, &out)
-                                .map_err(|e| CatalogError::Invalid(format!("{what}: {e}")))?;
-                            done.push(out);
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(CatalogError::Invalid("a build panicked".into())))
-                })
-                .collect()
-        });
-        for result in results {
-            written.extend(result?);
-        }
+    for (what, inputs, op, out) in elements.into_iter().chain(pillars) {
+        combine(&inputs, op, &out).map_err(|e| CatalogError::Invalid(format!("{what}: {e}")))?;
+        written.push(out);
     }
     written.sort();
     Ok(written)
