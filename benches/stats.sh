@@ -150,7 +150,7 @@ if [ "${2:-}" = "--30m" ]; then
   fi
   t2="$(date +%s.%N)"
   echo
-  echo "30 m rasters: demo $(echo "$t1 - $t0" | bc -l | cut -d. -f1) s, conditions build $(echo "$t2 - $t1" | bc -l | cut -d. -f1) s (0 when already made);" \
+  echo "30 m rasters: demo $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s, conditions build $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.0f", b - a }') s (about 0 when already made);" \
     "disk: $(du -sh .data/rasters-30m | cut -f1) metrics, $(du -sh .data/conditions-30m | cut -f1) elements and pillars"
   # The k-th of N centres along the range (inside the region).
   centre() { echo "$1 $2" | awk '{ t = ($1 + 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }'; }
