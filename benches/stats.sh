@@ -6,7 +6,10 @@
 #   2. all conditions of the demo catalog for the same area through the HTTP API;
 #   3. a scenario with 10-acre stands over a 500,000-acre circle and 10 weighted
 #      conditions, end to end (POST, background run, poll).
-#   benches/stats.sh [RUNS]
+#   4. with --30m: all 55 conditions at 30 m (tiles/demo-30m.toml) over 100,000 and
+#      500,000 acres through the HTTP API (see the end of the script).
+#   benches/stats.sh [RUNS]          # 1-3
+#   benches/stats.sh [RUNS] --30m    # 4 alone
 # Sets up what it needs (packages, embedded PostGIS, demo data incl. the large raster,
 # conditions build, release build, a venv with rasterstats and exactextract).
 set -euo pipefail
@@ -24,6 +27,10 @@ DATABASE_URL="$(scripts/db.sh url)"
 export DATABASE_URL
 cargo build --release --quiet
 BIN=target/release/planscape
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# 1-3 (the default run; `--30m` runs part 4 alone).
+if [ "${2:-}" != "--30m" ]; then
 $BIN --config tiles/demo.toml demo --large-raster >&2
 $BIN --config tiles/demo.toml conditions build >&2
 
@@ -33,7 +40,6 @@ circle() { # acres -> GeoJSON
 }
 circle 100000 > "$WORK/100k.geojson"
 circle 500000 > "$WORK/500k.geojson"
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo "| tool | 30 m raster, 100,000 acres | median ms |"
 echo "|---|---|---:|"
@@ -125,3 +131,72 @@ import json, sys
 s = json.load(sys.stdin)
 m = s['summary'] or {}
 print(f\"| scenario, 500,000 acres, 10-acre stands, 10 conditions | status {s['status']}, {m.get('stands')} stands, {m.get('project_areas')} project areas | run {m.get('seconds', 0) * 1000:.0f} ms; POST to done $(echo "($t1 - $t0) * 1000" | bc -l | cut -d. -f1) ms |\")"
+
+fi
+# 4. (benches/stats.sh RUNS --30m) All 55 conditions at 30 m, the original's resolution:
+#    tiles/demo-30m.toml (rasters generated on first use into .data/rasters-30m and
+#    .data/conditions-30m, minutes, under nice), 100,000 and 500,000 acres over HTTP.
+#    "new area": one server, each request a circle it has not seen (distinct centres
+#    along the range, so neither the statistics memo nor GDAL's block cache holds it);
+#    "fresh server": the server started anew before each request (datasets opened by the
+#    request itself); "memo": the same request again.
+if [ "${2:-}" = "--30m" ]; then
+  CFG30=tiles/demo-30m.toml
+  t0="$(date +%s.%N)"
+  nice -n 19 $BIN --config $CFG30 demo >&2
+  t1="$(date +%s.%N)"
+  if [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -lt 25 ]; then
+    nice -n 19 $BIN --config $CFG30 conditions build >&2
+  fi
+  t2="$(date +%s.%N)"
+  echo
+  echo "30 m rasters: demo $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s, conditions build $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.0f", b - a }') s (about 0 when already made);" \
+    "disk: $(du -sh .data/rasters-30m | cut -f1) metrics, $(du -sh .data/conditions-30m | cut -f1) elements and pillars"
+  # The k-th of N centres along the range (inside the region).
+  centre() { echo "$1 $2" | awk '{ t = ($1 + 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }'; }
+  circle_at() { # lon lat acres -> GeoJSON
+    psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt($3 * 4046.8564224 / pi()), 64)::geometry, 9)"
+  }
+  start30() {
+    PLANSCAPE_LISTEN=127.0.0.1:18091 RUST_LOG=warn $BIN --config $CFG30 serve 2>>"$WORK/server30.log" &
+    PID=$!
+    wait_for http://127.0.0.1:18091/ready
+  }
+  API30=http://127.0.0.1:18091/planscape-backend
+  post30() { # body-file -> ms
+    curl -fsS -o "$WORK/out30.json" -w '%{time_total}\n' "$API30/conditions/stats" -H "authorization: Bearer $token30" \
+      -H 'content-type: application/json' -d "@$1" | awk '{ print $1 * 1000 }'
+  }
+  body30() { # lon lat acres -> body file
+    echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(circle_at "$1" "$2" "$3")}" > "$WORK/body30.json"
+    echo "$WORK/body30.json"
+  }
+  start30
+  all="$(catalog_conditions "$API30")"
+  token30="$(curl -fsS "$API30/auth/signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench30$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
+    | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+  echo
+  echo "| 55 conditions at 30 m, POST /conditions/stats | new area, median ms | fresh server, median ms | memo, median ms | pixels read |"
+  echo "|---|---:|---:|---:|---:|"
+  for acres in 100000 500000; do
+    kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+    start30
+    : > "$WORK/new.ms"; : > "$WORK/memo.ms"
+    for k in $(seq 0 $((RUNS - 1))); do
+      read -r lon lat <<< "$(centre "$k" "$RUNS")"
+      b="$(body30 "$lon" "$lat" "$acres")"
+      post30 "$b" >> "$WORK/new.ms"
+      post30 "$b" >> "$WORK/memo.ms"
+    done
+    pixels="$(/usr/bin/python3 -c "import json; print(sum(r['count'] + r['nodata'] for r in json.load(open('$WORK/out30.json'))['results']))")"
+    : > "$WORK/fresh.ms"
+    for k in $(seq 0 $((RUNS - 1))); do
+      kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true
+      start30
+      read -r lon lat <<< "$(centre "$k" "$RUNS")"
+      post30 "$(body30 "$lon" "$lat" "$acres")" >> "$WORK/fresh.ms"
+    done
+    echo "| $acres acres | $(median < "$WORK/new.ms") | $(median < "$WORK/fresh.ms") | $(median < "$WORK/memo.ms") | $pixels |"
+  done
+fi

@@ -50,7 +50,7 @@ async fn build(config: &Config) -> Result<(), BoxError> {
         .clone()
         .ok_or("no [conditions] catalog in the configuration")?;
     let written = tokio::task::spawn_blocking(move || {
-        let catalog = planning::conditions::Catalog::load(&c.catalog)?;
+        let catalog = planning::conditions::Catalog::from_config(&c)?;
         planning::conditions::build(&catalog, &c.dir)
     })
     .await??;

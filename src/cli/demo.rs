@@ -7,6 +7,9 @@ use crate::demo::{self, DemoOptions, DemoOutcome};
 
 use super::BoxError;
 
+/// Pixel size of the demo rasters unless told otherwise, metres.
+const DEFAULT_RESOLUTION: f64 = 250.0;
+
 /// `planscape demo` arguments.
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -19,12 +22,15 @@ pub struct DemoArgs {
     /// Regenerate even when the data is current.
     #[arg(long)]
     force: bool,
-    /// Folder of the demo condition rasters (COGs).
+    /// Folder of the demo layers' rasters (COGs): those of the configuration's layers
+    /// that are demo metrics are made there.
     #[arg(long, default_value = ".data/rasters")]
     rasters: PathBuf,
-    /// Pixel size of the demo rasters, metres.
-    #[arg(long, default_value_t = 250.0)]
-    raster_resolution: f64,
+    /// Pixel size of the demo rasters, metres (default: 250 for the demo layers, and for
+    /// the catalog's metrics the configuration's `[conditions] demo_resolution_m`, else
+    /// 250). A folder holds rasters of one resolution only.
+    #[arg(long)]
+    raster_resolution: Option<f64>,
     /// Also make the large 30 m raster for benchmarks (about 11,700 x 21,700 pixels).
     #[arg(long)]
     large_raster: bool,
@@ -57,21 +63,48 @@ pub async fn run(config: &Config, args: DemoArgs) -> Result<(), BoxError> {
             println!("demo data already loaded (use --force to regenerate)")
         }
     }
-    if !(raster_resolution.is_finite() && raster_resolution >= 10.0) {
-        return Err("--raster-resolution must be at least 10 metres".into());
+    let layers_resolution = raster_resolution.unwrap_or(DEFAULT_RESOLUTION);
+    let catalog_resolution = raster_resolution
+        .or(config.conditions.as_ref().and_then(|c| c.demo_resolution_m))
+        .unwrap_or(DEFAULT_RESOLUTION);
+    for r in [layers_resolution, catalog_resolution] {
+        if !(r.is_finite() && r >= 10.0) {
+            return Err("the demo rasters' resolution must be at least 10 metres".into());
+        }
     }
+    // The catalog with its metrics' rasters where the configuration puts them
+    // (`[conditions] rasters`).
     let catalog = match &config.conditions {
-        Some(c) => Some(crate::planning::conditions::Catalog::load(&c.catalog)?),
+        Some(c) => Some(crate::planning::conditions::Catalog::from_config(c)?),
         None => None,
     };
+    let served_paths: Vec<PathBuf> = config
+        .layers
+        .values()
+        .filter_map(|l| match l {
+            crate::config::LayerConfig::Raster(r) => Some(PathBuf::from(&r.path)),
+            crate::config::LayerConfig::Vector(_) => None,
+        })
+        .collect();
     let written = tokio::task::spawn_blocking(move || {
-        let mut written = demo::rasters::generate(&rasters, raster_resolution, large_raster)?;
+        let started = std::time::Instant::now();
+        // The demo layers the configuration serves (`[layers.*]` paths in `rasters`).
+        let served = |path: &std::path::Path| served_paths.iter().any(|p| p == path);
+        let mut written =
+            demo::rasters::generate_wanted(&rasters, layers_resolution, large_raster, &served)?;
         // Every metric of the configured catalog gets demo rasters too.
         if let Some(catalog) = catalog {
             written.extend(demo::rasters::generate_catalog(
                 &catalog,
-                raster_resolution,
+                catalog_resolution,
             )?);
+        }
+        if !written.is_empty() {
+            println!(
+                "demo rasters: {} written in {:.1} s",
+                written.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
         Ok::<_, demo::rasters::RasterDemoError>(written)
     })

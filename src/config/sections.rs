@@ -17,6 +17,15 @@ pub struct ConditionsConfig {
     /// Folder of the element and pillar rasters `planscape conditions build` makes.
     #[serde(default = "default_conditions_dir")]
     pub dir: PathBuf,
+    /// Folder of the metrics' raw and normalized rasters, in place of the folders the
+    /// catalog names (each file keeps its name): one catalog, its rasters made at
+    /// another resolution elsewhere (`tiles/demo-30m.toml`).
+    #[serde(default)]
+    pub rasters: Option<PathBuf>,
+    /// Pixel size, metres, at which `planscape demo` generates the catalog's metric
+    /// rasters (default 250; read by `planscape demo` only).
+    #[serde(default)]
+    pub demo_resolution_m: Option<f64>,
     /// Serve every condition layer from the tile store (`[conditions.pregenerated]`),
     /// as `[layers.NAME.pregenerated]` does for one layer.
     #[serde(default)]

@@ -67,36 +67,7 @@ pub fn import_raster(opts: &ImportOptions) -> Result<Imported, ImportError> {
         (partial(&original), original.clone()),
     ];
     let result = (|| {
-        let resampling = match opts.resampling {
-            Resampling::Nearest => "NEAREST",
-            Resampling::Bilinear => "BILINEAR",
-            Resampling::Average => "AVERAGE",
-        };
-        let cog_options = [
-            ("TARGET_SRS", "EPSG:3857"),
-            ("RESAMPLING", resampling),
-            (
-                "OVERVIEW_RESAMPLING",
-                if resampling == "NEAREST" {
-                    "NEAREST"
-                } else {
-                    "AVERAGE"
-                },
-            ),
-            ("BLOCKSIZE", "256"),
-            ("COMPRESS", "DEFLATE"),
-            ("PREDICTOR", "YES"),
-            ("BIGTIFF", "IF_SAFER"),
-            ("NUM_THREADS", "ALL_CPUS"),
-        ];
-        create_copy(
-            &src,
-            "COG",
-            &outputs[0].0,
-            &cog_options,
-            opts.progress,
-            "COG (EPSG:3857)",
-        )?;
+        write_cog(&src, &outputs[0].0, opts.resampling, opts.progress)?;
         let keep_options = [
             ("TILED", "YES"),
             ("COMPRESS", "DEFLATE"),
@@ -126,6 +97,39 @@ pub fn import_raster(opts: &ImportOptions) -> Result<Imported, ImportError> {
         return Err(e);
     }
     Ok(Imported { cog, original })
+}
+
+/// Writes `src` as a COG in EPSG:3857 at `dest` (256 px tiles, overviews, DEFLATE with a
+/// predictor, every core), as an import does. Blocking (GDAL).
+pub fn write_cog(
+    src: &Dataset,
+    dest: &Path,
+    resampling: Resampling,
+    progress: bool,
+) -> Result<(), ImportError> {
+    let resampling = match resampling {
+        Resampling::Nearest => "NEAREST",
+        Resampling::Bilinear => "BILINEAR",
+        Resampling::Average => "AVERAGE",
+    };
+    let cog_options = [
+        ("TARGET_SRS", "EPSG:3857"),
+        ("RESAMPLING", resampling),
+        (
+            "OVERVIEW_RESAMPLING",
+            if resampling == "NEAREST" {
+                "NEAREST"
+            } else {
+                "AVERAGE"
+            },
+        ),
+        ("BLOCKSIZE", "256"),
+        ("COMPRESS", "DEFLATE"),
+        ("PREDICTOR", "YES"),
+        ("BIGTIFF", "IF_SAFER"),
+        ("NUM_THREADS", "ALL_CPUS"),
+    ];
+    create_copy(src, "COG", dest, &cog_options, progress, "COG (EPSG:3857)")
 }
 
 /// GDALCreateCopy with options and a progress bar.

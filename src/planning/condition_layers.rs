@@ -14,7 +14,7 @@ pub fn load_conditions(config: &Config) -> Result<Option<Conditions>, CatalogErr
     config
         .conditions
         .as_ref()
-        .map(|c| Conditions::load(&c.catalog, &c.dir))
+        .map(Conditions::from_config)
         .transpose()
 }
 

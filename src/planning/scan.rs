@@ -145,7 +145,12 @@ impl Polygons {
 
 /// What a scan reports, row by row of the window.
 pub trait Visitor {
-    /// Row `row` of the raster was read: `line[i]` is column `col0 + i`.
+    /// Whether [`Visitor::row`] needs every row of the window whole; when not, a scan
+    /// reads only the columns under each strip's spans (and skips strips without any).
+    const WHOLE_ROWS: bool = true;
+
+    /// Row `row` of the raster was read: `line[i]` is column `col0 + i` (only the
+    /// columns of the spans unless [`Visitor::WHOLE_ROWS`]).
     fn row(&mut self, _row: usize, _col0: usize, _line: &[f64]) {}
 
     /// `pixels` of the current row have their centres inside polygon `id` (one call per
@@ -155,11 +160,11 @@ pub trait Visitor {
 
 /// Scans `band` (of a raster of `size` columns and rows) under `polygons`, reading each
 /// row of the window once. Blocking (GDAL).
-pub fn scan(
+pub fn scan<V: Visitor>(
     band: &RasterBand,
     size: (usize, usize),
     polygons: &Polygons,
-    visitor: &mut impl Visitor,
+    visitor: &mut V,
 ) -> Result<(), RasterError> {
     let (width, height) = size;
     let Some((xmin, ymin, xmax, ymax)) = polygons.bounds else {
@@ -174,21 +179,16 @@ pub fn scan(
         return Ok(());
     }
     let (row1, col1) = (row1 as usize, col1 as usize);
-    let cols = col1 - col0 + 1;
     let edges = &polygons.edges;
     let mut next = 0;
     let mut active: Vec<Edge> = Vec::new();
     let mut crossings: Vec<(u32, f64)> = Vec::new();
+    // The spans of a strip: (row in the strip, polygon, first column, last column).
+    let mut spans: Vec<(usize, u32, usize, usize)> = Vec::new();
     let mut strip_start = row0;
     while strip_start <= row1 {
         let rows = STRIP_ROWS.min(row1 - strip_start + 1);
-        let buffer = band.read_as::<f64>(
-            (col0 as isize, strip_start as isize),
-            (cols, rows),
-            (cols, rows),
-            None,
-        )?;
-        let data = buffer.data();
+        spans.clear();
         for r in 0..rows {
             let y = (strip_start + r) as f64 + 0.5;
             while next < edges.len() && edges[next].y0 <= y {
@@ -204,8 +204,6 @@ pub fn scan(
                     .map(|e| (e.id, e.x0 + (y - e.y0) * (e.x1 - e.x0) / (e.y1 - e.y0))),
             );
             crossings.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-            let line = &data[r * cols..(r + 1) * cols];
-            visitor.row(strip_start + r, col0, line);
             for polygon in crossings.chunk_by(|a, b| a.0 == b.0) {
                 for pair in polygon.chunks_exact(2) {
                     // Columns whose centre c + 0.5 is in [pair[0], pair[1]).
@@ -214,8 +212,42 @@ pub fn scan(
                     if last < first as isize {
                         continue;
                     }
-                    visitor.span(pair[0].0, &line[first - col0..=(last as usize) - col0]);
+                    spans.push((r, pair[0].0, first, last as usize));
                 }
+            }
+        }
+        // The columns to read: the whole window's for a visitor of whole rows, else
+        // only those under this strip's spans (none: the strip is not read at all).
+        let (c0, c1) = if V::WHOLE_ROWS {
+            (col0, col1)
+        } else {
+            match (
+                spans.iter().map(|s| s.2).min(),
+                spans.iter().map(|s| s.3).max(),
+            ) {
+                (Some(a), Some(b)) => (a, b),
+                _ => {
+                    strip_start += rows;
+                    continue;
+                }
+            }
+        };
+        let cols = c1 - c0 + 1;
+        let buffer = band.read_as::<f64>(
+            (c0 as isize, strip_start as isize),
+            (cols, rows),
+            (cols, rows),
+            None,
+        )?;
+        let data = buffer.data();
+        let mut at = 0;
+        for r in 0..rows {
+            let line = &data[r * cols..(r + 1) * cols];
+            visitor.row(strip_start + r, c0, line);
+            while at < spans.len() && spans[at].0 == r {
+                let (_, id, first, last) = spans[at];
+                visitor.span(id, &line[first - c0..=last - c0]);
+                at += 1;
             }
         }
         strip_start += rows;

@@ -10,38 +10,54 @@ use super::{Catalog, CatalogError, Operation};
 /// children's common grid (children on different grids are refused). Blocking.
 pub fn build(catalog: &Catalog, built_dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
     let nodes = catalog.nodes(built_dir);
-    let mut written = Vec::new();
+    let normalized = |region: &str, name: &str| {
+        nodes[&(region.to_owned(), name.to_owned())]
+            .normalized
+            .clone()
+    };
+    // (node name, inputs, operation, output): elements first, then pillars, which read
+    // the elements' rasters.
+    type Task = (String, Vec<PathBuf>, Operation, PathBuf);
+    let (mut elements, mut pillars): (Vec<Task>, Vec<Task>) = (Vec::new(), Vec::new());
     for region in &catalog.regions {
         std::fs::create_dir_all(built_dir.join(&region.name))
             .map_err(|e| CatalogError::Invalid(format!("{}: {e}", built_dir.display())))?;
         for pillar in &region.pillars {
             for element in &pillar.elements {
-                let inputs: Vec<PathBuf> = element
+                let inputs = element
                     .metrics
                     .iter()
                     .map(|m| m.normalized.clone())
                     .collect();
-                let out = &nodes[&(region.name.clone(), element.name.clone())].normalized;
-                combine(&inputs, element.operation, out).map_err(|e| {
-                    CatalogError::Invalid(format!("element `{}`: {e}", element.name))
-                })?;
-                written.push(out.clone());
+                elements.push((
+                    format!("element `{}`", element.name),
+                    inputs,
+                    element.operation,
+                    normalized(&region.name, &element.name),
+                ));
             }
-            let inputs: Vec<PathBuf> = pillar
+            let inputs = pillar
                 .elements
                 .iter()
-                .map(|e| {
-                    nodes[&(region.name.clone(), e.name.clone())]
-                        .normalized
-                        .clone()
-                })
+                .map(|e| normalized(&region.name, &e.name))
                 .collect();
-            let out = &nodes[&(region.name.clone(), pillar.name.clone())].normalized;
-            combine(&inputs, pillar.operation, out)
-                .map_err(|e| CatalogError::Invalid(format!("pillar `{}`: {e}", pillar.name)))?;
-            written.push(out.clone());
+            pillars.push((
+                format!("pillar `{}`", pillar.name),
+                inputs,
+                pillar.operation,
+                normalized(&region.name, &pillar.name),
+            ));
         }
     }
+    // One node after the other, each compressed on every core by GDAL: nodes written
+    // side by side, each with GDAL's compression threads, deadlocked GDAL 3.6.2 (its
+    // block cache flushing one thread's dirty blocks from the other).
+    let mut written = Vec::new();
+    for (what, inputs, op, out) in elements.into_iter().chain(pillars) {
+        combine(&inputs, op, &out).map_err(|e| CatalogError::Invalid(format!("{what}: {e}")))?;
+        written.push(out);
+    }
+    written.sort();
     Ok(written)
 }
 
@@ -80,10 +96,13 @@ fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> 
     let driver = gdal::DriverManager::get_driver_by_name("GTiff").map_err(|e| e.to_string())?;
     let options = RasterCreationOptions::from_iter([
         "TILED=YES",
-        "COMPRESS=DEFLATE",
+        "COMPRESS=ZSTD",
+        "ZSTD_LEVEL=1",
         "PREDICTOR=3",
         "BLOCKXSIZE=256",
         "BLOCKYSIZE=256",
+        "NUM_THREADS=ALL_CPUS",
+        "BIGTIFF=IF_SAFER",
     ]);
     let (width, height) = size;
     {

@@ -199,6 +199,34 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The catalog of a `[conditions]` section: its file, with the metrics' rasters
+    /// looked up in the section's `rasters` folder when it names one.
+    pub fn from_config(config: &crate::config::ConditionsConfig) -> Result<Self, CatalogError> {
+        let mut catalog = Self::load(&config.catalog)?;
+        if let Some(dir) = &config.rasters {
+            catalog.move_rasters(dir);
+        }
+        Ok(catalog)
+    }
+
+    /// Looks every metric's raw and normalized rasters up in `dir` (same file names).
+    pub fn move_rasters(&mut self, dir: &Path) {
+        let moved = |path: &Path| match path.file_name() {
+            Some(name) => dir.join(name),
+            None => path.to_path_buf(),
+        };
+        for metric in self
+            .regions
+            .iter_mut()
+            .flat_map(|r| &mut r.pillars)
+            .flat_map(|p| &mut p.elements)
+            .flat_map(|e| &mut e.metrics)
+        {
+            metric.raw = moved(&metric.raw);
+            metric.normalized = moved(&metric.normalized);
+        }
+    }
+
     fn check(&self) -> Result<(), CatalogError> {
         let mut regions = std::collections::HashSet::new();
         for region in &self.regions {
@@ -334,6 +362,13 @@ impl Conditions {
     pub fn load(path: &Path, built_dir: &Path) -> Result<Self, CatalogError> {
         let catalog = Catalog::load(path)?;
         let nodes = catalog.nodes(built_dir);
+        Ok(Self { catalog, nodes })
+    }
+
+    /// Loads the catalog of a `[conditions]` section (see [`Catalog::from_config`]).
+    pub fn from_config(config: &crate::config::ConditionsConfig) -> Result<Self, CatalogError> {
+        let catalog = Catalog::from_config(config)?;
+        let nodes = catalog.nodes(&config.dir);
         Ok(Self { catalog, nodes })
     }
 
