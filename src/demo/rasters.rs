@@ -227,9 +227,18 @@ fn run_jobs(
     if todo.is_empty() {
         return Ok(Vec::new());
     }
-    for path in todo.iter().flat_map(|(_, r, n)| [r, n]).flatten() {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = dir.unwrap_or(Path::new("."));
+    // Each folder once (its stamp is read and written once, not once per file).
+    let folders: std::collections::BTreeSet<&Path> = todo
+        .iter()
+        .flat_map(|(_, r, n)| [r, n])
+        .flatten()
+        .map(|path| {
+            path.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        })
+        .collect();
+    for dir in folders {
         claim_folder(dir, resolution)?;
     }
     let grid = Grid::around_region(resolution)?;
