@@ -7,30 +7,81 @@
 //! (256 KB for a 256 x 256 Float32 block), and a 10-minute soak with 55 condition
 //! rasters and ~55 blocking threads held 3,100 handles, about 800 MB. Here a reader
 //! takes an idle handle of its file (or opens one), uses it alone, and gives it back;
-//! at most `per_file` idle handles are kept a file, so the handles kept are bounded by
-//! files x `per_file` however many threads come and go.
+//! at most `per_file` idle handles are kept a file, and at most `[memory] raster_handles`
+//! in all (the least recently used are closed first), however many threads and files
+//! come and go. An idle handle is not free: a ZSTD-compressed GeoTIFF's holds its
+//! decompression context (about 1 MiB), any GeoTIFF's its largest compressed tile; a
+//! soak over 80 rasters held 360 handles, about 80 MiB, before the bound in all.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-/// An idle handle and the modification time of its file when it was opened.
-type Idle<T> = (Option<SystemTime>, T);
+/// Idle handles kept by each pool unless `[memory] raster_handles` says otherwise.
+pub const DEFAULT_MAX_IDLE: usize = 64;
+
+/// The bound on idle handles of each pool (`[memory] raster_handles`).
+static MAX_IDLE: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_IDLE);
+
+/// Idle handles kept, over every pool (for `/metrics`).
+static IDLE_TOTAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the most idle handles each pool keeps (at least 1); surplus handles are closed
+/// as readers give them back, least recently used first.
+pub fn set_max_idle(handles: usize) {
+    MAX_IDLE.store(handles.max(1), Ordering::Relaxed);
+}
+
+/// Idle handles kept over every pool.
+pub fn idle_total() -> usize {
+    IDLE_TOTAL.load(Ordering::Relaxed)
+}
+
+/// An idle handle, the modification time of its file when it was opened, and when it
+/// was last given back (the pool's clock).
+struct Idle<T> {
+    modified: Option<SystemTime>,
+    handle: T,
+    used: u64,
+}
+
+/// The idle handles by file (each list oldest first), their number and the clock.
+struct State<T> {
+    files: HashMap<PathBuf, Vec<Idle<T>>>,
+    count: usize,
+    clock: u64,
+}
 
 /// Idle handles of type `T` (a dataset, or a dataset with its warped view) by file.
 pub struct DatasetPool<T> {
-    idle: Mutex<HashMap<PathBuf, Vec<Idle<T>>>>,
+    idle: Mutex<State<T>>,
     per_file: usize,
+    /// Its own bound in all, instead of [`set_max_idle`]'s.
+    max_idle: Option<usize>,
 }
 
 impl<T: Send> DatasetPool<T> {
-    /// A pool keeping at most `per_file` idle handles of each file.
+    /// A pool keeping at most `per_file` idle handles of each file, and at most
+    /// [`set_max_idle`]'s bound in all.
     pub fn new(per_file: usize) -> Self {
         Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(State {
+                files: HashMap::new(),
+                count: 0,
+                clock: 0,
+            }),
             per_file: per_file.max(1),
+            max_idle: None,
         }
+    }
+
+    /// A pool with its own bound in all (`max_idle`, at least 1).
+    pub fn bounded(per_file: usize, max_idle: usize) -> Self {
+        let mut pool = Self::new(per_file);
+        pool.max_idle = Some(max_idle.max(1));
+        pool
     }
 
     /// Runs `f` with a handle of `path`: an idle one when the file has not changed since
@@ -42,13 +93,20 @@ impl<T: Send> DatasetPool<T> {
         f: impl FnOnce(&T) -> Result<R, E>,
     ) -> Result<R, E> {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let taken = self
-            .idle
-            .lock()
-            .ok()
-            .and_then(|mut idle| idle.get_mut(path).and_then(Vec::pop));
+        let taken = self.idle.lock().ok().and_then(|mut state| {
+            let list = state.files.get_mut(path)?;
+            let taken = list.pop();
+            if list.is_empty() {
+                state.files.remove(path);
+            }
+            if taken.is_some() {
+                state.count -= 1;
+                IDLE_TOTAL.fetch_sub(1, Ordering::Relaxed);
+            }
+            taken
+        });
         let handle = match taken {
-            Some((m, handle)) if m == modified => handle,
+            Some(idle) if idle.modified == modified => idle.handle,
             _ => open()?,
         };
         let result = f(&handle);
@@ -63,27 +121,63 @@ impl<T: Send> DatasetPool<T> {
     }
 
     fn put_back(&self, path: &Path, modified: Option<SystemTime>, handle: T) {
-        let surplus = match self.idle.lock() {
-            Ok(mut idle) => {
-                let list = idle.entry(path.to_path_buf()).or_default();
+        let max_idle = self
+            .max_idle
+            .unwrap_or_else(|| MAX_IDLE.load(Ordering::Relaxed));
+        let mut surplus = Vec::new();
+        match self.idle.lock() {
+            Ok(mut state) => {
+                state.clock += 1;
+                let used = state.clock;
+                let list = state.files.entry(path.to_path_buf()).or_default();
                 if list.len() < self.per_file {
-                    list.push((modified, handle));
-                    None
+                    list.push(Idle {
+                        modified,
+                        handle,
+                        used,
+                    });
+                    state.count += 1;
+                    IDLE_TOTAL.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    Some(handle)
+                    surplus.push(handle);
+                }
+                while state.count > max_idle {
+                    // The least recently used: the oldest of the lists' first ones.
+                    let Some(oldest) = state
+                        .files
+                        .iter()
+                        .filter_map(|(file, list)| list.first().map(|i| (i.used, file)))
+                        .min_by_key(|(used, _)| *used)
+                        .map(|(_, file)| file.clone())
+                    else {
+                        break;
+                    };
+                    if let Some(list) = state.files.get_mut(&oldest) {
+                        surplus.push(list.remove(0).handle);
+                        if list.is_empty() {
+                            state.files.remove(&oldest);
+                        }
+                    }
+                    state.count -= 1;
+                    IDLE_TOTAL.fetch_sub(1, Ordering::Relaxed);
                 }
             }
-            Err(_) => Some(handle),
-        };
+            Err(_) => surplus.push(handle),
+        }
         // Closed outside the lock.
         drop(surplus);
     }
 
     /// Idle handles kept, over all files.
     pub fn idle_count(&self) -> usize {
-        self.idle
-            .lock()
-            .map_or(0, |idle| idle.values().map(Vec::len).sum())
+        self.idle.lock().map_or(0, |state| state.count)
+    }
+}
+
+impl<T> Drop for DatasetPool<T> {
+    fn drop(&mut self) {
+        let count = self.idle.get_mut().map_or(0, |state| state.count);
+        IDLE_TOTAL.fetch_sub(count, Ordering::Relaxed);
     }
 }
 
@@ -142,6 +236,60 @@ mod tests {
         pool.with(&file, open, |_| Ok::<_, String>(()))
             .expect("read");
         assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 4);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_least_recently_used_handles_are_closed_beyond_the_bound_in_all() {
+        let dir = std::env::temp_dir().join(format!("planscape-pool-lru-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let files: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("{i}.tif"))).collect();
+        for file in &files {
+            std::fs::write(file, b"1").expect("write");
+        }
+        // Handles that count their closing.
+        struct Handle<'a>(&'a std::sync::atomic::AtomicU32);
+        impl Drop for Handle<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let closed = std::sync::atomic::AtomicU32::new(0);
+        let opened = std::sync::atomic::AtomicU32::new(0);
+        let pool: DatasetPool<Handle> = DatasetPool::bounded(2, 3);
+        let read = |file: &Path| {
+            pool.with(
+                file,
+                || {
+                    opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok::<_, String>(Handle(&closed))
+                },
+                |_| Ok(()),
+            )
+            .expect("read");
+        };
+        // Files 0, 1, 2 fill the bound; file 3 closes file 0's handle (the oldest).
+        for file in &files {
+            read(file);
+        }
+        assert_eq!(pool.idle_count(), 3);
+        assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Files 1-3 are still open; file 0 is opened again and closes file 1's.
+        for file in &files[1..] {
+            read(file);
+        }
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 4);
+        read(&files[0]);
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 5);
+        read(&files[2]);
+        read(&files[3]);
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 5);
+        read(&files[1]);
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 6);
+        assert_eq!(pool.idle_count(), 3);
+        assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 3);
+        drop(pool);
+        assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 6);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

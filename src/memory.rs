@@ -1,12 +1,15 @@
 //! Process memory: applies `[memory]` at start-up (GDAL's raster block cache, the C
 //! allocator's arenas) and reports what the process holds to `/metrics`
-//! (`process_resident_memory_bytes`, `gdal_cache_bytes`, `gdal_cache_max_bytes`).
+//! (`process_resident_memory_bytes` and its anonymous and file-backed parts,
+//! `allocator_in_use_bytes`, `allocator_free_bytes`, `gdal_cache_bytes`,
+//! `gdal_cache_max_bytes`, `raster_handles_idle`).
 
 use crate::config::MemoryConfig;
 
-/// Sets GDAL's block cache size and the allocator's arena limit. Call once, early (the
-/// arena limit applies to arenas made after it).
+/// Sets GDAL's block cache size, the raster handles kept open and the allocator's arena
+/// limit. Call once, early (the arena limit applies to arenas made after it).
 pub fn apply(cfg: &MemoryConfig) {
+    crate::dataset_pool::set_max_idle(cfg.raster_handles);
     let bytes = i64::try_from(cfg.gdal_cache_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
     // SAFETY: GDALSetCacheMax64 only stores the limit (and flushes blocks above it).
     unsafe { gdal_sys::GDALSetCacheMax64(bytes) };
@@ -91,10 +94,54 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages.saturating_mul(u64::try_from(page).ok()?))
 }
 
+/// The resident set's parts from `/proc/self/status`, in bytes: anonymous memory (the
+/// heap, stacks, GDAL's block cache) and mapped files (the binary and shared libraries).
+pub fn resident_parts() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib.saturating_mul(1024))
+    };
+    Some((field("RssAnon:")?, field("RssFile:")?))
+}
+
+/// What the C allocator holds, in bytes: in use by the program (small chunks and mapped
+/// large ones), and free but kept in its arenas (given back by `malloc_trim`, or not
+/// when fragmented between chunks in use).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn allocator_bytes() -> Option<(u64, u64)> {
+    // SAFETY: mallinfo2 only reads glibc's arena counters (it takes each arena's lock).
+    let info = unsafe { libc::mallinfo2() };
+    Some((
+        (info.uordblks as u64).saturating_add(info.hblkhd as u64),
+        info.fordblks as u64,
+    ))
+}
+
+/// What the C allocator holds (not known off glibc).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn allocator_bytes() -> Option<(u64, u64)> {
+    None
+}
+
 /// Refreshes the memory gauges (called at each scrape).
 pub fn record_gauges() {
     if let Some(rss) = resident_bytes() {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
+    }
+    if let Some((anon, file)) = resident_parts() {
+        metrics::gauge!("process_resident_anonymous_bytes").set(anon as f64);
+        metrics::gauge!("process_resident_file_bytes").set(file as f64);
+    }
+    if let Some((in_use, free)) = allocator_bytes() {
+        metrics::gauge!("allocator_in_use_bytes").set(in_use as f64);
+        metrics::gauge!("allocator_free_bytes").set(free as f64);
     }
     // SAFETY: both only read GDAL's cache counters.
     let (used, max) = unsafe {
@@ -104,6 +151,7 @@ pub fn record_gauges() {
         )
     };
     metrics::gauge!("gdal_cache_bytes").set(used as f64);
+    metrics::gauge!("raster_handles_idle").set(crate::dataset_pool::idle_total() as f64);
     metrics::gauge!("gdal_cache_max_bytes").set(max as f64);
 }
 
@@ -127,11 +175,25 @@ mod tests {
             gdal_cache_mb: 48,
             malloc_arenas: 2,
             trim_interval_s: 0,
+            raster_handles: crate::dataset_pool::DEFAULT_MAX_IDLE,
         });
         // SAFETY: reads GDAL's cache limit.
         let max = unsafe { gdal_sys::GDALGetCacheMax64() };
         assert_eq!(max, 48 * 1024 * 1024);
         let rss = resident_bytes().expect("statm readable on Linux");
         assert!(rss > 1024 * 1024, "{rss}");
+        // The parts add up to the whole, give or take what changed between two reads
+        // (RssShmem is the rest).
+        let (anon, file) = resident_parts().expect("status readable on Linux");
+        assert!(anon > 0 && file > 0, "{anon} {file}");
+        assert!(
+            anon + file <= rss + 64 * 1024 * 1024,
+            "{anon} + {file} vs {rss}"
+        );
+        // A live megabyte is counted as in use by the allocator.
+        let block = vec![1u8; 1 << 20];
+        let (in_use, _free) = allocator_bytes().expect("glibc");
+        assert!(in_use >= block.len() as u64, "{in_use}");
+        drop(block);
     }
 }

@@ -23,6 +23,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ),
     ("PLANSCAPE_GDAL_CACHE_MB", "memory.gdal_cache_mb"),
     ("PLANSCAPE_MALLOC_TRIM_S", "memory.trim_interval_s"),
+    ("PLANSCAPE_RASTER_HANDLES", "memory.raster_handles"),
+    ("PLANSCAPE_IO_THREADS", "http.io_threads"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
     (
@@ -139,6 +141,10 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
             | "analytics.raw_retention_days"
             | "analytics.flush_interval_s"
             | "analytics.queue_size"
+            | "memory.gdal_cache_mb"
+            | "memory.trim_interval_s"
+            | "memory.raster_handles"
+            | "http.io_threads"
     );
     match value.parse::<i64>() {
         Ok(n) if numeric => toml::Value::Integer(n),

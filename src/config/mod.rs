@@ -480,6 +480,32 @@ mod tests {
     }
 
     #[test]
+    fn every_numeric_key_takes_a_number_from_the_environment() {
+        // Each override whose key holds a number by default takes "3" as the number 3
+        // (a key missing from `env_value`'s list would get the text "3" and fail).
+        let defaults = Config::load(None, |_| None).expect("defaults");
+        let defaults = toml::Table::try_from(&defaults).expect("as a table");
+        let lookup = |table: &toml::Table, key: &str| -> Option<toml::Value> {
+            let mut value = toml::Value::Table(table.clone());
+            for part in key.split('.') {
+                value = value.as_table()?.get(part)?.clone();
+            }
+            Some(value)
+        };
+        let mut checked = 0;
+        for (var, key) in env::ENV_OVERRIDES {
+            if !matches!(lookup(&defaults, key), Some(toml::Value::Integer(_))) {
+                continue;
+            }
+            let c = load_str("", &[(var, "3")]).unwrap_or_else(|e| panic!("{var}: {e}"));
+            let c = toml::Table::try_from(&c).expect("as a table");
+            assert_eq!(lookup(&c, key), Some(toml::Value::Integer(3)), "{var}");
+            checked += 1;
+        }
+        assert!(checked >= 15, "{checked}");
+    }
+
+    #[test]
     fn http_timeouts_and_trusted_proxies() {
         let defaults = Config::load(None, |_| None).unwrap();
         assert!(defaults.http.trusted_proxies.is_empty(), "none by default");
