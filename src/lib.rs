@@ -38,6 +38,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod io_threads;
 pub mod mail;
 pub mod memory;
 pub mod planning;

@@ -303,36 +303,67 @@ impl Server {
         let app = http::router(Arc::clone(&self.state));
         tracing::info!(addr = %self.addr, layers = self.state.tiles.catalog().len(), "serving");
         let http = &self.state.config.http;
-        let listener = TimedListener::new(
-            self.listener,
-            Timeouts {
-                header_read: Duration::from_secs(http.header_read_timeout_s),
-                idle: Duration::from_secs(http.idle_timeout_s),
-            },
-        );
-        let grace = Duration::from_secs(self.state.config.shutdown_grace_s);
-        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-        let serve =
-            axum::serve(listener, MakeTracked::new(app)).with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!(
-                    grace_s = grace.as_secs(),
-                    "shutting down: no new connections; finishing requests under way"
-                );
-                let _ = signalled.send(());
-            });
-        let grace_over = async {
-            if on_signal.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
+        let timeouts = Timeouts {
+            header_read: Duration::from_secs(http.header_read_timeout_s),
+            idle: Duration::from_secs(http.idle_timeout_s),
         };
-        let result = tokio::select! {
-            result = serve.into_future() => result,
-            () = grace_over => {
-                tracing::warn!(grace_s = grace.as_secs(), "shutdown grace over; dropping requests still under way");
-                Ok(())
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_s);
+        let announce = move || {
+            tracing::info!(
+                grace_s = grace.as_secs(),
+                "shutting down: no new connections; finishing requests under way"
+            );
+        };
+        let grace_over = || async move {
+            tokio::time::sleep(grace).await;
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "shutdown grace over; dropping requests still under way"
+            );
+        };
+        let result = if http.io_threads > 0 {
+            // Single-threaded runtimes, one per I/O thread (crate::io_threads).
+            let blocking = crate::memory::blocking_threads(
+                std::env::var("PLANSCAPE_BLOCKING_THREADS").ok().as_deref(),
+            )
+            .unwrap_or(crate::memory::DEFAULT_BLOCKING_THREADS);
+            let mut threads = crate::io_threads::IoThreads::start(
+                self.listener,
+                app,
+                timeouts,
+                http.io_threads,
+                blocking,
+            )?;
+            tokio::select! {
+                result = threads.finished() => result,
+                () = shutdown => {
+                    announce();
+                    threads.stop();
+                    tokio::select! {
+                        result = threads.finished() => result,
+                        () = grace_over() => Ok(()),
+                    }
+                }
+            }
+        } else {
+            let listener = TimedListener::new(self.listener, timeouts);
+            let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+            let serve =
+                axum::serve(listener, MakeTracked::new(app)).with_graceful_shutdown(async move {
+                    shutdown.await;
+                    announce();
+                    let _ = signalled.send(());
+                });
+            let grace_over = async {
+                if on_signal.await.is_ok() {
+                    grace_over().await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                result = serve.into_future() => result,
+                () = grace_over => Ok(()),
             }
         };
         self.change_listener.abort();

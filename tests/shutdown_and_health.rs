@@ -88,6 +88,17 @@ async fn start_upload(port: u16, length: usize, first: &[u8]) -> TcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_requests_within_the_grace_then_exits_zero() {
+    sigterm_case("0").await;
+}
+
+/// The same with connections served by two I/O threads of their own (`[http]
+/// io_threads`): they stop accepting together, and the grace holds for all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_io_threads_finishes_requests_within_the_grace_then_exits_zero() {
+    sigterm_case("2").await;
+}
+
+async fn sigterm_case(io_threads: &str) {
     const GRACE_S: u64 = 2;
     let config = ConfigFile::new("");
     let log = std::env::temp_dir().join(format!("{}.log", unique("shutdown")));
@@ -96,7 +107,10 @@ async fn sigterm_finishes_requests_within_the_grace_then_exits_zero() {
     let mut child = spawn_server(
         &config,
         port,
-        &[("PLANSCAPE_SHUTDOWN_GRACE_S", &GRACE_S.to_string())],
+        &[
+            ("PLANSCAPE_SHUTDOWN_GRACE_S", &GRACE_S.to_string()),
+            ("PLANSCAPE_IO_THREADS", io_threads),
+        ],
         &log,
     );
     wait_for(&mut child, &base, "/ready", 200).await;

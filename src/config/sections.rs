@@ -244,6 +244,10 @@ pub struct HttpConfig {
     /// addresses, e.g. `["127.0.0.1/32"]`); none by default: the TCP peer is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Threads that accept and serve connections, each with its own single-threaded
+    /// runtime ([`crate::io_threads`]); 0 serves them from the main runtime's workers.
+    #[serde(default)]
+    pub io_threads: usize,
 }
 
 fn default_store_url() -> String {
@@ -322,6 +326,7 @@ impl Default for HttpConfig {
             body_read_timeout_s: default_body_read_timeout(),
             idle_timeout_s: default_idle_timeout(),
             trusted_proxies: Vec::new(),
+            io_threads: 0,
         }
     }
 }
