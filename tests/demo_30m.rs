@@ -170,3 +170,86 @@ async fn the_fine_catalog_has_folders_of_its_own_and_leaves_the_default_untouche
     scratch.cleanup().await;
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `conditions build` with GDAL's block cache at 1 MiB finishes, and writes the pixels a
+/// build with the default cache writes: GDAL 3.6's threaded GTiff compression deadlocked
+/// once the cache filled while it wrote (the demo's catalog at 250 m hung after 16 of its
+/// 25 rasters), so the build compresses on its own thread. Bounded: a hung build is
+/// killed and fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_build_finishes_with_a_small_gdal_cache() {
+    let scratch = Scratch::new().await;
+    let root = std::env::temp_dir().join(common::unique("smallcache"));
+    std::fs::create_dir_all(&root).expect("root");
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("tiles/conditions.toml");
+    let config_for = |built: &Path| {
+        let path = root.join(format!("{}.toml", common::unique("config")));
+        let text = format!(
+            "[conditions]\ncatalog = \"{}\"\nrasters = \"{}\"\ndir = \"{}\"\ndemo_resolution_m = 250\n",
+            catalog.display(),
+            root.join("rasters").display(),
+            built.display()
+        );
+        std::fs::write(&path, text).expect("config");
+        path
+    };
+    let (default_built, small_built) = (root.join("default"), root.join("small"));
+    let default_config = config_for(&default_built);
+    let layers = root.join("layers");
+    let layers = layers.to_str().expect("utf-8 path");
+    assert_success(&run(
+        &default_config,
+        &[
+            "demo",
+            "--schema",
+            &scratch.schema,
+            "--watersheds",
+            "10",
+            "--rasters",
+            layers,
+        ],
+    ));
+    assert_success(&run(&default_config, &["conditions", "build"]));
+
+    let mut build =
+        common::cli::planscape_config(&config_for(&small_built), &["conditions", "build"])
+            .env("PLANSCAPE_GDAL_CACHE_MB", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the build");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = build.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = build.kill();
+            panic!("`conditions build` with a 1 MiB GDAL cache hung");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
+    let built = snapshot(&default_built.join("sierra_nevada"));
+    assert_eq!(built.len(), 25, "the demo's elements and pillars");
+    for path in built.keys() {
+        let read = |path: &Path| {
+            let ds = gdal::Dataset::open(path).expect("open");
+            let size = ds.raster_size();
+            let band = ds.rasterband(1).expect("band");
+            band.read_as::<f32>((0, 0), size, size, None)
+                .expect("read")
+                .data()
+                .to_vec()
+        };
+        let name = path.file_name().expect("file name");
+        let small = small_built.join("sierra_nevada").join(name);
+        assert!(
+            read(path) == read(&small),
+            "{}: the same pixels",
+            path.display()
+        );
+    }
+    scratch.cleanup().await;
+    let _ = std::fs::remove_dir_all(&root);
+}

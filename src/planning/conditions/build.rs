@@ -101,7 +101,9 @@ fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> 
         "PREDICTOR=3",
         "BLOCKXSIZE=256",
         "BLOCKYSIZE=256",
-        "NUM_THREADS=ALL_CPUS",
+        // No NUM_THREADS: GDAL 3.6's threaded GTiff compression deadlocks when the block
+        // cache fills while it writes (a compression worker flushes a dirty block and
+        // waits on its own queue); with `[memory] gdal_cache_mb = 16` every build hung.
         "BIGTIFF=IF_SAFER",
     ]);
     let (width, height) = size;
