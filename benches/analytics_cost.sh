@@ -21,11 +21,7 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh wrk
-scripts/db.sh start
-DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
-export DATABASE_URL
-cargo build --release --quiet
+bench_setup wrk
 target/release/planscape --config tiles/demo.toml demo >&2
 
 /usr/bin/python3 benches/tile_list.py "$TILES" 5 12 > "$WORK/tiles.txt"

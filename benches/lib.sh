@@ -61,3 +61,17 @@ for p in d['regions'][0]['pillars']:
         names.extend(m['name'] for m in e['metrics'])
 print(json.dumps(names))"
 }
+
+# The set-up every bench starts with: the Debian packages named (wrk, nginx, ...), the
+# embedded PostGIS (DATABASE_URL exported, unless already set) and, unless BIN names
+# another build (e.g. a copy of the binary before a change), the release build, as BIN.
+bench_setup() {
+  scripts/setup-debian.sh "$@"
+  scripts/db.sh start
+  DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
+  export DATABASE_URL
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet
+    BIN=target/release/planscape
+  fi
+}

@@ -22,11 +22,7 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh wrk
-scripts/db.sh start
-DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
-export DATABASE_URL
-cargo build --release --quiet
+bench_setup wrk
 target/release/planscape --config tiles/demo.toml demo >&2
 
 MARTIN="${MARTIN:-$(command -v martin || true)}"

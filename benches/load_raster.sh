@@ -21,9 +21,7 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh wrk
-scripts/db.sh start
-cargo build --release --quiet
+bench_setup wrk
 target/release/planscape --config tiles/demo.toml demo --large-raster >&2
 VENV="$ROOT/.data/titiler-venv"
 if [ ! -x "$VENV/bin/uvicorn" ]; then

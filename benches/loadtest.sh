@@ -21,9 +21,7 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh wrk
-scripts/db.sh start
-cargo build --release --quiet
+bench_setup wrk
 target/release/planscape --config tiles/demo.toml demo >&2
 /usr/bin/python3 benches/mix.py "$VIEWS" > "$WORK/mix.txt"
 NGINX_PID=""

@@ -18,12 +18,7 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh gdal-bin python3-gdal
-scripts/db.sh start
-DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
-export DATABASE_URL
-cargo build --release --quiet
-BIN=target/release/planscape
+bench_setup gdal-bin python3-gdal
 $BIN --config tiles/demo.toml demo >&2
 DB="$(/usr/bin/python3 -c "
 import sys, urllib.parse as u

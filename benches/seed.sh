@@ -16,12 +16,10 @@ WORK="$ROOT/.data/bench/seed"
 COG="$ROOT/.data/rasters/aboveground_biomass_30m.tif"
 CORES="$(nproc)"
 mkdir -p "$WORK"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh gdal-bin python3-gdal bc
-scripts/db.sh start
-DATABASE_URL="$(scripts/db.sh url)"
-export DATABASE_URL
-cargo build --release --quiet
+bench_setup gdal-bin python3-gdal bc
 target/release/planscape --config tiles/demo.toml demo --large-raster >&2
 
 cat > "$WORK/bench.toml" <<TOML

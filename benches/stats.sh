@@ -21,12 +21,7 @@ source "$ROOT/benches/lib.sh"
 WORK="$ROOT/.data/bench/stats"
 COG="$ROOT/.data/rasters/aboveground_biomass_30m.tif"
 mkdir -p "$WORK"
-scripts/setup-debian.sh postgis curl python3-venv
-scripts/db.sh start
-DATABASE_URL="$(scripts/db.sh url)"
-export DATABASE_URL
-cargo build --release --quiet
-BIN=target/release/planscape
+bench_setup postgis curl python3-venv
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # 1-3 (the default run; `--30m` runs part 4 alone).

@@ -25,15 +25,8 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh wrk nginx linux-perf
-scripts/db.sh start
-DATABASE_URL="${DATABASE_URL:-$(scripts/db.sh url)}"
-export DATABASE_URL
 # BIN=path measures another build (e.g. a copy of the binary before a change).
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet
-  BIN=target/release/planscape
-fi
+bench_setup wrk nginx linux-perf
 "$BIN" --config tiles/demo.toml demo >&2
 
 /usr/bin/python3 benches/tile_list.py "$TILES" 5 12 > "$WORK/tiles.txt"
