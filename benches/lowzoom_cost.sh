@@ -19,7 +19,7 @@ mkdir -p "$WORK"
 source "$ROOT/benches/lib.sh"
 
 bench_setup gdal-bin python3-gdal
-$BIN --config tiles/demo.toml demo >&2
+"$BIN" --config tiles/demo.toml demo >&2
 DB="$(/usr/bin/python3 -c "
 import sys, urllib.parse as u
 p = u.urlparse(sys.argv[1])
@@ -30,7 +30,7 @@ serve() { # label, then sed expressions applied to tiles/demo.toml
   shift
   sed -e "s|^listen = .*|listen = \"127.0.0.1:$PORT\"|" -e "s|^size_mb = .*|size_mb = 0|" "$@" \
     tiles/demo.toml > "$WORK/$label.toml"
-  RUST_LOG=warn $BIN --config "$WORK/$label.toml" serve 2>"$WORK/$label.log" &
+  RUST_LOG=warn "$BIN" --config "$WORK/$label.toml" serve 2>"$WORK/$label.log" &
   PID=$!
   wait_for "http://127.0.0.1:$PORT/ready"
 }

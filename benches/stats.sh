@@ -26,8 +26,8 @@ median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # 1-3 (the default run; `--30m` runs part 4 alone).
 if [ "${2:-}" != "--30m" ]; then
-$BIN --config tiles/demo.toml demo --large-raster >&2
-$BIN --config tiles/demo.toml conditions build >&2
+"$BIN" --config tiles/demo.toml demo --large-raster >&2
+"$BIN" --config tiles/demo.toml conditions build >&2
 
 # Circles of 100,000 and 500,000 acres in the Sierra Nevada (radius from the area).
 circle() { # acres -> GeoJSON
@@ -38,7 +38,7 @@ circle 500000 > "$WORK/500k.geojson"
 
 echo "| tool | 30 m raster, 100,000 acres | median ms |"
 echo "|---|---|---:|"
-ours="$($BIN conditions stats "$COG" --geojson "$WORK/100k.geojson" --repeat "$RUNS")"
+ours="$("$BIN" conditions stats "$COG" --geojson "$WORK/100k.geojson" --repeat "$RUNS")"
 echo "| planscape (engine) | count $(echo "$ours" | sed -n 's/.*"count":\([0-9]*\).*/\1/p') | $(echo "$ours" | sed -n 's/.*"median_ms":\([0-9.]*\).*/\1/p') |"
 
 # PostGIS raster, tiled in-db (loaded once).
@@ -89,7 +89,7 @@ print(f"| exactextract (coverage-weighted) | count {out['properties']['count']:.
 PY
 
 # 2 and 3 through the HTTP API of a running server.
-PLANSCAPE_LISTEN=127.0.0.1:18090 RUST_LOG=warn $BIN --config tiles/demo.toml serve 2>"$WORK/server.log" &
+PLANSCAPE_LISTEN=127.0.0.1:18090 RUST_LOG=warn "$BIN" --config tiles/demo.toml serve 2>"$WORK/server.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do curl -fs -o /dev/null http://127.0.0.1:18090/ready && break; sleep 0.2; done
@@ -138,10 +138,10 @@ fi
 if [ "${2:-}" = "--30m" ]; then
   CFG30=tiles/demo-30m.toml
   t0="$(date +%s.%N)"
-  nice -n 19 $BIN --config $CFG30 demo >&2
+  nice -n 19 "$BIN" --config $CFG30 demo >&2
   t1="$(date +%s.%N)"
   if [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -lt 25 ]; then
-    nice -n 19 $BIN --config $CFG30 conditions build >&2
+    nice -n 19 "$BIN" --config $CFG30 conditions build >&2
   fi
   t2="$(date +%s.%N)"
   echo
@@ -153,7 +153,7 @@ if [ "${2:-}" = "--30m" ]; then
     psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt($3 * 4046.8564224 / pi()), 64)::geometry, 9)"
   }
   start30() {
-    PLANSCAPE_LISTEN=127.0.0.1:18091 RUST_LOG=warn $BIN --config $CFG30 serve 2>>"$WORK/server30.log" &
+    PLANSCAPE_LISTEN=127.0.0.1:18091 RUST_LOG=warn "$BIN" --config $CFG30 serve 2>>"$WORK/server30.log" &
     PID=$!
     wait_for http://127.0.0.1:18091/ready
   }
