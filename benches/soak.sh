@@ -27,14 +27,9 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 
-scripts/setup-debian.sh wrk
-scripts/db.sh start
-DATABASE_URL="$(scripts/db.sh url)"
-export DATABASE_URL
-cargo build --release --quiet
-BIN=target/release/planscape
-$BIN --config tiles/demo.toml demo >&2
-$BIN --config tiles/demo.toml conditions build >&2
+bench_setup wrk
+"$BIN" --config tiles/demo.toml demo >&2
+"$BIN" --config tiles/demo.toml conditions build >&2
 
 NGINX_PID=""
 SAMPLER=""
@@ -47,7 +42,7 @@ trap stop_all EXIT
 
 sed -e "s|^listen = .*|listen = \"127.0.0.1:$PORT\"|" tiles/demo.toml > "$WORK/soak.toml"
 if [ -n "$CACHE_MB" ]; then sed -i "s|^size_mb = .*|size_mb = $CACHE_MB|" "$WORK/soak.toml"; fi
-RUST_LOG=warn $BIN --config "$WORK/soak.toml" serve 2>"$WORK/planscape.log" &
+RUST_LOG=warn "$BIN" --config "$WORK/soak.toml" serve 2>"$WORK/planscape.log" &
 PID=$!
 wait_for "http://127.0.0.1:$PORT/ready"
 scripts/nginx-local.sh "$NGINX_PORT" "127.0.0.1:$PORT" "$WORK/nginx" &
