@@ -50,6 +50,24 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, std::time::SystemTime)> {
     out
 }
 
+/// `planscape demo` with `config`: ten watersheds into `schema`, the raster layers' files
+/// under `root/layers`, and `extra` arguments.
+fn demo(config: &Path, schema: &str, root: &Path, extra: &[&str]) -> std::process::Output {
+    let layers = root.join("layers");
+    let layers = layers.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "demo",
+        "--schema",
+        schema,
+        "--watersheds",
+        "10",
+        "--rasters",
+        layers,
+    ];
+    args.extend_from_slice(extra);
+    run(config, &args)
+}
+
 /// The pixel width of a raster (EPSG:3857 metres).
 fn pixel_size(path: &Path) -> f64 {
     gdal::Dataset::open(path)
@@ -86,21 +104,7 @@ async fn the_fine_catalog_has_folders_of_its_own_and_leaves_the_default_untouche
         ),
         &fine_built,
     );
-    let demo = |config: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "demo",
-            "--schema",
-            &scratch.schema,
-            "--watersheds",
-            "10",
-            "--rasters",
-        ];
-        let layers = root.join("layers");
-        let layers = layers.to_str().expect("utf-8 path").to_owned();
-        args.push(&layers);
-        args.extend_from_slice(extra);
-        run(config, &args)
-    };
+    let demo = |config: &Path, extra: &[&str]| demo(config, &scratch.schema, &root, extra);
 
     assert_success(&demo(&default_config, &[]));
     assert_success(&run(&default_config, &["conditions", "build"]));
@@ -195,20 +199,7 @@ async fn the_build_finishes_with_a_small_gdal_cache() {
     };
     let (default_built, small_built) = (root.join("default"), root.join("small"));
     let default_config = config_for(&default_built);
-    let layers = root.join("layers");
-    let layers = layers.to_str().expect("utf-8 path");
-    assert_success(&run(
-        &default_config,
-        &[
-            "demo",
-            "--schema",
-            &scratch.schema,
-            "--watersheds",
-            "10",
-            "--rasters",
-            layers,
-        ],
-    ));
+    assert_success(&demo(&default_config, &scratch.schema, &root, &[]));
     assert_success(&run(&default_config, &["conditions", "build"]));
 
     let mut build =
