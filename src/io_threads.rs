@@ -5,9 +5,10 @@
 //! connections: a request is read, answered and written by the thread that accepted
 //! it, with no hand-over between workers (a cache hit costs less than the wake-ups
 //! work stealing does for it). Work a request hands off still leaves the thread:
-//! GDAL reads and CPU rendering go to the blocking pool (each runtime has its own,
-//! together bounded as `PLANSCAPE_BLOCKING_THREADS`), and background tasks stay on the
-//! main runtime. Connections are not moved between threads once accepted; with keep-
+//! GDAL reads and CPU rendering go to a blocking pool (each I/O runtime has its own;
+//! together they are bounded by `PLANSCAPE_BLOCKING_THREADS`, besides the main
+//! runtime's), and the tasks the server starts with (change listener, upkeep, trim)
+//! stay on the main runtime; tasks a request spawns run on its thread's runtime. Connections are not moved between threads once accepted; with keep-
 //! alive clients behind a proxy that is what balances them anyway.
 
 use std::time::Duration;
