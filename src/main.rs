@@ -9,8 +9,7 @@ use planscape::cli::{self, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(cli.log_format);
-    let blocking = std::env::var("PLANSCAPE_BLOCKING_THREADS").ok();
-    let blocking = match planscape::memory::blocking_threads(blocking.as_deref()) {
+    let blocking = match planscape::memory::blocking_threads_from_env() {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: {e}");

@@ -69,6 +69,13 @@ fn trim() {}
 /// permits, tile encoding, password hashing, file I/O), unless set otherwise.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;
 
+/// The blocking-thread bound of this process: [`blocking_threads`] of the environment's
+/// `PLANSCAPE_BLOCKING_THREADS` (read by `main` for the runtime, and by the I/O threads
+/// to share it out).
+pub fn blocking_threads_from_env() -> Result<usize, String> {
+    blocking_threads(std::env::var("PLANSCAPE_BLOCKING_THREADS").ok().as_deref())
+}
+
 /// The blocking-thread bound from `PLANSCAPE_BLOCKING_THREADS` (read before the runtime
 /// and the configuration exist, hence an environment variable only). Tokio's own default
 /// is 512 threads, each with its stack and allocator cache; beyond the bound, blocking

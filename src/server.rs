@@ -323,10 +323,9 @@ impl Server {
         };
         let result = if http.io_threads > 0 {
             // Single-threaded runtimes, one per I/O thread (crate::io_threads).
-            let blocking = crate::memory::blocking_threads(
-                std::env::var("PLANSCAPE_BLOCKING_THREADS").ok().as_deref(),
-            )
-            .unwrap_or(crate::memory::DEFAULT_BLOCKING_THREADS);
+            // Checked by `main` before the runtime started.
+            let blocking = crate::memory::blocking_threads_from_env()
+                .unwrap_or(crate::memory::DEFAULT_BLOCKING_THREADS);
             let mut threads = crate::io_threads::IoThreads::start(
                 self.listener,
                 app,

@@ -266,9 +266,8 @@ pub struct EncodedTile {
     pub raw: Bytes,
     /// gzip of `raw`, for compressible non-empty formats.
     pub gzip: Option<Bytes>,
-    /// Content hash (hex), the base of the strong ETags.
-    pub hash: String,
-    /// The ETag of `raw` (`"{hash}"`), made once: a cache hit only clones it.
+    /// The strong ETag of `raw` (`"{hash}"`, its content hash in hex), made once: a cache
+    /// hit only clones it.
     pub etag: HeaderValue,
     /// The ETag of `gzip` (`"{hash}-gz"`).
     pub etag_gzip: HeaderValue,
@@ -298,7 +297,6 @@ impl EncodedTile {
         Self {
             raw,
             gzip,
-            hash,
             etag,
             etag_gzip,
         }

@@ -101,7 +101,7 @@ mod tests {
             let back = decode(Bytes::from(bytes)).expect("decodes");
             assert_eq!(back.raw, tile.raw);
             assert_eq!(back.gzip, tile.gzip);
-            assert_eq!(back.hash, tile.hash);
+            assert_eq!(back.etag, tile.etag);
         }
     }
 

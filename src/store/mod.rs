@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(stored.meta.content_encoding.as_deref(), Some("gzip"));
         let back = decode_stored(stored.body, TileFormat::Mvt).expect("decodes");
         assert_eq!(back.raw, live.raw);
-        assert_eq!(back.hash, live.hash);
+        assert_eq!(back.etag, live.etag);
         assert!(decode_stored(Bytes::from_static(&[0x1f, 0x8b, 1, 2]), TileFormat::Mvt).is_err());
     }
 }
