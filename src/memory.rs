@@ -6,30 +6,51 @@
 
 use crate::config::MemoryConfig;
 
-/// Sets GDAL's block cache size, the raster handles kept open and the allocator's arena
-/// limit. Call once, early (the arena limit applies to arenas made after it).
+/// Sets GDAL's block cache size, the raster handles kept open, the allocator's arena
+/// limit and its mmap threshold. Call once, early (the arena limit applies to arenas
+/// made after it).
 pub fn apply(cfg: &MemoryConfig) {
     crate::dataset_pool::set_max_idle(cfg.raster_handles);
     let bytes = i64::try_from(cfg.gdal_cache_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
     // SAFETY: GDALSetCacheMax64 only stores the limit (and flushes blocks above it).
     unsafe { gdal_sys::GDALSetCacheMax64(bytes) };
     if cfg.malloc_arenas > 0 {
-        limit_arenas(cfg.malloc_arenas);
+        set_allocator_option(AllocatorOption::ArenaMax, cfg.malloc_arenas);
+    }
+    if cfg.mmap_threshold_kb > 0 {
+        set_allocator_option(
+            AllocatorOption::MmapThreshold,
+            cfg.mmap_threshold_kb.saturating_mul(1024),
+        );
     }
 }
 
+/// The glibc `mallopt` parameters `[memory]` sets.
+#[derive(Debug, Clone, Copy)]
+enum AllocatorOption {
+    /// `M_ARENA_MAX`: most arenas.
+    ArenaMax,
+    /// `M_MMAP_THRESHOLD`: bytes from which an allocation is mapped on its own (fixed,
+    /// which also stops glibc's sliding threshold).
+    MmapThreshold,
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_arenas(arenas: u32) {
-    let value = libc::c_int::try_from(arenas).unwrap_or(libc::c_int::MAX);
-    // SAFETY: mallopt with M_ARENA_MAX only changes glibc's arena limit.
-    let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, value) };
+fn set_allocator_option(option: AllocatorOption, value: u32) {
+    let param = match option {
+        AllocatorOption::ArenaMax => libc::M_ARENA_MAX,
+        AllocatorOption::MmapThreshold => libc::M_MMAP_THRESHOLD,
+    };
+    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only changes one of glibc's allocator parameters.
+    let ok = unsafe { libc::mallopt(param, value) };
     if ok != 1 {
-        tracing::warn!(arenas, "the C allocator refused the arena limit");
+        tracing::warn!(?option, value, "the C allocator refused the setting");
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_arenas(_arenas: u32) {}
+fn set_allocator_option(_option: AllocatorOption, _value: u32) {}
 
 /// Gives the C allocator's free pages back to the system every `interval_s` seconds
 /// (`[memory] trim_interval_s`; `None` when 0), on a blocking thread: glibc keeps freed
@@ -183,6 +204,7 @@ mod tests {
             malloc_arenas: 2,
             trim_interval_s: 0,
             raster_handles: crate::dataset_pool::DEFAULT_MAX_IDLE,
+            mmap_threshold_kb: 128,
         });
         // SAFETY: reads GDAL's cache limit.
         let max = unsafe { gdal_sys::GDALGetCacheMax64() };
@@ -202,5 +224,23 @@ mod tests {
         let (in_use, _free) = allocator_bytes().expect("glibc");
         assert!(in_use >= block.len() as u64, "{in_use}");
         drop(block);
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn a_fixed_mmap_threshold_maps_large_blocks_on_their_own() {
+        set_allocator_option(AllocatorOption::MmapThreshold, 128 * 1024);
+        // Freeing a mapped 4 MiB block would raise glibc's sliding threshold to 4 MiB,
+        // and the next 1 MiB block would come from the heap.
+        drop(std::hint::black_box(vec![1u8; 4 << 20]));
+        let block = std::hint::black_box(vec![1u8; 1 << 20]);
+        // SAFETY: glibc keeps a chunk's size in the word before the pointer it returns,
+        // with IS_MMAPPED (2) among its low bits; the block is live and 16-aligned.
+        let size_word = unsafe { block.as_ptr().cast::<usize>().sub(1).read() };
+        assert_ne!(
+            size_word & 2,
+            0,
+            "a 1 MiB block came from the heap: {size_word:#x}"
+        );
     }
 }

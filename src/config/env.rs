@@ -24,6 +24,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_GDAL_CACHE_MB", "memory.gdal_cache_mb"),
     ("PLANSCAPE_MALLOC_TRIM_S", "memory.trim_interval_s"),
     ("PLANSCAPE_RASTER_HANDLES", "memory.raster_handles"),
+    ("PLANSCAPE_MMAP_THRESHOLD_KB", "memory.mmap_threshold_kb"),
     ("PLANSCAPE_IO_THREADS", "http.io_threads"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
@@ -144,6 +145,7 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
             | "memory.gdal_cache_mb"
             | "memory.trim_interval_s"
             | "memory.raster_handles"
+            | "memory.mmap_threshold_kb"
             | "http.io_threads"
     );
     match value.parse::<i64>() {

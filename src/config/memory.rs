@@ -28,16 +28,26 @@ pub struct MemoryConfig {
     /// catalog's conditions), or every request reopens them.
     #[serde(default = "default_raster_handles")]
     pub raster_handles: usize,
+    /// Allocations from this size (KiB) up get pages of their own from the kernel
+    /// (glibc's `M_MMAP_THRESHOLD`), given back as soon as they are freed; 0 keeps glibc's
+    /// sliding threshold, which rises to 32 MiB after the first large free and then
+    /// leaves render buffers and ZSTD contexts among the small chunks of the heap, where
+    /// their pages stay resident.
+    #[serde(default = "default_mmap_threshold_kb")]
+    pub mmap_threshold_kb: u32,
 }
 
 fn default_gdal_cache_mb() -> u64 {
-    64
+    16
 }
 fn default_malloc_arenas() -> u32 {
     2
 }
 fn default_trim_interval_s() -> u64 {
     30
+}
+fn default_mmap_threshold_kb() -> u32 {
+    128
 }
 fn default_raster_handles() -> usize {
     crate::dataset_pool::DEFAULT_MAX_IDLE
@@ -50,6 +60,7 @@ impl Default for MemoryConfig {
             malloc_arenas: default_malloc_arenas(),
             trim_interval_s: default_trim_interval_s(),
             raster_handles: default_raster_handles(),
+            mmap_threshold_kb: default_mmap_threshold_kb(),
         }
     }
 }
