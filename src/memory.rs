@@ -1,5 +1,5 @@
 //! Process memory: applies `[memory]` at start-up (GDAL's raster block cache, the C
-//! allocator's arenas) and reports what the process holds to `/metrics`
+//! allocator's arenas and mmap threshold) and reports what the process holds to `/metrics`
 //! (`process_resident_memory_bytes` and its anonymous and file-backed parts,
 //! `allocator_in_use_bytes`, `allocator_free_bytes`, `gdal_cache_bytes`,
 //! `gdal_cache_max_bytes`, `raster_handles_idle`).
