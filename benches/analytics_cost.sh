@@ -22,7 +22,7 @@ mkdir -p "$WORK"
 source "$ROOT/benches/lib.sh"
 
 bench_setup wrk
-target/release/planscape --config tiles/demo.toml demo >&2
+"$BIN" --config tiles/demo.toml demo >&2
 
 /usr/bin/python3 benches/tile_list.py "$TILES" 5 12 > "$WORK/tiles.txt"
 sed 's|^|/tiles/watersheds/|; s|$|.mvt|' "$WORK/tiles.txt" > "$WORK/paths.txt"
@@ -30,7 +30,7 @@ sed -e 's|^listen = .*|listen = "127.0.0.1:18080"|' -e 's|^size_mb = .*|size_mb 
   tiles/demo.toml > "$WORK/planscape.toml"
 
 start_planscape() { # analytics on (true) or off (false)
-  PLANSCAPE_ANALYTICS_ENABLED="$1" RUST_LOG=warn target/release/planscape \
+  PLANSCAPE_ANALYTICS_ENABLED="$1" RUST_LOG=warn "$BIN" \
     --config "$WORK/planscape.toml" serve 2>"$WORK/planscape.log" &
   PID=$!
   wait_for http://127.0.0.1:18080/ready

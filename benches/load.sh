@@ -23,7 +23,7 @@ mkdir -p "$WORK"
 source "$ROOT/benches/lib.sh"
 
 bench_setup wrk
-target/release/planscape --config tiles/demo.toml demo >&2
+"$BIN" --config tiles/demo.toml demo >&2
 
 MARTIN="${MARTIN:-$(command -v martin || true)}"
 if [ -z "$MARTIN" ]; then
@@ -61,7 +61,7 @@ YAML
 
 start_planscape() { # cache MB
   sed -e "s|^listen = .*|listen = \"127.0.0.1:18080\"|" -e "s|^size_mb = .*|size_mb = $1|" tiles/demo.toml > "$WORK/planscape.toml"
-  RUST_LOG=warn target/release/planscape --config "$WORK/planscape.toml" serve 2>"$WORK/planscape.log" &
+  RUST_LOG=warn "$BIN" --config "$WORK/planscape.toml" serve 2>"$WORK/planscape.log" &
   PID=$!
   wait_for http://127.0.0.1:18080/ready
 }

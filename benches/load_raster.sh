@@ -22,7 +22,7 @@ mkdir -p "$WORK"
 source "$ROOT/benches/lib.sh"
 
 bench_setup wrk
-target/release/planscape --config tiles/demo.toml demo --large-raster >&2
+"$BIN" --config tiles/demo.toml demo --large-raster >&2
 VENV="$ROOT/.data/titiler-venv"
 if [ ! -x "$VENV/bin/uvicorn" ]; then
   python3 -m venv "$VENV"
@@ -49,7 +49,7 @@ resampling = "nearest"
 minzoom = 0
 maxzoom = 18
 TOML
-  RUST_LOG=warn target/release/planscape --config "$WORK/planscape-raster.toml" serve 2>"$WORK/planscape.log" &
+  RUST_LOG=warn "$BIN" --config "$WORK/planscape-raster.toml" serve 2>"$WORK/planscape.log" &
   PID=$!
   wait_for http://127.0.0.1:18080/ready
 }

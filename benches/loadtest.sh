@@ -22,7 +22,7 @@ mkdir -p "$WORK"
 source "$ROOT/benches/lib.sh"
 
 bench_setup wrk
-target/release/planscape --config tiles/demo.toml demo >&2
+"$BIN" --config tiles/demo.toml demo >&2
 /usr/bin/python3 benches/mix.py "$VIEWS" > "$WORK/mix.txt"
 NGINX_PID=""
 stop_all() {
@@ -33,7 +33,7 @@ trap stop_all EXIT
 
 run() { # cache MB, label
   sed -e "s|^listen = .*|listen = \"127.0.0.1:18081\"|" -e "s|^size_mb = .*|size_mb = $1|" tiles/demo.toml > "$WORK/loadtest.toml"
-  RUST_LOG=warn target/release/planscape --config "$WORK/loadtest.toml" serve 2>"$WORK/planscape.log" &
+  RUST_LOG=warn "$BIN" --config "$WORK/loadtest.toml" serve 2>"$WORK/planscape.log" &
   PID=$!
   wait_for http://127.0.0.1:18081/ready
   if [ "$1" != 0 ]; then prime "http://127.0.0.1:$NGINX_PORT" "$WORK/mix.txt"; fi

@@ -20,7 +20,7 @@ mkdir -p "$WORK"
 source "$ROOT/benches/lib.sh"
 
 bench_setup gdal-bin python3-gdal bc
-target/release/planscape --config tiles/demo.toml demo --large-raster >&2
+"$BIN" --config tiles/demo.toml demo --large-raster >&2
 
 cat > "$WORK/bench.toml" <<TOML
 styles_dir = "$ROOT/styles"
@@ -64,18 +64,18 @@ echo "|---|---|---:|---:|---:|"
 if [ "$WHAT" = raster ] || [ "$WHAT" = all ]; then
   cat "$COG" > /dev/null   # same page-cache state for every tool
   rm -rf "$WORK/planscape-fs" "$WORK/g2t"
-  s="$(timed "$WORK/seed-fs.log" target/release/planscape --config "$WORK/bench.toml" seed biomass30 --zoom 7-13 --concurrency "$((CORES * 2))")"
+  s="$(timed "$WORK/seed-fs.log" "$BIN" --config "$WORK/bench.toml" seed biomass30 --zoom 7-13 --concurrency "$((CORES * 2))")"
   row "planscape seed" "raster z7-13, folder" "$(count_files "$WORK/planscape-fs/biomass30" png)" "$s"
 
   rm -rf "$WORK/planscape-fs"
-  s="$(timed "$WORK/seed-region.log" target/release/planscape --config "$WORK/bench.toml" seed biomass30 --zoom 7-13 --region sierra_nevada --concurrency "$((CORES * 2))")"
+  s="$(timed "$WORK/seed-region.log" "$BIN" --config "$WORK/bench.toml" seed biomass30 --zoom 7-13 --region sierra_nevada --concurrency "$((CORES * 2))")"
   row "planscape seed" "raster z7-13, Sierra Nevada polygon, folder" "$(count_files "$WORK/planscape-fs/biomass30" png)" "$s"
 
   scripts/s3.sh start >&2
   export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
   bucket="bench-$(date +%s)"
   curl -fsS -X PUT "http://127.0.0.1:54330/$bucket" -o /dev/null
-  s="$(timed "$WORK/seed-s3.log" target/release/planscape --config "$WORK/bench.toml" seed biomass30 --zoom 7-13 --to "s3://$bucket/tiles" --concurrency 16 --json)"
+  s="$(timed "$WORK/seed-s3.log" "$BIN" --config "$WORK/bench.toml" seed biomass30 --zoom 7-13 --to "s3://$bucket/tiles" --concurrency 16 --json)"
   row "planscape seed" "raster z7-13, S3 (moto)" "$(tail -1 "$WORK/seed-s3.log" | sed -n 's/.*"written":\([0-9]*\).*/\1/p')" "$s"
 
   # gdal2tiles on the same input and colors: a color-relief VRT (colors applied on read).
@@ -96,7 +96,7 @@ fi
 
 if [ "$WHAT" = vector ] || [ "$WHAT" = all ]; then
   rm -rf "$WORK/planscape-fs/watersheds"
-  s="$(timed "$WORK/seed-vector.log" target/release/planscape --config "$WORK/bench.toml" seed watersheds --zoom 0-12 --concurrency "$((CORES * 4))" --json)"
+  s="$(timed "$WORK/seed-vector.log" "$BIN" --config "$WORK/bench.toml" seed watersheds --zoom 0-12 --concurrency "$((CORES * 4))" --json)"
   row "planscape seed" "vector z0-12, folder" "$(count_files "$WORK/planscape-fs/watersheds" mvt)" "$s"
   MARTIN_CP="${MARTIN_CP:-$ROOT/.data/tools/bin/martin-cp}"
   if [ ! -x "$MARTIN_CP" ]; then
