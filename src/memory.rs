@@ -35,8 +35,9 @@ enum AllocatorOption {
     MmapThreshold,
 }
 
+/// Sets one of glibc's allocator parameters; false (and a warning) when glibc refuses it.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn set_allocator_option(option: AllocatorOption, value: u32) {
+fn set_allocator_option(option: AllocatorOption, value: u32) -> bool {
     let param = match option {
         AllocatorOption::ArenaMax => libc::M_ARENA_MAX,
         AllocatorOption::MmapThreshold => libc::M_MMAP_THRESHOLD,
@@ -47,10 +48,13 @@ fn set_allocator_option(option: AllocatorOption, value: u32) {
     if ok != 1 {
         tracing::warn!(?option, value, "the C allocator refused the setting");
     }
+    ok == 1
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set_allocator_option(_option: AllocatorOption, _value: u32) {}
+fn set_allocator_option(_option: AllocatorOption, _value: u32) -> bool {
+    false
+}
 
 /// Gives the C allocator's free pages back to the system every `interval_s` seconds
 /// (`[memory] trim_interval_s`; `None` when 0), on a blocking thread: glibc keeps freed
@@ -228,19 +232,13 @@ mod tests {
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
-    fn a_fixed_mmap_threshold_maps_large_blocks_on_their_own() {
-        set_allocator_option(AllocatorOption::MmapThreshold, 128 * 1024);
-        // Freeing a mapped 4 MiB block would raise glibc's sliding threshold to 4 MiB,
-        // and the next 1 MiB block would come from the heap.
-        drop(std::hint::black_box(vec![1u8; 4 << 20]));
-        let block = std::hint::black_box(vec![1u8; 1 << 20]);
-        // SAFETY: glibc keeps a chunk's size in the word before the pointer it returns,
-        // with IS_MMAPPED (2) among its low bits; the block is live and 16-aligned.
-        let size_word = unsafe { block.as_ptr().cast::<usize>().sub(1).read() };
-        assert_ne!(
-            size_word & 2,
-            0,
-            "a 1 MiB block came from the heap: {size_word:#x}"
-        );
+    fn glibc_takes_the_mmap_threshold_and_the_arena_limit() {
+        // Whether a given block is then mapped depends on the free space of its arena
+        // (glibc maps only what the heap cannot hold), so the setting itself is checked.
+        assert!(set_allocator_option(
+            AllocatorOption::MmapThreshold,
+            128 * 1024
+        ));
+        assert!(set_allocator_option(AllocatorOption::ArenaMax, 2));
     }
 }
