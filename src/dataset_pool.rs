@@ -1,5 +1,7 @@
 //! Open GDAL datasets shared by the blocking threads that read rasters (tile renders,
-//! point values, statistics), bounded per file.
+//! point values, statistics), bounded per file: one pool, [`RASTERS`], for every reader,
+//! so that a condition raster drawn as tiles and read for statistics keeps one set of
+//! handles, not two.
 //!
 //! A GDAL dataset is not thread-safe but may move between threads, and opening one
 //! costs a header read. Keeping one per thread and file made memory grow with the
@@ -15,14 +17,18 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-/// Idle handles kept by each pool unless `[memory] raster_handles` says otherwise.
+use gdal::Dataset;
+
+/// Idle handles kept by a pool unless `[memory] raster_handles` says otherwise.
 pub const DEFAULT_MAX_IDLE: usize = 64;
 
-/// The bound on idle handles of each pool (`[memory] raster_handles`).
+/// The bound on idle handles of a pool (`[memory] raster_handles`; [`RASTERS`] is the
+/// server's only pool).
 static MAX_IDLE: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_IDLE);
 
 /// Idle handles kept, over every pool (for `/metrics`).
@@ -37,6 +43,56 @@ pub fn set_max_idle(handles: usize) {
 /// Idle handles kept over every pool.
 pub fn idle_total() -> usize {
     IDLE_TOTAL.load(Ordering::Relaxed)
+}
+
+/// An open raster file and, once a reader needed it, a view made from it (tile
+/// rendering's warped EPSG:3857 VRT of a file in another CRS).
+pub struct OpenRaster {
+    // Dropped before `file`, which it reads from (field order).
+    view: Option<Dataset>,
+    file: Dataset,
+}
+
+impl OpenRaster {
+    /// A file without a view yet.
+    pub fn new(file: Dataset) -> Self {
+        Self { view: None, file }
+    }
+
+    /// The file as opened.
+    pub fn file(&self) -> &Dataset {
+        &self.file
+    }
+
+    /// The view, made by `make` from the file the first time it is asked for; `make`
+    /// must return a dataset that reads from the file it is given (it is dropped first).
+    pub fn view<E>(
+        &mut self,
+        make: impl FnOnce(&Dataset) -> Result<Dataset, E>,
+    ) -> Result<&Dataset, E> {
+        if self.view.is_none() {
+            self.view = Some(make(&self.file)?);
+        }
+        match &self.view {
+            Some(view) => Ok(view),
+            None => Ok(&self.file),
+        }
+    }
+}
+
+/// The open rasters of the process, shared by every reader: tile renders, point values
+/// and statistics of one file take its handles from here.
+pub static RASTERS: LazyLock<DatasetPool<OpenRaster>> =
+    LazyLock::new(|| DatasetPool::new(default_per_file()));
+
+/// Runs `f` on a handle of the raster at `path` from [`RASTERS`], opening the file with
+/// `open` when no idle handle is left. Blocking.
+pub fn with_raster<R, E>(
+    path: &Path,
+    open: impl FnOnce() -> Result<Dataset, E>,
+    f: impl FnOnce(&mut OpenRaster) -> Result<R, E>,
+) -> Result<R, E> {
+    RASTERS.with(path, || open().map(OpenRaster::new), f)
 }
 
 /// An idle handle, the modification time of its file when it was opened, and when it
@@ -90,7 +146,7 @@ impl<T: Send> DatasetPool<T> {
         &self,
         path: &Path,
         open: impl FnOnce() -> Result<T, E>,
-        f: impl FnOnce(&T) -> Result<R, E>,
+        f: impl FnOnce(&mut T) -> Result<R, E>,
     ) -> Result<R, E> {
         let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
         let taken = self.idle.lock().ok().and_then(|mut state| {
@@ -105,11 +161,11 @@ impl<T: Send> DatasetPool<T> {
             }
             taken
         });
-        let handle = match taken {
+        let mut handle = match taken {
             Some(idle) if idle.modified == modified => idle.handle,
             _ => open()?,
         };
-        let result = f(&handle);
+        let result = f(&mut handle);
         self.put_back(path, modified, handle);
         result
     }
@@ -236,6 +292,45 @@ mod tests {
         pool.with(&file, open, |_| Ok::<_, String>(()))
             .expect("read");
         assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 4);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn readers_of_one_raster_share_its_handle_and_a_view_is_made_once() {
+        let dir = std::env::temp_dir().join(format!("planscape-pool-view-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("r.tif");
+        {
+            let driver = gdal::DriverManager::get_driver_by_name("GTiff").expect("driver");
+            let mut ds = driver
+                .create_with_band_type::<u8, _>(&path, 4, 4, 1)
+                .expect("create");
+            ds.set_geo_transform(&[0.0, 1.0, 0.0, 4.0, 0.0, -1.0])
+                .expect("geotransform");
+        }
+        let opened = std::sync::atomic::AtomicU32::new(0);
+        let views = std::sync::atomic::AtomicU32::new(0);
+        let open = || {
+            opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Dataset::open(&path)
+        };
+        // A statistics reader (the file), then two renderers (a view made from it).
+        let size = with_raster(&path, open, |raster| Ok(raster.file().raster_size()));
+        assert_eq!(size.expect("read"), (4, 4));
+        for _ in 0..2 {
+            with_raster(&path, open, |raster| {
+                let view = raster.view(|file| {
+                    views.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let driver = gdal::DriverManager::get_driver_by_name("MEM")?;
+                    file.create_copy(&driver, "", &Default::default())
+                })?;
+                assert_eq!(view.raster_size(), (4, 4));
+                Ok(())
+            })
+            .expect("render");
+        }
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(views.load(std::sync::atomic::Ordering::SeqCst), 1);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -21,8 +21,8 @@ pub struct MemoryConfig {
     /// arenas as resident memory the process no longer uses.
     #[serde(default = "default_trim_interval_s")]
     pub trim_interval_s: u64,
-    /// Most idle raster handles (open GDAL datasets) kept by each of the two pools, tile
-    /// rendering and statistics; the least recently used are closed beyond it. A handle
+    /// Most idle raster handles (open GDAL datasets) kept, shared by tile rendering,
+    /// point values and statistics; the least recently used are closed beyond it. A handle
     /// costs up to about 1 MiB (a ZSTD GeoTIFF's decompression context); reopening one
     /// costs about 1.5 ms. Keep it above the rasters a statistics request reads (the
     /// catalog's conditions), or every request reopens them.

@@ -9,7 +9,6 @@ use geo_types::MultiPolygon;
 use serde::{Deserialize, Serialize};
 
 use super::scan::{self, Edge, Polygons, RasterError};
-use crate::dataset_pool::DatasetPool;
 
 /// Statistics of the valid pixels inside a polygon.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -38,12 +37,7 @@ pub fn zonal_stats(
     zonal_stats_in(&scan::open(path)?, band, shape)
 }
 
-/// Open rasters, shared by the blocking threads that compute statistics (see
-/// [`DatasetPool`]).
-static OPEN: std::sync::LazyLock<DatasetPool<Dataset>> =
-    std::sync::LazyLock::new(|| DatasetPool::new(crate::dataset_pool::default_per_file()));
-
-/// As [`zonal_stats`], keeping the dataset open on this thread for the next call.
+/// As [`zonal_stats`], with a dataset kept open for the next reader of the file.
 pub fn zonal_stats_pooled(
     path: &Path,
     band: usize,
@@ -86,12 +80,13 @@ pub fn window_pixels(path: &Path, shape: &MultiPolygon<f64>) -> Result<u64, Rast
     })
 }
 
-/// Runs `f` on an open dataset of `path` from the shared pool.
+/// Runs `f` on an open dataset of `path` from the process's raster handles (shared with
+/// tile rendering: [`crate::dataset_pool::RASTERS`]).
 fn with_pooled<T>(
     path: &Path,
     f: impl FnOnce(&Dataset) -> Result<T, RasterError>,
 ) -> Result<T, RasterError> {
-    OPEN.with(path, || scan::open(path), f)
+    crate::dataset_pool::with_raster(path, || scan::open(path), |raster| f(raster.file()))
 }
 
 /// As [`zonal_stats`], on an open dataset.

@@ -16,7 +16,7 @@ use gdal::Dataset;
 use gdal::spatial_ref::SpatialRef;
 
 use crate::config::{RasterLayerConfig, Resampling};
-use crate::dataset_pool::DatasetPool;
+use crate::dataset_pool::{OpenRaster, RASTERS};
 use crate::source::SourceError;
 use crate::style::{Colormap, Rgba, Style};
 use crate::tile::{Bounds, TileFormat, TileId, mercator_to_lonlat};
@@ -61,30 +61,6 @@ pub struct RasterSource {
     file_stamp: Option<(u64, u64)>,
 }
 
-/// A dataset open on one thread: the file, and a warped EPSG:3857 view of it when the
-/// file is in another CRS.
-struct OpenRaster {
-    view: Option<Dataset>,
-    file: Dataset,
-}
-
-impl OpenRaster {
-    fn open(path: &str, warped: bool) -> Result<Self, String> {
-        let file =
-            Dataset::open(Path::new(path)).map_err(|e| format!("cannot open `{path}`: {e}"))?;
-        let view = if warped {
-            Some(warped_view(&file)?)
-        } else {
-            None
-        };
-        Ok(Self { view, file })
-    }
-
-    fn dataset(&self) -> &Dataset {
-        self.view.as_ref().unwrap_or(&self.file)
-    }
-}
-
 /// A GDAL warped VRT of `file` in EPSG:3857 (nearest; tile resampling happens after).
 fn warped_view(file: &Dataset) -> Result<Dataset, String> {
     let wkt = SpatialRef::from_epsg(3857)
@@ -92,7 +68,7 @@ fn warped_view(file: &Dataset) -> Result<Dataset, String> {
         .map_err(|e| e.to_string())?;
     let wkt = std::ffi::CString::new(wkt).map_err(|e| e.to_string())?;
     // SAFETY: `file` outlives the view: both live in the same `OpenRaster`, which drops
-    // the view first (field order). GDAL returns null on failure, checked below.
+    // the view first (`OpenRaster::view`). GDAL returns null on failure, checked below.
     let handle = unsafe {
         gdal_sys::GDALAutoCreateWarpedVRT(
             file.c_dataset(),
@@ -119,10 +95,6 @@ static RENDER_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> =
 
 /// One tile of a rendered block: its image, `None` when fully transparent.
 pub type BlockTile = (TileId, Result<Option<Vec<u8>>, SourceError>);
-
-/// Open rasters, shared by the blocking threads that render (see [`DatasetPool`]).
-static OPEN: std::sync::LazyLock<DatasetPool<OpenRaster>> =
-    std::sync::LazyLock::new(|| DatasetPool::new(crate::dataset_pool::default_per_file()));
 
 /// A local file's size and modification time in seconds (blocking).
 fn file_stamp(path: &Path) -> Option<(u64, u64)> {
@@ -154,15 +126,12 @@ impl RasterSource {
             .map_err(|_| format!("`{}` has no coordinate reference system", cfg.path))?;
         let mercator = SpatialRef::from_epsg(3857).map_err(|e| e.to_string())?;
         let warped = srs != mercator;
-        let open = OpenRaster {
-            view: if warped {
-                Some(warped_view(&file)?)
-            } else {
-                None
-            },
-            file,
+        let mut open = OpenRaster::new(file);
+        let ds = if warped {
+            open.view(warped_view)?
+        } else {
+            open.file()
         };
-        let ds = open.dataset();
         let gt = ds
             .geo_transform()
             .map_err(|_| format!("`{}` has no geotransform", cfg.path))?;
@@ -207,7 +176,7 @@ impl RasterSource {
         let (w, s) = mercator_to_lonlat(extent.xmin, extent.ymin);
         let (e, n) = mercator_to_lonlat(extent.xmax, extent.ymax);
         // Kept for the first renders.
-        OPEN.put(Path::new(&cfg.path), open);
+        RASTERS.put(Path::new(&cfg.path), open);
         Ok(Self {
             name: name.to_owned(),
             path: cfg.path.clone(),
@@ -433,15 +402,23 @@ impl RasterSource {
             .filter(|v| !v.is_nan() && self.nodata.is_none_or(|nd| *v != nd)))
     }
 
-    /// Reads a window of pyramid level `index` (0 = full resolution) with this thread's
-    /// dataset handle.
+    /// Reads a window of pyramid level `index` (0 = full resolution) with a handle
+    /// of the process's shared pool ([`RASTERS`]).
     fn read_window(&self, index: usize, win: &read::Window) -> Result<Vec<f64>, SourceError> {
-        OPEN.with(
-            Path::new(&self.path),
-            || OpenRaster::open(&self.path, self.warped).map_err(SourceError::Internal),
+        let path = Path::new(&self.path);
+        crate::dataset_pool::with_raster(
+            path,
+            || {
+                Dataset::open(path)
+                    .map_err(|e| SourceError::Internal(format!("cannot open `{}`: {e}", self.path)))
+            },
             |raster| {
-                let band = raster
-                    .dataset()
+                let dataset = if self.warped {
+                    raster.view(|file| warped_view(file).map_err(SourceError::Internal))?
+                } else {
+                    raster.file()
+                };
+                let band = dataset
                     .rasterband(self.band)
                     .map_err(|e| SourceError::Internal(e.to_string()))?;
                 let band = if index == 0 {
