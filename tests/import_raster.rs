@@ -130,6 +130,76 @@ async fn import_makes_a_servable_cog_and_registers_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Every full-resolution value of band 1.
+fn values(path: &Path) -> Vec<f32> {
+    let ds = gdal::Dataset::open(path).expect("open");
+    let size = ds.raster_size();
+    let band = ds.rasterband(1).expect("band");
+    band.read_as::<f32>((0, 0), size, size, None)
+        .expect("read")
+        .into_shape_and_vec()
+        .1
+}
+
+#[test]
+fn the_fast_decode_codec_keeps_every_value_in_zstd_without_a_predictor() {
+    let dir = std::env::temp_dir().join(unique("import_codec"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    // Float32 values, which the compact codec stores with the floating-point predictor.
+    let input = dir.join("float.tif");
+    let status = Command::new("gdal_translate")
+        .args(["-q", "-ot", "Float32", "-scale", "25", "752", "0", "1"])
+        .arg(shared_data("planscape/test_raster.tif"))
+        .arg(&input)
+        .status()
+        .expect("gdal_translate");
+    assert!(status.success());
+    let config = dir.join("planscape.toml");
+    let mut imported = Vec::new();
+    for (layer, codec, compression, predictor) in [
+        ("compact", "compact", "DEFLATE", Some("3")),
+        ("fast", "fast-decode", "ZSTD", None),
+    ] {
+        let out = dir.join(layer);
+        let output = import(
+            &config,
+            &input,
+            layer,
+            &out,
+            &["--codec", codec, "--no-register"],
+        );
+        assert_success(&output);
+        let cog = out.join(format!("{layer}.tif"));
+        let ds = gdal::Dataset::open(&cog).expect("open COG");
+        assert_eq!(
+            ds.metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
+                .as_deref(),
+            Some(compression),
+            "{codec}"
+        );
+        assert_eq!(
+            ds.metadata_item("PREDICTOR", "IMAGE_STRUCTURE").as_deref(),
+            predictor,
+            "{codec}"
+        );
+        assert_eq!(
+            ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(),
+            Some("COG")
+        );
+        imported.push(values(&cog));
+    }
+    // The same values to the bit, nodata included.
+    assert!(imported[0].iter().any(|v| *v > 0.0 && *v < 1.0));
+    assert_eq!(imported[0].len(), imported[1].len());
+    assert!(
+        imported[0]
+            .iter()
+            .zip(&imported[1])
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bad_inputs_leave_nothing_behind() {
     let dir = std::env::temp_dir().join(unique("import_bad"));

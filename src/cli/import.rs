@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::config::{Config, Resampling};
-use crate::import::{ImportOptions, VectorImportOptions, import_raster, import_vector};
+use crate::import::{Codec, ImportOptions, VectorImportOptions, import_raster, import_vector};
 
 use super::BoxError;
 
@@ -60,6 +60,11 @@ pub struct RasterArgs {
     /// Resampling: nearest (categories), bilinear or average (continuous).
     #[arg(long, default_value = "nearest", hide_possible_values = true)]
     resampling: Resampling,
+    /// Compression: compact (DEFLATE with a predictor, the smallest files) or
+    /// fast-decode (ZSTD level 1, no predictor: 3.5x faster to read, 1.7x the bytes; for
+    /// rasters that statistics read over large areas).
+    #[arg(long, default_value = "compact")]
+    codec: Codec,
     /// Units of the values.
     #[arg(long)]
     units: Option<String>,
@@ -121,6 +126,7 @@ async fn raster(config: &Config, config_path: PathBuf, args: RasterArgs) -> Resu
         style: args.style,
         range: args.range,
         resampling: args.resampling,
+        codec: args.codec,
         units: args.units,
         register: (!args.no_register).then_some(config_path),
         progress: true,

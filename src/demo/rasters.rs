@@ -15,6 +15,7 @@ use super::noise::{fractal, fractal_row};
 use super::region::{SIERRA_NEVADA, contains};
 use super::watersheds::SEED;
 use crate::config::Resampling;
+use crate::import::Codec;
 
 /// Nodata of the generated rasters.
 pub const NODATA: f64 = -9999.0;
@@ -211,6 +212,21 @@ enum DataType {
     Int16,
 }
 
+/// Condition rasters finer than this (metres) are written for decoding speed
+/// ([`Codec::FastDecode`]): statistics of a large area read millions of their pixels,
+/// and decoding DEFLATE with the floating-point predictor was most of a 30 m request.
+/// Coarser ones (the 250 m default) and the Int16 benchmark raster stay compact.
+const FAST_DECODE_BELOW_M: f64 = 100.0;
+
+/// How the rasters of `data_type` at `resolution` metres are compressed.
+fn codec_for(data_type: DataType, resolution: f64) -> Codec {
+    if data_type == DataType::Float32 && resolution < FAST_DECODE_BELOW_M {
+        Codec::FastDecode
+    } else {
+        Codec::Compact
+    }
+}
+
 /// Makes the missing files of `jobs`: the region's mask once, then each field once for
 /// both twins (rows shared out to every core), and the twins' COGs side by side.
 fn run_jobs(
@@ -242,6 +258,7 @@ fn run_jobs(
         claim_folder(dir, resolution)?;
     }
     let grid = Grid::around_region(resolution)?;
+    let codec = codec_for(data_type, resolution);
     let started = std::time::Instant::now();
     let mask = grid.mask()?;
     tracing::info!(
@@ -267,7 +284,7 @@ fn run_jobs(
                 .iter()
                 .map(|(path, values)| {
                     let grid = &grid;
-                    scope.spawn(move || grid.write_cog(values, path, data_type))
+                    scope.spawn(move || grid.write_cog(values, path, data_type, codec))
                 })
                 .collect();
             handles
@@ -506,12 +523,14 @@ impl Grid {
     }
 
     /// Writes `values` (one per pixel, row by row) as a COG in EPSG:3857 at `path`
-    /// (under a temporary name until complete), through an in-memory Albers dataset.
+    /// (under a temporary name until complete, compressed by `codec`), through an
+    /// in-memory Albers dataset.
     fn write_cog(
         &self,
         values: &[f32],
         path: &Path,
         data_type: DataType,
+        codec: Codec,
     ) -> Result<(), RasterDemoError> {
         let (albers, _) = albers_and_wgs84()?;
         let driver = DriverManager::get_driver_by_name("MEM")?;
@@ -560,7 +579,7 @@ impl Grid {
             }
         }
         let partial = path.with_extension("tif.partial");
-        let result = crate::import::write_cog(&ds, &partial, Resampling::Bilinear, false)
+        let result = crate::import::write_cog(&ds, &partial, Resampling::Bilinear, codec, false)
             .map_err(|e| RasterDemoError(format!("{}: {e}", path.display())))
             .and_then(|()| {
                 std::fs::rename(&partial, path)
@@ -570,5 +589,18 @@ impl Grid {
             let _ = std::fs::remove_file(&partial);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fine_condition_rasters_are_written_for_decoding_speed() {
+        assert_eq!(codec_for(DataType::Float32, 30.0), Codec::FastDecode);
+        assert_eq!(codec_for(DataType::Float32, 250.0), Codec::Compact);
+        // The Int16 benchmark raster is drawn as tiles, not summarized.
+        assert_eq!(codec_for(DataType::Int16, 30.0), Codec::Compact);
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{Catalog, CatalogError, Operation};
 
 /// Builds the normalized raster of every element (from its metrics) and pillar (from its
-/// elements) into `built_dir/{region}/{name}.tif`: tiled, DEFLATE, with overviews, on the
+/// elements) into `built_dir/{region}/{name}.tif`: tiled, ZSTD, with overviews, on the
 /// children's common grid (children on different grids are refused). Blocking.
 pub fn build(catalog: &Catalog, built_dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
     let nodes = catalog.nodes(built_dir);
@@ -96,9 +96,11 @@ fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> 
     let driver = gdal::DriverManager::get_driver_by_name("GTiff").map_err(|e| e.to_string())?;
     let options = RasterCreationOptions::from_iter([
         "TILED=YES",
+        // ZSTD level 1 without a predictor: statistics decode these by the million
+        // pixels, and the floating-point predictor tripled the decoding time (30 m,
+        // 500,000 acres: 38.8 ms with it, 12.7 without; files 1.6x larger).
         "COMPRESS=ZSTD",
         "ZSTD_LEVEL=1",
-        "PREDICTOR=3",
         "BLOCKXSIZE=256",
         "BLOCKYSIZE=256",
         // No NUM_THREADS: GDAL 3.6's threaded GTiff compression deadlocks when the block
