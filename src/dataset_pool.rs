@@ -73,10 +73,7 @@ impl OpenRaster {
         if self.view.is_none() {
             self.view = Some(make(&self.file)?);
         }
-        match &self.view {
-            Some(view) => Ok(view),
-            None => Ok(&self.file),
-        }
+        Ok(self.view.as_ref().unwrap_or(&self.file))
     }
 }
 

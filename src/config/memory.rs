@@ -33,9 +33,10 @@ pub struct MemoryConfig {
     /// pages of their own from the kernel (glibc's `M_MMAP_THRESHOLD`, fixed), given back
     /// as soon as they are freed. 0 (the default) keeps glibc's sliding threshold, which
     /// rises to 32 MiB after the first large free: render buffers and ZSTD contexts then
-    /// come from the heap, where some of their pages stay resident. Fixed at 128 KiB it saved 13 MiB of RSS in a soak
-    /// and cost a fifth of the cold raster throughput (every render maps and faults in
-    /// its buffers), so it is for memory-tight deployments only.
+    /// come from the heap, where some of their pages stay resident. Fixed at 128 KiB it
+    /// saved 13 MiB of RSS in a soak and cost a fifth of the cold raster throughput
+    /// (every render maps and faults in its buffers), so it is for memory-tight
+    /// deployments only.
     #[serde(default = "default_mmap_threshold_kb")]
     pub mmap_threshold_kb: u32,
 }

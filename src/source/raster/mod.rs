@@ -16,7 +16,7 @@ use gdal::Dataset;
 use gdal::spatial_ref::SpatialRef;
 
 use crate::config::{RasterLayerConfig, Resampling};
-use crate::dataset_pool::{OpenRaster, RASTERS};
+use crate::dataset_pool::{OpenRaster, RASTERS, with_raster};
 use crate::source::SourceError;
 use crate::style::{Colormap, Rgba, Style};
 use crate::tile::{Bounds, TileFormat, TileId, mercator_to_lonlat};
@@ -59,6 +59,16 @@ pub struct RasterSource {
     /// The file's size and modification time (seconds) when opened, for the fingerprint;
     /// `None` for a file GDAL reads from elsewhere (`/vsis3/...`).
     file_stamp: Option<(u64, u64)>,
+}
+
+/// The EPSG:3857 dataset of `raster`: the file itself, or, when `warped`, its warped view
+/// (made the first time).
+fn in_mercator(raster: &mut OpenRaster, warped: bool) -> Result<&Dataset, String> {
+    if warped {
+        raster.view(warped_view)
+    } else {
+        Ok(raster.file())
+    }
 }
 
 /// A GDAL warped VRT of `file` in EPSG:3857 (nearest; tile resampling happens after).
@@ -127,11 +137,7 @@ impl RasterSource {
         let mercator = SpatialRef::from_epsg(3857).map_err(|e| e.to_string())?;
         let warped = srs != mercator;
         let mut open = OpenRaster::new(file);
-        let ds = if warped {
-            open.view(warped_view)?
-        } else {
-            open.file()
-        };
+        let ds = in_mercator(&mut open, warped)?;
         let gt = ds
             .geo_transform()
             .map_err(|_| format!("`{}` has no geotransform", cfg.path))?;
@@ -406,18 +412,14 @@ impl RasterSource {
     /// of the process's shared pool ([`RASTERS`]).
     fn read_window(&self, index: usize, win: &read::Window) -> Result<Vec<f64>, SourceError> {
         let path = Path::new(&self.path);
-        crate::dataset_pool::with_raster(
+        with_raster(
             path,
             || {
                 Dataset::open(path)
                     .map_err(|e| SourceError::Internal(format!("cannot open `{}`: {e}", self.path)))
             },
             |raster| {
-                let dataset = if self.warped {
-                    raster.view(|file| warped_view(file).map_err(SourceError::Internal))?
-                } else {
-                    raster.file()
-                };
+                let dataset = in_mercator(raster, self.warped).map_err(SourceError::Internal)?;
                 let band = dataset
                     .rasterband(self.band)
                     .map_err(|e| SourceError::Internal(e.to_string()))?;
