@@ -13,10 +13,10 @@
 
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::http::App;
 use crate::http::connection_timeouts::{MakeTracked, TimedListener, Timeouts};
 
 /// I/O threads serving one socket until told to stop.
@@ -27,12 +27,12 @@ pub struct IoThreads {
 }
 
 impl IoThreads {
-    /// Starts `threads` threads (at least 1), each serving `router` on a handle of
+    /// Starts `threads` threads (at least 1), each serving `app` on a handle of
     /// `listener` from its own single-threaded runtime. `blocking` is the bound on
     /// blocking threads, shared out between them.
     pub fn start(
         listener: TcpListener,
-        router: Router,
+        app: App,
         timeouts: Timeouts,
         threads: usize,
         blocking: usize,
@@ -43,7 +43,7 @@ impl IoThreads {
         let (finished, done) = tokio::sync::mpsc::channel(threads);
         for index in 0..threads {
             let socket = socket.try_clone()?;
-            let router = router.clone();
+            let app = app.clone();
             let mut stopped = stopped.clone();
             let finished = finished.clone();
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -58,7 +58,7 @@ impl IoThreads {
                         let listener = TcpListener::from_std(socket)?;
                         let serve = axum::serve(
                             TimedListener::new(listener, timeouts),
-                            MakeTracked::new(router),
+                            MakeTracked::new(app),
                         )
                         .with_graceful_shutdown(async move {
                             let _ = stopped.wait_for(|stop| *stop).await;

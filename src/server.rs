@@ -300,7 +300,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = http::router(Arc::clone(&self.state));
+        let app = http::App::new(Arc::clone(&self.state));
         tracing::info!(addr = %self.addr, layers = self.state.tiles.catalog().len(), "serving");
         let http = &self.state.config.http;
         let timeouts = Timeouts {

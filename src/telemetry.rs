@@ -50,46 +50,74 @@ pub fn handle() -> &'static PrometheusHandle {
 /// client when it is short and printable) to the response and to the log span (handlers
 /// do not read it, so it is not copied into the request's headers).
 ///
-/// This runs on every request, the cache hits of tiles included, so it allocates as
-/// little as it can: the route is borrowed from the router's [`MatchedPath`], the metric
-/// handles are resolved once per worker thread ([`record`]), and the id is made once, as
-/// the response's header value.
+/// This runs on every routed request, so it allocates as little as it can: the route is
+/// borrowed from the router's [`MatchedPath`], the metric handles are resolved once per
+/// worker thread ([`record`]), and the id is made once, as the response's header value.
+/// Cache hits of tiles are answered before routing and do the same through
+/// [`RequestLog`].
 pub async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let id = request
-        .headers()
-        .get(REQUEST_ID)
-        .filter(|v| {
-            let b = v.as_bytes();
-            !b.is_empty() && b.len() <= 64 && b.iter().all(u8::is_ascii_graphic)
-        })
-        .cloned()
-        .unwrap_or_else(new_request_id);
     let route_name = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let id_text = id.to_str().unwrap_or_default();
-    // A debug-level span: at the default `info` level it costs nothing per request; the
-    // request id still goes into the warn line of failed requests below.
-    let span =
-        tracing::debug_span!("request", id = %id_text, method = %method, route = %route_name);
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let elapsed = started.elapsed();
-    let code = response.status().as_u16();
-    span.in_scope(|| {
-        if code >= 500 {
-            tracing::warn!(
-                status = code,
-                ms = elapsed.as_secs_f64() * 1e3,
-                "request failed"
-            );
-        } else {
-            tracing::debug!(status = code, ms = elapsed.as_secs_f64() * 1e3, "request");
-        }
-    });
-    record(route_name, &method, code, elapsed.as_secs_f64());
-    response.headers_mut().insert(REQUEST_ID, id);
+    let log = RequestLog::start(&request, route_name);
+    let mut response = next.run(request).instrument(log.span.clone()).await;
+    log.finish(route_name, &mut response);
     response
+}
+
+/// One request's bookkeeping: its start time, method, id and (debug-level) log span;
+/// [`RequestLog::finish`] logs, counts and times it and gives the response its id.
+pub struct RequestLog {
+    started: Instant,
+    method: Method,
+    id: HeaderValue,
+    span: tracing::Span,
+}
+
+impl RequestLog {
+    /// Starts the log of `request`, served by the route pattern `route`.
+    pub fn start(request: &Request, route: &str) -> Self {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let id = request
+            .headers()
+            .get(REQUEST_ID)
+            .filter(|v| {
+                let b = v.as_bytes();
+                !b.is_empty() && b.len() <= 64 && b.iter().all(u8::is_ascii_graphic)
+            })
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let id_text = id.to_str().unwrap_or_default();
+        // A debug-level span: at the default `info` level it costs nothing per request;
+        // the request id still goes into the warn line of failed requests below.
+        let span = tracing::debug_span!("request", id = %id_text, method = %method, route = %route);
+        Self {
+            started,
+            method,
+            id,
+            span,
+        }
+    }
+
+    /// Logs the request (a warning for a 5xx), counts and times it under `route`, and adds
+    /// its id to `response`.
+    pub fn finish(self, route: &str, response: &mut Response) {
+        let elapsed = self.started.elapsed();
+        let code = response.status().as_u16();
+        self.span.in_scope(|| {
+            if code >= 500 {
+                tracing::warn!(
+                    status = code,
+                    ms = elapsed.as_secs_f64() * 1e3,
+                    "request failed"
+                );
+            } else {
+                tracing::debug!(status = code, ms = elapsed.as_secs_f64() * 1e3, "request");
+            }
+        });
+        record(route, &self.method, code, elapsed.as_secs_f64());
+        response.headers_mut().insert(REQUEST_ID, self.id);
+    }
 }
 
 /// The handles of one route's `http_request_duration_seconds` and of its

@@ -279,3 +279,91 @@ async fn head_cors_and_health() {
     server.stop().await;
     scratch.cleanup().await;
 }
+
+/// Cache hits are answered before routing (`http::tile_hits`); the answer must be the
+/// routed endpoint's, header for header. The same tile asked through a percent-escaped path
+/// goes through the router (which decodes it) and is a hit there too: it is the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_hits_answer_as_the_routed_endpoint_does() {
+    let scratch = Scratch::new().await;
+    scratch.load_counties("counties").await;
+    // A layer name of this test alone: the metrics registry is shared by the process.
+    let layer = common::unique("hits").replace('_', "-");
+    let config = format!(
+        "[http]\ncache_control = \"public, max-age=42\"\n[layers.{layer}]\ntype = \"vector\"\ntable = \"{}.counties\"\nproperties = [\"name\"]\n",
+        scratch.schema
+    );
+    let server = TestServer::start(&config).await;
+    // `h` is %68.
+    let escaped_layer = format!("%68{}", &layer[1..]);
+    let land = TileId::containing(-121.49, 38.58, 7);
+    let ocean = TileId::containing(-150.0, 20.0, 7);
+    for tile in [land, ocean] {
+        let path = format!("/tiles/{layer}/{tile}.mvt");
+        let escaped = format!("/tiles/{escaped_layer}/{tile}.mvt");
+        let first = server.get(&path, &[]).await;
+        assert!([200, 204].contains(&first.status().as_u16()), "{path}");
+        let etag = first.headers()["etag"].to_str().expect("etag").to_owned();
+        let cases: [&[(&str, &str)]; 5] = [
+            &[],
+            &[("accept-encoding", "gzip, br")],
+            &[("origin", "https://app.example.org")],
+            &[("if-none-match", &etag)],
+            &[("x-request-id", "client-id-7")],
+        ];
+        for headers in cases {
+            let routed = server.get(&escaped, headers).await;
+            let hit = server.get(&path, headers).await;
+            assert_eq!(routed.status(), hit.status(), "{path} {headers:?}");
+            // Request ids differ unless the client sent one.
+            let sent_id = headers.iter().any(|(k, _)| *k == "x-request-id");
+            let comparable = |r: &reqwest::Response| {
+                let mut list: Vec<(String, String)> = r
+                    .headers()
+                    .iter()
+                    .filter(|(k, _)| *k != "date" && (*k != "x-request-id" || sent_id))
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+                    .collect();
+                list.sort();
+                list
+            };
+            assert_eq!(comparable(&routed), comparable(&hit), "{path} {headers:?}");
+            assert!(hit.headers().contains_key("x-request-id"));
+            let routed_body = routed.bytes().await.expect("body");
+            assert_eq!(routed_body, hit.bytes().await.expect("body"), "{path}");
+        }
+    }
+    // Both paths counted their requests as hits, under the tile route.
+    let text = server
+        .get("/metrics", &[])
+        .await
+        .text()
+        .await
+        .expect("text");
+    let this_layer = format!("layer=\"{layer}\"");
+    assert_eq!(
+        common::sample(
+            &text,
+            "tile_cache_requests_total",
+            &[&this_layer, "result=\"hit\""]
+        ),
+        20.0
+    );
+    assert_eq!(
+        common::sample(
+            &text,
+            "tiles_served_total",
+            &[&this_layer, "zoom=\"7\"", "format=\"mvt\""]
+        ),
+        22.0
+    );
+    assert!(
+        common::sample(
+            &text,
+            "http_requests_total",
+            &["route=\"/tiles/{layer}/{z}/{x}/{y}\"", "status=\"304\""]
+        ) >= 4.0
+    );
+    server.stop().await;
+    scratch.cleanup().await;
+}

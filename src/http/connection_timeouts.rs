@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use axum::serve::{IncomingStream, Listener};
@@ -250,25 +249,26 @@ impl AsyncWrite for TimedStream {
     }
 }
 
-/// Makes the per-connection service for `axum::serve`: the router, given the peer's
-/// address (`ConnectInfo<SocketAddr>`, as `into_make_service_with_connect_info` does)
-/// and counting its requests for the connection's [`TimedStream`].
-#[derive(Debug, Clone)]
-pub struct MakeTracked {
-    router: Router,
+/// Makes the per-connection service for `axum::serve`: the app `S` (the server's
+/// [`App`](crate::http::App)), given the peer's address (`ConnectInfo<SocketAddr>`, as
+/// `into_make_service_with_connect_info` does) and counting its requests for the
+/// connection's [`TimedStream`].
+#[derive(Clone)]
+pub struct MakeTracked<S> {
+    app: S,
 }
 
-impl MakeTracked {
-    /// Serves `router`.
-    pub fn new(router: Router) -> Self {
-        Self { router }
+impl<S> MakeTracked<S> {
+    /// Serves `app`.
+    pub fn new(app: S) -> Self {
+        Self { app }
     }
 }
 
-impl<'a> tower::Service<IncomingStream<'a, TimedListener>> for MakeTracked {
-    type Response = Tracked;
+impl<'a, S: Clone> tower::Service<IncomingStream<'a, TimedListener>> for MakeTracked<S> {
+    type Response = Tracked<S>;
     type Error = Infallible;
-    type Future = std::future::Ready<Result<Tracked, Infallible>>;
+    type Future = std::future::Ready<Result<Tracked<S>, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -276,28 +276,28 @@ impl<'a> tower::Service<IncomingStream<'a, TimedListener>> for MakeTracked {
 
     fn call(&mut self, stream: IncomingStream<'a, TimedListener>) -> Self::Future {
         std::future::ready(Ok(Tracked {
-            router: self.router.clone(),
+            app: self.app.clone(),
             peer: ConnectInfo(*stream.remote_addr()),
             activity: Arc::clone(&stream.io().activity),
         }))
     }
 }
 
-/// The router of one connection (see [`MakeTracked`]).
-#[derive(Debug, Clone)]
-pub struct Tracked {
-    router: Router,
+/// The app of one connection (see [`MakeTracked`]).
+#[derive(Clone)]
+pub struct Tracked<S> {
+    app: S,
     peer: ConnectInfo<SocketAddr>,
     activity: Arc<Activity>,
 }
 
-impl tower::Service<Request> for Tracked {
-    type Response = axum::response::Response;
-    type Error = Infallible;
-    type Future = TrackedFuture<<Router as tower::Service<Request>>::Future>;
+impl<S: tower::Service<Request>> tower::Service<Request> for Tracked<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        <Router as tower::Service<Request>>::poll_ready(&mut self.router, cx)
+        self.app.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
@@ -305,7 +305,7 @@ impl tower::Service<Request> for Tracked {
         self.activity.started.fetch_add(1, Ordering::AcqRel);
         req.extensions_mut().insert(self.peer);
         TrackedFuture {
-            inner: tower::Service::call(&mut self.router, req),
+            inner: self.app.call(req),
             in_flight: Some(InFlight(Arc::clone(&self.activity))),
         }
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub(crate) mod health;
 mod legend;
 mod plan_tiles;
+pub mod tile_hits;
 pub mod tilejson;
 pub mod tiles;
 pub(crate) mod web;
@@ -80,6 +81,42 @@ impl AppState {
             .signing_key
             .as_deref()
             .map(str::as_bytes)
+    }
+}
+
+/// What every connection serves: cached layer tiles answered before routing
+/// ([`tile_hits`]), and the router for everything else.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    hits: Arc<tile_hits::TileHits>,
+}
+
+impl App {
+    /// The server's routes and its hit path over `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        Self {
+            hits: Arc::new(tile_hits::TileHits::new(Arc::clone(&state))),
+            router: router(state),
+        }
+    }
+}
+
+impl tower::Service<axum::extract::Request> for App {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = tile_hits::HitFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The router is always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        tile_hits::serve(&self.hits, &mut self.router, request)
     }
 }
 

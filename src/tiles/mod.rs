@@ -160,6 +160,48 @@ impl TileService {
         format: TileFormat,
         scale: u8,
     ) -> Result<Arc<EncodedTile>, TileError> {
+        let (layer, source, key) = self.key(name, tile, format, scale)?;
+        // A hit answers from here. The miss path lives in its own boxed future: its state
+        // (renders, database and store requests) is tens of kilobytes, which every request
+        // would otherwise allocate and copy, hits included.
+        let encoded = match self.cache.get(&key).await {
+            Some(hit) => {
+                layer.metrics.cache_lookup(true);
+                hit
+            }
+            None => Box::pin(self.miss(layer, source, key)).await?,
+        };
+        layer.metrics.served(tile.z, format);
+        Ok(encoded)
+    }
+
+    /// The tile if the in-process cache holds it, counted as a hit and as served; `None`
+    /// for anything else (a miss, an unknown layer, a zoom out of range), which
+    /// [`TileService::tile`] then answers in full. The hit path of the server's
+    /// [`tile_hits`](crate::http::tile_hits), before any routing.
+    pub async fn cached(
+        &self,
+        name: &str,
+        tile: TileId,
+        format: TileFormat,
+        scale: u8,
+    ) -> Option<Arc<EncodedTile>> {
+        let (layer, _, key) = self.key(name, tile, format, scale).ok()?;
+        let hit = self.cache.get(&key).await?;
+        layer.metrics.cache_lookup(true);
+        layer.metrics.served(tile.z, format);
+        Some(hit)
+    }
+
+    /// The layer, source and cache key of a tile, once the request is checked against the
+    /// layer (format, scale, zoom range).
+    fn key(
+        &self,
+        name: &str,
+        tile: TileId,
+        format: TileFormat,
+        scale: u8,
+    ) -> Result<(&Layer, &Source, TileKey), TileError> {
         let (index, layer) = self.catalog.find(name)?;
         let source = layer.check_form(format, scale)?;
         if tile.z < source.minzoom() || tile.z > source.maxzoom() {
@@ -177,18 +219,7 @@ impl TileService {
             format,
             scale,
         };
-        // A hit answers from here. The miss path lives in its own boxed future: its state
-        // (renders, database and store requests) is tens of kilobytes, which every request
-        // would otherwise allocate and copy, hits included.
-        let encoded = match self.cache.get(&key).await {
-            Some(hit) => {
-                layer.metrics.cache_lookup(true);
-                hit
-            }
-            None => Box::pin(self.miss(layer, source, key)).await?,
-        };
-        layer.metrics.served(tile.z, format);
-        Ok(encoded)
+        Ok((layer, source, key))
     }
 
     /// A tile that was not in the cache a moment ago: rendered (or read) once for all
