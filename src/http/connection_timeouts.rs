@@ -33,6 +33,7 @@ use axum::extract::Request;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, Sleep};
 
 /// The two connection deadlines.
@@ -47,14 +48,48 @@ pub struct Timeouts {
 /// A TCP listener whose connections carry [`Timeouts`].
 #[derive(Debug)]
 pub struct TimedListener {
-    inner: TcpListener,
+    inner: Source,
     timeouts: Timeouts,
 }
+
+/// Where a [`TimedListener`]'s connections come from.
+#[derive(Debug)]
+enum Source {
+    /// Accepted from the socket.
+    Socket(TcpListener),
+    /// Accepted elsewhere and handed over ([`crate::io_threads`]), with the socket's
+    /// address.
+    Handed {
+        connections: UnboundedReceiver<Handed>,
+        local: SocketAddr,
+    },
+}
+
+/// An accepted connection handed to another runtime: the socket (taken off the
+/// accepting runtime's reactor) and the peer's address.
+pub type Handed = (std::net::TcpStream, SocketAddr);
 
 impl TimedListener {
     /// Wraps a bound listener.
     pub fn new(inner: TcpListener, timeouts: Timeouts) -> Self {
-        Self { inner, timeouts }
+        Self {
+            inner: Source::Socket(inner),
+            timeouts,
+        }
+    }
+
+    /// A listener of the connections another task accepts from the socket at `local`
+    /// and sends on `connections`. Once they stop coming (the sender is dropped), it
+    /// waits for the server's graceful shutdown, which stops asking.
+    pub fn handed(
+        connections: UnboundedReceiver<Handed>,
+        local: SocketAddr,
+        timeouts: Timeouts,
+    ) -> Self {
+        Self {
+            inner: Source::Handed { connections, local },
+            timeouts,
+        }
     }
 }
 
@@ -64,7 +99,15 @@ impl Listener for TimedListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            match self.inner.accept().await {
+            let accepted = match &mut self.inner {
+                Source::Socket(listener) => TcpListener::accept(listener).await,
+                Source::Handed { connections, .. } => match connections.recv().await {
+                    // On this runtime's reactor from now on.
+                    Some((stream, peer)) => TcpStream::from_std(stream).map(|s| (s, peer)),
+                    None => std::future::pending().await,
+                },
+            };
+            match accepted {
                 Ok((stream, addr)) => return (TimedStream::new(stream, self.timeouts), addr),
                 Err(e) => accept_error(e).await,
             }
@@ -72,13 +115,16 @@ impl Listener for TimedListener {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        match &self.inner {
+            Source::Socket(listener) => listener.local_addr(),
+            Source::Handed { local, .. } => Ok(*local),
+        }
     }
 }
 
 /// As axum's own listener: a client that went away is skipped; anything else (e.g. out
 /// of file descriptors) is logged and retried after a second.
-async fn accept_error(e: io::Error) {
+pub async fn accept_error(e: io::Error) {
     if matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused
