@@ -53,12 +53,13 @@ impl TileHits {
     /// The response to `request` if its tile is cached; otherwise the request, unchanged,
     /// for the router.
     pub async fn answer(&self, request: Request) -> Result<Response, Request> {
+        // Timed from here, as the routed path is (a miss drops it: the router logs its own).
+        let log = RequestLog::start(&request, ROUTE);
         // Borrows of the parts, not of the request (whose body is not `Sync`): the future
         // stays `Send`.
         let Some(response) = self.cached(request.uri(), request.headers()).await else {
             return Err(request);
         };
-        let log = RequestLog::start(&request, ROUTE);
         // The CORS headers of the routed path, from the same layer.
         let mut prepared = Some(response);
         let mut cors = self.cors.layer(tower::service_fn(move |_: Request| {
