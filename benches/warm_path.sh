@@ -11,7 +11,9 @@
 # cache (with the file-descriptor limit it needs), keep-alive without a request limit,
 # access log off: its fastest honest set-up.
 # Both answer `GET /tiles/watersheds/{z}/{x}/{y}.mvt` without `Accept-Encoding` (the
-# identity bytes); the server's body bytes are what nginx serves.
+# identity bytes); the server's body bytes are what nginx serves. Besides wrk's figures,
+# each run reports the CPU time the server (or nginx's workers) spent per request: on 2
+# cores shared with wrk, throughput is bounded by scheduling as much as by that cost.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -99,13 +101,41 @@ while read -r path; do
     { echo "bodies differ: $path" >&2; exit 1; }
 done < <(awk 'NR % 50 == 1' "$WORK/paths.txt")
 
-echo "| run | planscape req/s | p50 | p99 | nginx req/s | p50 | p99 | ratio |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+# CPU time (user + system, clock ticks) of the processes given, threads included.
+cpu_ticks() {
+  local total=0 pid fields
+  for pid in "$@"; do
+    # Fields after the command name, which is in parentheses: utime and stime are the
+    # 12th and 13th of them.
+    read -r -a fields <<< "$(sed 's/^.*) //' "/proc/$pid/stat")"
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+TICKS="$(getconf CLK_TCK)"
+NGINX_WORKERS=()
+mapfile -t NGINX_WORKERS < <(pgrep -u www-data -f "nginx: worker process")
+# One wrk run against a server; prints the wrk figures and, last, the server's CPU
+# microseconds per request (its processes' CPU time over the run / requests served).
+# Args: base URL, then the server's PIDs.
+measured_run() {
+  local url="$1" before after requests figures
+  shift
+  before="$(cpu_ticks "$@")"
+  figures="$(run_wrk "$url" "$WORK/paths.txt")"
+  after="$(cpu_ticks "$@")"
+  requests="$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")"
+  echo "$figures|$(awk -v t="$((after - before))" -v hz="$TICKS" -v n="$requests" \
+    'BEGIN { printf "%.1f", t / hz / n * 1e6 }')"
+}
+
+echo "| run | planscape req/s | p50 | p99 | CPU µs/req | nginx req/s | p50 | p99 | CPU µs/req | ratio |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for run in $(seq 1 "$RUNS"); do
-  IFS='|' read -r ours_rps ours_p50 ours_p99 _ <<< "$(run_wrk http://127.0.0.1:18080 "$WORK/paths.txt")"
-  IFS='|' read -r ng_rps ng_p50 ng_p99 _ <<< "$(run_wrk http://127.0.0.1:18090 "$WORK/paths.txt")"
+  IFS='|' read -r ours_rps ours_p50 ours_p99 _ ours_cpu <<< "$(measured_run http://127.0.0.1:18080 "$PID")"
+  IFS='|' read -r ng_rps ng_p50 ng_p99 _ ng_cpu <<< "$(measured_run http://127.0.0.1:18090 "${NGINX_WORKERS[@]}")"
   ratio="$(awk -v a="$ours_rps" -v b="$ng_rps" 'BEGIN { printf "%.2fx", a / b }')"
-  echo "| $run |$ours_rps|$ours_p50|$ours_p99|$ng_rps|$ng_p50|$ng_p99| $ratio |"
+  echo "| $run |$ours_rps|$ours_p50|$ours_p99| $ours_cpu |$ng_rps|$ng_p50|$ng_p99| $ng_cpu | $ratio |"
 done
 
 if [ "$PROFILE" = 1 ]; then
