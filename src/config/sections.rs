@@ -245,23 +245,12 @@ pub struct HttpConfig {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// Threads that serve connections, each with its own single-threaded runtime
-    /// ([`crate::io_threads`]); 0 serves them from the main runtime's work-stealing
-    /// workers. By default 1 on hosts of one or two cores, 0 on larger ones
-    /// ([`default_io_threads`]).
-    #[serde(default = "default_io_threads")]
+    /// ([`crate::io_threads`]); 0 (the default) serves them from the main runtime's
+    /// work-stealing workers. One I/O thread serves cache hits fastest on a host of two
+    /// cores, but a mixed soak was 3 % slower and 19 MiB larger with it
+    /// (docs/configuration.md, "I/O threads").
+    #[serde(default)]
     pub io_threads: usize,
-}
-
-/// One I/O thread on hosts of one or two cores: there it served cache hits at nginx's
-/// rate with a p99 under 1 ms, where the work-stealing workers, taking turns on the cores
-/// with the processes beside them (nginx, a load generator), reached 0.72-0.80x with a
-/// 3 ms p99; cold tiles were as fast either way (docs/benchmarks.md). The work-stealing
-/// runtime (0) on larger hosts, where a single thread would cap the rate at one core.
-pub fn default_io_threads() -> usize {
-    match std::thread::available_parallelism() {
-        Ok(cores) if cores.get() <= 2 => 1,
-        _ => 0,
-    }
 }
 
 fn default_store_url() -> String {
@@ -340,7 +329,7 @@ impl Default for HttpConfig {
             body_read_timeout_s: default_body_read_timeout(),
             idle_timeout_s: default_idle_timeout(),
             trusted_proxies: Vec::new(),
-            io_threads: default_io_threads(),
+            io_threads: 0,
         }
     }
 }
