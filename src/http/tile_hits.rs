@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
@@ -43,21 +43,20 @@ impl TileHits {
         Self { state, cors }
     }
 
-    /// Whether `request` may be a layer tile this path can answer: a `GET` of
+    /// The response to `request` if it asks for a cached layer tile; otherwise the
+    /// request, unchanged, for the router. The path is parsed here once: a `GET` of
     /// `/tiles/{layer}/{z}/{x}/{y}` without percent-escapes (those are left to the router,
     /// which decodes them).
-    pub fn wants(request: &Request) -> bool {
-        request.method() == Method::GET && tile_path(request.uri().path()).is_some()
-    }
-
-    /// The response to `request` if its tile is cached; otherwise the request, unchanged,
-    /// for the router.
     pub async fn answer(&self, request: Request) -> Result<Response, Request> {
+        let uri = request.uri().clone();
+        let Some(path) = tile_path(uri.path()) else {
+            return Err(request);
+        };
         // Timed from here, as the routed path is (a miss drops it: the router logs its own).
         let log = RequestLog::start(&request, ROUTE);
-        // Borrows of the parts, not of the request (whose body is not `Sync`): the future
-        // stays `Send`.
-        let Some(response) = self.cached(request.uri(), request.headers()).await else {
+        // Borrows of the headers, not of the request (whose body is not `Sync`): the
+        // future stays `Send`.
+        let Some(response) = self.cached(path, request.headers()).await else {
             return Err(request);
         };
         // The CORS headers of the routed path, from the same layer.
@@ -70,10 +69,13 @@ impl TileHits {
         Ok(response)
     }
 
-    /// The tile handler's response for a cached tile; `None` when the path does not parse
-    /// or the tile is not cached.
-    async fn cached(&self, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
-        let (layer, z, x, y_segment) = tile_path(uri.path())?;
+    /// The tile handler's response for the cached tile of a path's segments; `None` when
+    /// they do not parse or the tile is not cached.
+    async fn cached(
+        &self,
+        (layer, z, x, y_segment): (&str, &str, &str, &str),
+        headers: &HeaderMap,
+    ) -> Option<Response> {
         let segment = parse_y_segment(y_segment).ok()?;
         let tile = TileId::parse(z, x, segment.y).ok()?;
         let format = segment.format;
@@ -93,10 +95,11 @@ impl TileHits {
     }
 }
 
-/// Serves one request of a connection: a wanted tile path goes to `hits` first, and to
-/// `router` when it is not a hit; every other request goes to `router` directly.
+/// Serves one request of a connection: a `GET` under `/tiles/` goes to `hits` first, and
+/// to `router` when it is not a cached layer tile; every other request goes to `router`
+/// directly.
 pub fn serve(hits: &Arc<TileHits>, router: &mut axum::Router, request: Request) -> HitFuture {
-    if !TileHits::wants(&request) {
+    if request.method() != Method::GET || !request.uri().path().starts_with("/tiles/") {
         return Box::pin(router.call(request));
     }
     let hits = Arc::clone(hits);
