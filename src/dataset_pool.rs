@@ -234,9 +234,10 @@ impl<T> Drop for DatasetPool<T> {
     }
 }
 
-/// Idle handles kept a file by default: as many as readers run at once (two per core).
+/// Idle handles kept a file by default: as many as readers run at once (the raster
+/// threads, [`crate::raster_threads::threads`]).
 pub fn default_per_file() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
+    crate::raster_threads::threads()
 }
 
 #[cfg(test)]

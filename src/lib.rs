@@ -5,7 +5,8 @@
 //! Modules sit on four floors; each imports only its own floor or lower ones.
 //! - Ground: [`config`] (every setting as a typed, validated value; imports nothing of
 //!   the crate), [`tile`] (tile ids, Web Mercator, formats, the encoded tile), [`style`]
-//!   (colormaps), [`coverage`] (which tiles an area touches), [`telemetry`].
+//!   (colormaps), [`coverage`] (which tiles an area touches), [`telemetry`],
+//!   [`raster_threads`] (the fixed threads GDAL work runs on).
 //! - Parts: [`db`] (the pool, migrations), [`source`] (renderers: [`source::vector`] from
 //!   PostGIS, [`source::raster`] through GDAL), [`store`] (folder or S3 objects),
 //!   [`cache`] (the in-process tile cache and the shared level behind it),
@@ -42,6 +43,7 @@ pub mod io_threads;
 pub mod mail;
 pub mod memory;
 pub mod planning;
+pub mod raster_threads;
 pub mod seed;
 pub mod server;
 pub mod shared_store;

@@ -11,6 +11,7 @@ use crate::config::MemoryConfig;
 /// made after it).
 pub fn apply(cfg: &MemoryConfig) {
     crate::dataset_pool::set_max_idle(cfg.raster_handles);
+    crate::raster_threads::configure(cfg.raster_threads);
     let bytes = i64::try_from(cfg.gdal_cache_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
     // SAFETY: GDALSetCacheMax64 only stores the limit (and flushes blocks above it).
     unsafe { gdal_sys::GDALSetCacheMax64(bytes) };
@@ -185,6 +186,8 @@ pub fn record_gauges() {
     metrics::gauge!("gdal_cache_bytes").set(used as f64);
     metrics::gauge!("raster_handles_idle").set(crate::dataset_pool::idle_total() as f64);
     metrics::gauge!("gdal_cache_max_bytes").set(max as f64);
+    metrics::gauge!("raster_threads").set(crate::raster_threads::threads() as f64);
+    metrics::gauge!("raster_queue_depth").set(crate::raster_threads::queued() as f64);
 }
 
 #[cfg(test)]
@@ -209,6 +212,7 @@ mod tests {
             trim_interval_s: 0,
             raster_handles: crate::dataset_pool::DEFAULT_MAX_IDLE,
             mmap_threshold_kb: 128,
+            raster_threads: 0,
         });
         // SAFETY: reads GDAL's cache limit.
         let max = unsafe { gdal_sys::GDALGetCacheMax64() };

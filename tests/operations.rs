@@ -138,6 +138,14 @@ async fn metrics_parse_as_prometheus_text_and_move() {
             &["method=\"other\"", "status=\"405\""]
         ) >= 1.0
     );
+    // GDAL work runs on a fixed set of threads, two per core by default; the queue
+    // before them is shown too (idle here).
+    let two_per_core = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+    assert_eq!(sample(&text, "raster_threads", &[]), two_per_core as f64);
+    assert!(
+        text.lines().any(|l| l.starts_with("raster_queue_depth ")),
+        "no raster_queue_depth gauge"
+    );
     assert!(
         !text.contains("PROPFIND"),
         "a client's method became a label"

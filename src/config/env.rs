@@ -25,6 +25,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("PLANSCAPE_MALLOC_TRIM_S", "memory.trim_interval_s"),
     ("PLANSCAPE_RASTER_HANDLES", "memory.raster_handles"),
     ("PLANSCAPE_MMAP_THRESHOLD_KB", "memory.mmap_threshold_kb"),
+    ("PLANSCAPE_RASTER_THREADS", "memory.raster_threads"),
     ("PLANSCAPE_IO_THREADS", "http.io_threads"),
     ("PLANSCAPE_CACHE_CONTROL", "http.cache_control"),
     ("PLANSCAPE_CORS_ORIGINS", "http.cors_origins"),
@@ -146,6 +147,7 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
             | "memory.trim_interval_s"
             | "memory.raster_handles"
             | "memory.mmap_threshold_kb"
+            | "memory.raster_threads"
             | "http.io_threads"
     );
     match value.parse::<i64>() {

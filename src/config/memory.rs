@@ -39,6 +39,12 @@ pub struct MemoryConfig {
     /// deployments only.
     #[serde(default = "default_mmap_threshold_kb")]
     pub mmap_threshold_kb: u32,
+    /// Threads that do GDAL work for requests (raster tile renders, point values,
+    /// statistics, scenario runs); 0 (the default) is two per core. Work beyond them
+    /// queues. Each thread that has read a raster keeps GDAL's and PROJ's per-thread
+    /// state (PROJ's database cache, about 2 MiB), so the count bounds that memory.
+    #[serde(default)]
+    pub raster_threads: usize,
 }
 
 fn default_gdal_cache_mb() -> u64 {
@@ -65,6 +71,7 @@ impl Default for MemoryConfig {
             trim_interval_s: default_trim_interval_s(),
             raster_handles: default_raster_handles(),
             mmap_threshold_kb: default_mmap_threshold_kb(),
+            raster_threads: 0,
         }
     }
 }

@@ -169,7 +169,7 @@ pub async fn pixels_to_read(
             (node.name.clone(), path)
         })
         .collect();
-    tokio::task::spawn_blocking(move || {
+    crate::raster_threads::run(move || {
         let mut total: u64 = 0;
         for (condition, path) in rasters {
             let pixels = stats::window_pixels(&path, &shape)
@@ -199,15 +199,14 @@ pub async fn compute(
                     Values::Normalized => node.normalized.clone(),
                     Values::Raw => node.raw.clone().unwrap_or_default(),
                 };
-                let computed: ZonalStats = tokio::task::spawn_blocking(move || {
-                    stats::zonal_stats_pooled(&path, 1, &shape)
-                })
-                .await
-                .map_err(|e| ScoreError::Task(e.to_string()))?
-                .map_err(|source| ScoreError::Raster {
-                    condition: node.name.clone(),
-                    source,
-                })?;
+                let computed: ZonalStats =
+                    crate::raster_threads::run(move || stats::zonal_stats_pooled(&path, 1, &shape))
+                        .await
+                        .map_err(|e| ScoreError::Task(e.to_string()))?
+                        .map_err(|source| ScoreError::Raster {
+                            condition: node.name.clone(),
+                            source,
+                        })?;
                 let band = match (values, computed.mean) {
                     (Values::Normalized, Some(m)) => Some(stats::band(m).to_owned()),
                     _ => None,

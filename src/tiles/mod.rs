@@ -375,7 +375,7 @@ impl TileService {
         let raw: Vec<crate::source::raster::BlockTile> = match source {
             Source::Raster(r) => {
                 let (r, owned) = (Arc::clone(r), tiles.to_vec());
-                tokio::task::spawn_blocking(move || r.render_block_blocking(&owned, format, scale))
+                crate::raster_threads::run(move || r.render_block_blocking(&owned, format, scale))
                     .await
                     .unwrap_or_else(|e| {
                         tiles

@@ -91,7 +91,7 @@ async fn execute(
         shape,
         exclude,
     } = job;
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = crate::raster_threads::run(move || {
         rank::run(
             &config,
             &conditions,

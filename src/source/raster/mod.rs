@@ -96,13 +96,6 @@ fn warped_view(file: &Dataset) -> Result<Dataset, String> {
     Ok(unsafe { Dataset::from_c_dataset(handle) })
 }
 
-/// At most this many raster renders run at once (two per core): it bounds the blocking
-/// threads, and with them the datasets each thread keeps open; further requests queue.
-static RENDER_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> =
-    std::sync::LazyLock::new(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(4, |n| n.get() * 2))
-    });
-
 /// One tile of a rendered block: its image, `None` when fully transparent.
 pub type BlockTile = (TileId, Result<Option<Vec<u8>>, SourceError>);
 
@@ -236,12 +229,8 @@ impl RasterSource {
             return encode::transparent(size, format)
                 .map_err(|e| SourceError::Internal(e.to_string()));
         }
-        let _permit = RENDER_PERMITS
-            .acquire()
-            .await
-            .map_err(|e| SourceError::Internal(format!("render queue closed: {e}")))?;
         let this = Arc::clone(self);
-        tokio::task::spawn_blocking(move || this.render_blocking(&bounds, size, format))
+        crate::raster_threads::run(move || this.render_blocking(&bounds, size, format))
             .await
             .map_err(|e| SourceError::Internal(format!("render task failed: {e}")))?
     }
@@ -394,12 +383,8 @@ impl RasterSource {
             buf_width: 1,
             buf_height: 1,
         };
-        let _permit = RENDER_PERMITS
-            .acquire()
-            .await
-            .map_err(|e| SourceError::Internal(format!("render queue closed: {e}")))?;
         let this = Arc::clone(self);
-        let value = tokio::task::spawn_blocking(move || this.read_window(0, &win))
+        let value = crate::raster_threads::run(move || this.read_window(0, &win))
             .await
             .map_err(|e| SourceError::Internal(format!("read task failed: {e}")))??;
         Ok(value
