@@ -10,8 +10,8 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 
-use gdal::Dataset;
 use gdal::cpl::CslStringList;
+use gdal::{Dataset, Metadata};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ImportError, register};
@@ -31,7 +31,28 @@ pub enum Codec {
 }
 
 impl Codec {
-    /// GDAL's creation options for it.
+    /// The codec a GeoTIFF was written with: ZSTD is [`Codec::FastDecode`], anything else
+    /// (DEFLATE, none) [`Codec::Compact`].
+    pub fn of(dataset: &Dataset) -> Self {
+        match dataset
+            .metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
+            .as_deref()
+        {
+            Some("ZSTD") => Self::FastDecode,
+            _ => Self::Compact,
+        }
+    }
+
+    /// GDAL's GTiff creation options for it, for Float32 data (the floating-point
+    /// predictor for `compact`).
+    pub fn gtiff_float_options(self) -> [&'static str; 2] {
+        match self {
+            Self::Compact => ["COMPRESS=DEFLATE", "PREDICTOR=3"],
+            Self::FastDecode => ["COMPRESS=ZSTD", "ZSTD_LEVEL=1"],
+        }
+    }
+
+    /// GDAL's COG creation options for it.
     fn options(self) -> [(&'static str, &'static str); 2] {
         match self {
             Self::Compact => [("COMPRESS", "DEFLATE"), ("PREDICTOR", "YES")],

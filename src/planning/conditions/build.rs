@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use super::{Catalog, CatalogError, Operation};
+use crate::import::raster::Codec;
 
 /// Builds the normalized raster of every element (from its metrics) and pillar (from its
-/// elements) into `built_dir/{region}/{name}.tif`: tiled, ZSTD, with overviews, on the
-/// children's common grid (children on different grids are refused). Blocking.
+/// elements) into `built_dir/{region}/{name}.tif`: tiled, compressed as its inputs, with
+/// overviews, on the children's common grid (children on different grids are refused).
+/// Blocking.
 pub fn build(catalog: &Catalog, built_dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
     let nodes = catalog.nodes(built_dir);
     let normalized = |region: &str, name: &str| {
@@ -94,13 +96,16 @@ fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> 
         .collect();
     let temp = out.with_extension("tif.tmp");
     let driver = gdal::DriverManager::get_driver_by_name("GTiff").map_err(|e| e.to_string())?;
+    // Compressed as the first input is: ZSTD without a predictor for rasters read by
+    // the million pixels (30 m: statistics of 500,000 acres decode a raster in 12.7 ms,
+    // against 38.8 ms with the floating-point predictor), DEFLATE with it for coarse ones,
+    // where decoding is cheap either way and an open ZSTD handle holds its ~0.9 MiB
+    // decompression context for its whole life (docs/loadtest.md).
+    let [compress, predictor] = Codec::of(first).gtiff_float_options();
     let options = RasterCreationOptions::from_iter([
         "TILED=YES",
-        // ZSTD level 1 without a predictor: statistics decode these by the million
-        // pixels, and the floating-point predictor tripled the decoding time (30 m,
-        // 500,000 acres: 38.8 ms with it, 12.7 without; files 1.6x larger).
-        "COMPRESS=ZSTD",
-        "ZSTD_LEVEL=1",
+        compress,
+        predictor,
         "BLOCKXSIZE=256",
         "BLOCKYSIZE=256",
         // No NUM_THREADS: GDAL 3.6's threaded GTiff compression deadlocks when the block
@@ -169,4 +174,64 @@ fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> 
     }
     std::fs::rename(&temp, out).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gdal::Metadata;
+    use gdal::raster::{Buffer, RasterCreationOptions};
+
+    /// A 300 x 300 Float32 GeoTIFF of `value` compressed with `compress`.
+    fn raster(path: &Path, compress: &str, value: f32) {
+        let driver = gdal::DriverManager::get_driver_by_name("GTiff").expect("GTiff");
+        let options = RasterCreationOptions::from_iter([
+            "TILED=YES".to_owned(),
+            format!("COMPRESS={compress}"),
+        ]);
+        let mut ds = driver
+            .create_with_band_type_with_options::<f32, _>(path, 300, 300, 1, &options)
+            .expect("create");
+        ds.set_geo_transform(&[-2.0e6, 30.0, 0.0, 2.0e6, 0.0, -30.0])
+            .expect("transform");
+        ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(5070).expect("srs"))
+            .expect("srs");
+        let mut band = ds.rasterband(1).expect("band");
+        let mut buffer = Buffer::new((300, 300), vec![value; 300 * 300]);
+        band.write((0, 0), (300, 300), &mut buffer).expect("write");
+    }
+
+    #[test]
+    fn built_rasters_are_compressed_as_their_inputs() {
+        let dir = std::env::temp_dir().join(format!("planscape-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (compress, expected) in [
+            ("ZSTD", "ZSTD"),
+            ("DEFLATE", "DEFLATE"),
+            ("NONE", "DEFLATE"),
+        ] {
+            let inputs = [
+                dir.join(format!("{compress}-a.tif")),
+                dir.join(format!("{compress}-b.tif")),
+            ];
+            raster(&inputs[0], compress, 0.25);
+            raster(&inputs[1], compress, 0.75);
+            let out = dir.join(format!("{compress}-mean.tif"));
+            combine(&inputs, Operation::Mean, &out).expect("combine");
+            let built = gdal::Dataset::open(&out).expect("open");
+            assert_eq!(
+                built
+                    .metadata_item("COMPRESSION", "IMAGE_STRUCTURE")
+                    .as_deref(),
+                Some(expected),
+                "inputs {compress}"
+            );
+            let values = built
+                .rasterband(1)
+                .and_then(|b| b.read_as::<f32>((0, 0), (300, 300), (300, 300), None))
+                .expect("read");
+            assert!(values.data().iter().all(|v| (v - 0.5).abs() < 1e-6));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
