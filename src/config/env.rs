@@ -23,6 +23,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ),
     ("PLANSCAPE_GDAL_CACHE_MB", "memory.gdal_cache_mb"),
     ("PLANSCAPE_MALLOC_TRIM_S", "memory.trim_interval_s"),
+    ("PLANSCAPE_MALLOC_ARENAS", "memory.malloc_arenas"),
     ("PLANSCAPE_RASTER_HANDLES", "memory.raster_handles"),
     ("PLANSCAPE_MMAP_THRESHOLD_KB", "memory.mmap_threshold_kb"),
     ("PLANSCAPE_RASTER_THREADS", "memory.raster_threads"),
@@ -145,6 +146,7 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
             | "analytics.queue_size"
             | "memory.gdal_cache_mb"
             | "memory.trim_interval_s"
+            | "memory.malloc_arenas"
             | "memory.raster_handles"
             | "memory.mmap_threshold_kb"
             | "memory.raster_threads"
