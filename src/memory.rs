@@ -91,8 +91,8 @@ fn trim() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
 
-/// Most threads the runtime keeps for blocking work (GDAL reads outside the render
-/// permits, tile encoding, password hashing, file I/O), unless set otherwise.
+/// Most threads the runtime keeps for blocking work (vector tile encoding, gzip,
+/// password hashing, file I/O; GDAL work has the raster threads), unless set otherwise.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;
 
 /// The blocking-thread bound of this process: [`blocking_threads`] of the environment's

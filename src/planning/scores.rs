@@ -182,15 +182,15 @@ pub async fn pixels_to_read(
     .map_err(|e| ScoreError::Task(e.to_string()))?
 }
 
-/// Computes statistics of `nodes` over `shape`, each raster on a blocking thread, at
-/// most two per core at once.
+/// Computes statistics of `nodes` over `shape`, each raster on a raster thread, at most
+/// as many at once as there are raster threads.
 pub async fn compute(
     nodes: Vec<Node>,
     values: Values,
     shape: Arc<geo_types::MultiPolygon<f64>>,
 ) -> Result<Vec<ConditionStats>, ScoreError> {
     use futures_util::StreamExt;
-    let parallel = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+    let parallel = crate::raster_threads::threads();
     let results: Vec<Result<ConditionStats, ScoreError>> = futures_util::stream::iter(nodes)
         .map(|node| {
             let shape = Arc::clone(&shape);
