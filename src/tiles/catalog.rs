@@ -117,7 +117,9 @@ impl Catalog {
                 },
                 LayerConfig::Raster(cfg) => {
                     let (name, cfg, styles) = (name.clone(), cfg.clone(), styles_dir.to_owned());
-                    tokio::task::spawn_blocking(move || RasterSource::inspect(&name, &cfg, &styles))
+                    // On a raster thread: reading the CRS gives the thread a PROJ context
+                    // that a blocking-pool thread would keep for as long as it lives.
+                    crate::raster_threads::run(move || RasterSource::inspect(&name, &cfg, &styles))
                         .await
                         .map_err(|e| format!("opening the raster failed: {e}"))
                         .and_then(|r| r.map(|r| Source::Raster(Arc::new(r))))

@@ -157,9 +157,21 @@ pub async fn area_stats(
             "spans more than 180° of longitude",
         ));
     }
-    let acres = crate::planning::stands::to_albers(&shape)
-        .map(|a| geo::Area::unsigned_area(&a) / crate::planning::units::M2_PER_ACRE)
-        .map_err(|e| ApiError::invalid_field("geometry", e))?;
+    // The area in acres (PROJ) and the memo key (the rasters' stamps) on a raster thread:
+    // neither blocks the async threads, and no other thread gets a PROJ context.
+    let shape = Arc::new(shape);
+    let (acres, memo_key) = {
+        let (region, nodes, geometry) = (form.region.clone(), nodes.clone(), bare.to_string());
+        let (values, shape) = (form.values, Arc::clone(&shape));
+        crate::raster_threads::run(move || {
+            let acres = crate::planning::stands::to_albers(&shape)
+                .map(|a| geo::Area::unsigned_area(&a) / crate::planning::units::M2_PER_ACRE);
+            (acres, StatsMemo::key(&region, values, &nodes, &geometry))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))?
+    };
+    let acres = acres.map_err(|e| ApiError::invalid_field("geometry", e))?;
     let limit = state.config.accounts.plan_max_area_acres;
     if acres > limit {
         return Err(ApiError::invalid_field(
@@ -168,13 +180,6 @@ pub async fn area_stats(
         ));
     }
     // The same area, conditions and rasters as a request before: its results.
-    let memo_key = {
-        let (region, nodes, geometry) = (form.region.clone(), nodes.clone(), bare.to_string());
-        let values = form.values;
-        tokio::task::spawn_blocking(move || StatsMemo::key(&region, values, &nodes, &geometry))
-            .await
-            .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))?
-    };
     if let Some(results) = state.stats_memo.get(memo_key).await {
         state
             .analytics
@@ -185,7 +190,6 @@ pub async fn area_stats(
             results: results.as_ref().clone(),
         }));
     }
-    let shape = Arc::new(shape);
     // A budget on the pixels read, checked from the rasters' headers before any is read;
     // an area that none of the region's rasters covers is refused too.
     let pixels = scores::pixels_to_read(&nodes, form.values, Arc::clone(&shape)).await?;

@@ -157,7 +157,7 @@ pub async fn export(
     }
     let rows = export::rows(&**client, sid).await?;
     drop(client);
-    let bytes = tokio::task::spawn_blocking(move || export::write(&rows, format))
+    let bytes = crate::raster_threads::run(move || export::write(&rows, format))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;

@@ -132,7 +132,7 @@ pub async fn upload(
     // GDAL reads before a pooled connection is taken. What a zip may expand to: ten
     // times the upload limit.
     let max_unzipped = (state.config.accounts.max_upload_kb as u64).saturating_mul(10 * 1024);
-    let geometry = tokio::task::spawn_blocking(move || {
+    let geometry = crate::raster_threads::run(move || {
         upload::read_upload(bytes, file_name.as_deref(), max_unzipped)
     })
     .await
