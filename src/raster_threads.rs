@@ -1,6 +1,9 @@
-//! The threads that do GDAL work for requests: raster tile renders, point values, zonal
-//! statistics and scenario runs. A fixed set (`[memory] raster_threads`, two per core by
-//! default), fed by one queue, instead of tokio's blocking pool.
+//! The threads that do GDAL and PROJ work: raster tile renders, point values, zonal
+//! statistics and the area check of a statistics request, scenario runs and exports, plan
+//! uploads, and the raster layers' inspection at start-up. A fixed set
+//! (`[memory] raster_threads`, two per core by default), fed by one queue, instead of
+//! tokio's blocking pool (whose threads would each keep a PROJ context) or the async
+//! threads (which must not block).
 //!
 //! GDAL and PROJ keep state per thread: each thread that reads a raster's CRS or
 //! reprojects an area gets its own PROJ context, with its own handle on PROJ's database

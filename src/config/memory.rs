@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 pub struct MemoryConfig {
     /// GDAL's raster block cache, in MiB (process-wide, shared by every raster layer).
     /// GDAL's own default is 5 % of the machine's RAM, which in a container sized for the
-    /// server is either too much or, read from the host, far too much.
+    /// server is either too much or, read from the host, far too much. 8 (the default)
+    /// rather than 16 took 6 MiB off a soak's RSS and cost ~4 % of cold raster tile
+    /// throughput (the tile cache in front takes the repeats); raise it where memory is
+    /// plentiful and raster layers are read cold.
     #[serde(default = "default_gdal_cache_mb")]
     pub gdal_cache_mb: u64,
     /// Most C allocator (glibc malloc) arenas; 0 keeps glibc's default of 8 per core.
@@ -19,7 +22,8 @@ pub struct MemoryConfig {
     /// Seconds between two `malloc_trim` calls that give the allocator's free pages back
     /// to the system (0: never). Freed tiles and render buffers otherwise stay in the
     /// arenas as resident memory the process no longer uses. Every 5 s rather than 30
-    /// took 16 MiB off the largest RSS of a 10-minute soak (docs/loadtest.md).
+    /// took 16 MiB off the largest RSS of a 10-minute soak, every second (the default)
+    /// rather than 5 s about 4 MiB more (docs/loadtest.md).
     #[serde(default = "default_trim_interval_s")]
     pub trim_interval_s: u64,
     /// Most idle raster handles (open GDAL datasets) kept, shared by tile rendering,
@@ -39,8 +43,8 @@ pub struct MemoryConfig {
     /// deployments only.
     #[serde(default = "default_mmap_threshold_kb")]
     pub mmap_threshold_kb: u32,
-    /// Threads that do GDAL work for requests (raster tile renders, point values,
-    /// statistics, scenario runs); 0 (the default) is two per core. Work beyond them
+    /// Threads that do GDAL and PROJ work (raster tile renders, point values, statistics,
+    /// scenario runs and exports, plan uploads); 0 (the default) is two per core. Work beyond them
     /// queues. Each thread that has read a raster keeps GDAL's and PROJ's per-thread
     /// state (PROJ's database cache, about 2 MiB), so the count bounds that memory.
     #[serde(default)]
@@ -48,13 +52,13 @@ pub struct MemoryConfig {
 }
 
 fn default_gdal_cache_mb() -> u64 {
-    16
+    8
 }
 fn default_malloc_arenas() -> u32 {
     2
 }
 fn default_trim_interval_s() -> u64 {
-    5
+    1
 }
 fn default_mmap_threshold_kb() -> u32 {
     0
