@@ -30,6 +30,11 @@ static QUEUED: AtomicUsize = AtomicUsize::new(0);
 /// The queue, with its threads started on first use.
 static QUEUE: LazyLock<Queue> = LazyLock::new(|| Queue::start(threads()));
 
+/// Two per core, read once: the standard library reads the cgroup's CPU quota files on
+/// every call, and [`threads`] is asked on every statistics request and scrape.
+static TWO_PER_CORE: LazyLock<usize> =
+    LazyLock::new(|| std::thread::available_parallelism().map_or(4, |n| n.get() * 2));
+
 /// Why raster work gave no result.
 #[derive(Debug, thiserror::Error)]
 pub enum RasterThreadError {
@@ -50,7 +55,7 @@ pub fn configure(threads: usize) {
 /// The number of raster threads: as configured, or two per core.
 pub fn threads() -> usize {
     match WANTED.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(4, |n| n.get() * 2),
+        0 => *TWO_PER_CORE,
         n => n,
     }
 }
