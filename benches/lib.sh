@@ -10,6 +10,9 @@ stop_server() {
 }
 trap stop_server EXIT
 
+# The median of the numbers on stdin, one a line (the lower of the middle two).
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
 # Waits up to 30 s for URL to answer 2xx.
 wait_for() {
   for _ in $(seq 1 150); do

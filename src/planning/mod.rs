@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod geometry;
 pub mod invitations;
 pub mod plans;
+pub mod readahead;
 pub mod runs;
 pub mod scan;
 pub mod scenarios;

@@ -17,6 +17,8 @@ use gdal::errors::GdalError;
 use gdal::raster::RasterBand;
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 
+use super::readahead::RowSpan;
+
 /// Rows read at once.
 const STRIP_ROWS: usize = 128;
 
@@ -141,6 +143,73 @@ impl Polygons {
             bounds,
         }
     }
+
+    /// The columns of the window `rows` x `cols` (first and last, inclusive) under the
+    /// polygons in each block row of `block_rows` rows: every column a scan could read
+    /// there (from the edges clipped to the block row, so a little more than the spans),
+    /// block rows without an edge left out.
+    fn block_row_columns(
+        &self,
+        block_rows: usize,
+        rows: (usize, usize),
+        cols: (usize, usize),
+    ) -> Vec<RowSpan> {
+        if block_rows == 0 {
+            return Vec::new();
+        }
+        let (first_block, last_block) = (rows.0 / block_rows, rows.1 / block_rows);
+        let mut extents: Vec<(f64, f64)> =
+            vec![(f64::INFINITY, f64::NEG_INFINITY); last_block - first_block + 1];
+        let height = block_rows as f64;
+        for e in &self.edges {
+            let top = ((e.y0 / height).floor().max(first_block as f64)) as usize;
+            let bottom = ((e.y1 / height).floor().min(last_block as f64)).max(0.0) as usize;
+            for block in top..=bottom.max(top) {
+                if block > last_block {
+                    break;
+                }
+                // The edge clipped to the block row's band of y.
+                let ya = e.y0.max(block as f64 * height);
+                let yb = e.y1.min((block + 1) as f64 * height);
+                if ya > yb {
+                    continue;
+                }
+                let at = |y: f64| e.x0 + (y - e.y0) * (e.x1 - e.x0) / (e.y1 - e.y0);
+                let extent = &mut extents[block - first_block];
+                for x in [at(ya), at(yb)] {
+                    *extent = (extent.0.min(x), extent.1.max(x));
+                }
+            }
+        }
+        extents
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (low, high))| low <= high)
+            .filter_map(|(i, (low, high))| {
+                let first = (low - 0.5).floor().max(cols.0 as f64) as usize;
+                let last = high.ceil().min(cols.1 as f64).max(0.0) as usize;
+                (first <= last).then_some(RowSpan {
+                    block_row: first_block + i,
+                    first,
+                    last,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Every block row of the window `rows` x `cols`, all its columns.
+fn whole_window(block_rows: usize, rows: (usize, usize), cols: (usize, usize)) -> Vec<RowSpan> {
+    if block_rows == 0 {
+        return Vec::new();
+    }
+    (rows.0 / block_rows..=rows.1 / block_rows)
+        .map(|block_row| RowSpan {
+            block_row,
+            first: cols.0,
+            last: cols.1,
+        })
+        .collect()
 }
 
 /// What a scan reports, row by row of the window.
@@ -158,27 +227,54 @@ pub trait Visitor {
     fn span(&mut self, id: u32, pixels: &[f64]);
 }
 
-/// Scans `band` (of a raster of `size` columns and rows) under `polygons`, reading each
-/// row of the window once. Blocking (GDAL).
-pub fn scan<V: Visitor>(
-    band: &RasterBand,
-    size: (usize, usize),
+/// The window of rows and columns (first and last, inclusive) whose centres can be
+/// inside `polygons`, in a raster of `size` columns and rows; `None` when empty.
+fn window(
     polygons: &Polygons,
-    visitor: &mut V,
-) -> Result<(), RasterError> {
-    let (width, height) = size;
-    let Some((xmin, ymin, xmax, ymax)) = polygons.bounds else {
-        return Ok(());
-    };
-    // The window of rows and columns whose centres can be inside.
+    (width, height): (usize, usize),
+) -> Option<((usize, usize), (usize, usize))> {
+    let (xmin, ymin, xmax, ymax) = polygons.bounds?;
     let row0 = ((ymin - 0.5).ceil().max(0.0)) as usize;
     let row1 = ((ymax - 0.5).floor().min(height as f64 - 1.0)).max(-1.0) as isize;
     let col0 = ((xmin - 0.5).ceil().max(0.0)) as usize;
     let col1 = ((xmax - 0.5).floor().min(width as f64 - 1.0)).max(-1.0) as isize;
     if row1 < row0 as isize || col1 < col0 as isize {
-        return Ok(());
+        return None;
     }
-    let (row1, col1) = (row1 as usize, col1 as usize);
+    Some(((row0, row1 as usize), (col0, col1 as usize)))
+}
+
+/// Advises the kernel of the blocks of `band` that a scan of `polygons` by a visitor
+/// `V` will read in the window `rows` x `cols` ([`super::readahead`]).
+fn advise_window<V: Visitor>(
+    dataset: &Dataset,
+    band: &RasterBand,
+    polygons: &Polygons,
+    rows: (usize, usize),
+    cols: (usize, usize),
+) {
+    let (_, block_rows) = band.block_size();
+    let reads = if V::WHOLE_ROWS {
+        whole_window(block_rows, rows, cols)
+    } else {
+        polygons.block_row_columns(block_rows, rows, cols)
+    };
+    super::readahead::advise(dataset, band, &reads);
+}
+
+/// Scans `band` of `dataset` under `polygons`, reading each row of the window once. The
+/// blocks the scan will read are first advised to the kernel
+/// ([`super::readahead`]). Blocking (GDAL).
+pub fn scan<V: Visitor>(
+    dataset: &Dataset,
+    band: &RasterBand,
+    polygons: &Polygons,
+    visitor: &mut V,
+) -> Result<(), RasterError> {
+    let Some(((row0, row1), (col0, col1))) = window(polygons, dataset.raster_size()) else {
+        return Ok(());
+    };
+    advise_window::<V>(dataset, band, polygons, (row0, row1), (col0, col1));
     let edges = &polygons.edges;
     let mut next = 0;
     let mut active: Vec<Edge> = Vec::new();
@@ -258,4 +354,95 @@ pub fn scan<V: Visitor>(
 /// Whether a pixel value is data (not NaN, not the band's nodata value).
 pub fn is_data(v: f64, nodata: Option<f64>) -> bool {
     !(v.is_nan() || nodata.is_some_and(|nd| v == nd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(x0: f64, y0: f64, x1: f64, y1: f64) -> Polygons {
+        let corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)];
+        Polygons::new(corners.windows(2).map(|w| Edge {
+            x0: w[0].0,
+            y0: w[0].1,
+            x1: w[1].0,
+            y1: w[1].1,
+            id: 0,
+        }))
+    }
+
+    #[test]
+    fn the_block_rows_to_read_cover_the_polygon_and_no_more() {
+        // A box over columns 10-300 and rows 10-600, in a window of columns 0-999 and
+        // rows 0-999, blocks of 256 rows: block rows 0, 1 and 2, columns 9-300.
+        let box_ = square(10.0, 10.0, 300.0, 600.0);
+        let spans = box_.block_row_columns(256, (0, 999), (0, 999));
+        let expected: Vec<RowSpan> = (0..3)
+            .map(|block_row| RowSpan {
+                block_row,
+                first: 9,
+                last: 300,
+            })
+            .collect();
+        assert_eq!(spans, expected);
+        // Clipped to a narrower window: rows from 300, columns up to 200.
+        let spans = box_.block_row_columns(256, (300, 999), (0, 200));
+        assert_eq!(
+            spans,
+            vec![
+                RowSpan {
+                    block_row: 1,
+                    first: 9,
+                    last: 200
+                },
+                RowSpan {
+                    block_row: 2,
+                    first: 9,
+                    last: 200
+                },
+            ]
+        );
+        // A triangle narrows from block row to block row.
+        let triangle = Polygons::new([
+            Edge {
+                x0: 0.0,
+                y0: 0.0,
+                x1: 512.0,
+                y1: 512.0,
+                id: 0,
+            },
+            Edge {
+                x0: 512.0,
+                y0: 512.0,
+                x1: 0.0,
+                y1: 512.0,
+                id: 0,
+            },
+            Edge {
+                x0: 0.0,
+                y0: 512.0,
+                x1: 0.0,
+                y1: 0.0,
+                id: 0,
+            },
+        ]);
+        let spans = triangle.block_row_columns(256, (0, 511), (0, 511));
+        assert_eq!(
+            spans,
+            vec![
+                RowSpan {
+                    block_row: 0,
+                    first: 0,
+                    last: 256
+                },
+                RowSpan {
+                    block_row: 1,
+                    first: 0,
+                    last: 511
+                },
+            ]
+        );
+        // Every block row of the window, whole, for a visitor of whole rows.
+        assert_eq!(whole_window(256, (100, 600), (5, 50)).len(), 3);
+    }
 }

@@ -251,7 +251,7 @@ pub fn sweep(dataset: &Dataset, stands: &PixelStands) -> Result<Vec<Option<f64>>
         centre_values: vec![None; stands.count],
         pending: 0,
     };
-    scan::scan(&band, dataset.raster_size(), &stands.hexagons, &mut means)?;
+    scan::scan(dataset, &band, &stands.hexagons, &mut means)?;
     Ok(means
         .sums
         .iter()

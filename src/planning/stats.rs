@@ -104,7 +104,7 @@ pub fn zonal_stats_in(
         min: f64::INFINITY,
         max: f64::NEG_INFINITY,
     };
-    scan::scan(&band, dataset.raster_size(), &polygon, &mut totals)?;
+    scan::scan(dataset, &band, &polygon, &mut totals)?;
     let mut stats = totals.stats;
     if stats.count > 0 {
         stats.min = Some(totals.min);

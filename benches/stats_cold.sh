@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Statistics of all 55 conditions at 30 m read from a cold disk, two builds side by side:
+# one server each (tiles/demo-30m.toml, made by `benches/stats.sh 1 --30m`), the same
+# areas, taking turns. Before each request every 30 m raster's pages are dropped from the
+# page cache (`dd iflag=nocache`), so it reads from the disk what it needs; each area is
+# new to both servers (statistics memo and GDAL's block cache). Prints, per area, each
+# server's time and the bytes it read from the disk (/proc/PID/io), then the medians.
+#   benches/stats_cold.sh BIN_A BIN_B [ACRES] [AREAS]
+#   WARM=1 benches/stats_cold.sh ...   # the pages cached instead (a larger circle at the
+#                                      # same centre asked of both first)
+# The kernel's read-ahead for the disk matters: /sys/block/<disk>/queue/read_ahead_kb
+# (printed first).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+WORK="$ROOT/.data/bench/stats_cold"
+mkdir -p "$WORK"
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+A="${1:?usage: benches/stats_cold.sh BIN_A BIN_B [ACRES] [AREAS]}"
+B="${2:?usage: benches/stats_cold.sh BIN_A BIN_B [ACRES] [AREAS]}"
+ACRES="${3:-100000}"
+AREAS="${4:-8}"
+BIN="$A" bench_setup postgis curl
+CFG30=tiles/demo-30m.toml
+if [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -lt 25 ]; then
+  echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
+  exit 1
+fi
+for port in 18094 18095; do
+  if ss -ltn | grep -q ":$port "; then echo "port $port is in use" >&2; exit 1; fi
+done
+disk="$(df --output=source .data/rasters-30m | tail -1 | sed 's|/dev/||; s|[0-9]*$||')"
+echo "read-ahead of $disk: $(cat "/sys/block/$disk/queue/read_ahead_kb" 2>/dev/null || echo '?') KiB"
+
+PIDS=()
+stop_servers() { kill "${PIDS[@]}" 2>/dev/null || true; }
+trap stop_servers EXIT
+for i in 0 1; do
+  bin=("$A" "$B"); port=$((18094 + i))
+  PLANSCAPE_LISTEN=127.0.0.1:$port RUST_LOG=warn "${bin[$i]}" --config $CFG30 serve \
+    2>> "$WORK/server$i.log" &
+  PIDS+=($!)
+  wait_for "http://127.0.0.1:$port/ready"
+done
+api() { echo "http://127.0.0.1:$((18094 + $1))/planscape-backend"; }
+token() {
+  curl -fsS "$(api "$1")/auth/signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"cold$1-$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
+    | sed -n 's/.*"token":"\([^"]*\)".*/\1/p'
+}
+TOKENS=("$(token 0)" "$(token 1)")
+all="$(catalog_conditions "$(api 0)")"
+salt="$(date +%s)" # a circle no earlier run asked for (the memo)
+body() { # lon lat acres -> $WORK/body.json
+  local geometry
+  geometry="$(psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt(($3 + $salt % 997) * 4046.8564224 / pi()), 64)::geometry, 9)")"
+  echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$geometry}" > "$WORK/body.json"
+}
+post() { # server -> "ms MB"
+  local before after ms
+  before="$(awk '/^read_bytes/ { print $2 }' "/proc/${PIDS[$1]}/io")"
+  ms="$(curl -fsS -o /dev/null -w '%{time_total}' "$(api "$1")/conditions/stats" \
+    -H "authorization: Bearer ${TOKENS[$1]}" -H 'content-type: application/json' \
+    -d "@$WORK/body.json" | awk '{ printf "%.0f", $1 * 1000 }')"
+  after="$(awk '/^read_bytes/ { print $2 }' "/proc/${PIDS[$1]}/io")"
+  echo "$ms $(((after - before) / 1000000))"
+}
+evict() {
+  find .data/rasters-30m .data/conditions-30m -name '*.tif' \
+    -exec dd if='{}' iflag=nocache count=0 status=none ';'
+}
+# Both servers past their first request (datasets open, PROJ ready), on a small area.
+body -120.0 38.5 300
+post 0 > /dev/null
+post 1 > /dev/null
+: > "$WORK/a.ms"; : > "$WORK/b.ms"
+echo "| area | A ms | A MB read | B ms | B MB read |"
+echo "|---|---:|---:|---:|---:|"
+for k in $(seq 1 "$AREAS"); do
+  read -r lon lat <<< "$(echo "$k $AREAS" | awk '{ t = ($1 - 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }')"
+  if [ -n "${WARM:-}" ]; then
+    body "$lon" "$lat" $((ACRES + 1000))
+    post 0 > /dev/null
+    post 1 > /dev/null
+  fi
+  body "$lon" "$lat" "$ACRES"
+  # Taking turns at going first.
+  for i in $(if [ $((k % 2)) = 0 ]; then echo 0 1; else echo 1 0; fi); do
+    if [ -z "${WARM:-}" ]; then evict; fi
+    post "$i" > "$WORK/r$i"
+  done
+  read -r a_ms a_mb < "$WORK/r0"
+  read -r b_ms b_mb < "$WORK/r1"
+  echo "$a_ms" >> "$WORK/a.ms"; echo "$b_ms" >> "$WORK/b.ms"
+  echo "| $k | $a_ms | $a_mb | $b_ms | $b_mb |"
+done
+echo "| median | $(median < "$WORK/a.ms") | | $(median < "$WORK/b.ms") | |"
