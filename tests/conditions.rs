@@ -293,7 +293,38 @@ async fn catalog_build_stats_and_scores() {
     };
     let before = hits().await;
     let request = json!({"region": "sierra_nevada", "conditions": names, "geometry": area});
-    let (status, _, again) = post(request.clone()).await;
+    // ... without a raster thread: with every one of them held busy, the repeat is
+    // answered all the same (it does not wait behind renders).
+    let threads = planscape::raster_threads::threads();
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let (started, mut running) = tokio::sync::mpsc::unbounded_channel();
+    let busy: Vec<_> = (0..threads)
+        .map(|_| {
+            let (gate, started) = (std::sync::Arc::clone(&gate), started.clone());
+            tokio::spawn(planscape::raster_threads::run(move || {
+                let _ = started.send(());
+                let (open, opened) = &*gate;
+                let mut open = open.lock().expect("gate");
+                while !*open {
+                    open = opened.wait(open).expect("gate");
+                }
+            }))
+        })
+        .collect();
+    for _ in 0..threads {
+        running.recv().await.expect("a raster thread took a job");
+    }
+    let answered =
+        tokio::time::timeout(std::time::Duration::from_secs(60), post(request.clone())).await;
+    {
+        let (open, opened) = &*gate;
+        *open.lock().expect("gate") = true;
+        opened.notify_all();
+    }
+    for job in busy {
+        job.await.expect("job").expect("raster thread");
+    }
+    let (status, _, again) = answered.expect("the repeat waited for a raster thread");
     assert_eq!((status, &again), (200, &body));
     assert!(hits().await >= before + 1.0, "the repeat was a hit");
     let replaced = rasters.join("tree_mortality_normalized.tif");

@@ -157,16 +157,34 @@ pub async fn area_stats(
             "spans more than 180° of longitude",
         ));
     }
-    // The area in acres (PROJ) and the memo key (the rasters' stamps) on a raster thread:
-    // neither blocks the async threads, and no other thread gets a PROJ context.
+    // The memo key (the rasters' stamps: file metadata, no GDAL or PROJ) off the async
+    // threads, on the blocking pool: a repeated area is answered without waiting for a
+    // raster thread behind renders. Only areas that passed the checks below were kept.
     let shape = Arc::new(shape);
-    let (acres, memo_key) = {
+    let memo_key = {
         let (region, nodes, geometry) = (form.region.clone(), nodes.clone(), bare.to_string());
-        let (values, shape) = (form.values, Arc::clone(&shape));
+        let values = form.values;
+        tokio::task::spawn_blocking(move || StatsMemo::key(&region, values, &nodes, &geometry))
+            .await
+            .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))?
+    };
+    // The same area, conditions and rasters as a request before: its results.
+    if let Some(results) = state.stats_memo.get(memo_key).await {
+        state
+            .analytics
+            .record(Event::new(EventKind::ScoresRead, Some(auth.user.id)).detail("area"));
+        return Ok(Json(StatsResponse {
+            region: form.region,
+            values: form.values,
+            results: results.as_ref().clone(),
+        }));
+    }
+    // The area in acres (PROJ) on a raster thread: no other thread gets a PROJ context.
+    let acres = {
+        let shape = Arc::clone(&shape);
         crate::raster_threads::run(move || {
-            let acres = crate::planning::stands::to_albers(&shape)
-                .map(|a| geo::Area::unsigned_area(&a) / crate::planning::units::M2_PER_ACRE);
-            (acres, StatsMemo::key(&region, values, &nodes, &geometry))
+            crate::planning::stands::to_albers(&shape)
+                .map(|a| geo::Area::unsigned_area(&a) / crate::planning::units::M2_PER_ACRE)
         })
         .await
         .map_err(|e| ApiError::internal(format!("statistics task failed: {e}")))?
@@ -178,17 +196,6 @@ pub async fn area_stats(
             "geometry",
             format!("covers {acres:.0} acres, more than the limit of {limit:.0}"),
         ));
-    }
-    // The same area, conditions and rasters as a request before: its results.
-    if let Some(results) = state.stats_memo.get(memo_key).await {
-        state
-            .analytics
-            .record(Event::new(EventKind::ScoresRead, Some(auth.user.id)).detail("area"));
-        return Ok(Json(StatsResponse {
-            region: form.region,
-            values: form.values,
-            results: results.as_ref().clone(),
-        }));
     }
     // A budget on the pixels read, checked from the rasters' headers before any is read;
     // an area that none of the region's rasters covers is refused too.
