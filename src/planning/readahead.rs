@@ -2,8 +2,12 @@
 //! read: the compressed blocks under the scan's window, all at once
 //! (`posix_fadvise(POSIX_FADV_WILLNEED)`), so that a raster not in the page cache is read
 //! from the disk with many requests in flight instead of one block at a time as GDAL
-//! asks for them. Blocks already cached cost a lookup in the page cache; advice the
-//! kernel cannot take is ignored (the scan reads the same bytes either way).
+//! asks for them, and only those bytes: GDAL's reads then find their blocks cached and
+//! start none of the kernel's own read-ahead, which after each miss reads up to the
+//! disk's `read_ahead_kb` beyond it (8 MiB on the machine of docs/benchmarks.md, where
+//! that tripled the bytes a cold request read). Blocks already cached cost a lookup in
+//! the page cache; advice the kernel cannot take is ignored (the scan reads the same
+//! bytes either way).
 //!
 //! Only GeoTIFFs read from a local file are advised: GDAL gives each block's offset and
 //! size in the file (`BLOCK_OFFSET_x_y`, `BLOCK_SIZE_x_y` of the `TIFF` domain).
@@ -20,8 +24,7 @@ const MERGE_GAP: u64 = 64 * 1024;
 /// the advice would save no waiting and cost a file opening).
 const MIN_ADVICE: u64 = 512 * 1024;
 
-/// Columns `first..=last` of the rows of block row `block_row` (of `block_rows`
-/// rows each).
+/// The columns `first..=last` a scan reads in block row `block_row`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowSpan {
     /// The block row.
@@ -65,7 +68,7 @@ pub fn advise(dataset: &Dataset, band: &RasterBand, spans: &[RowSpan]) {
             }
         }
     }
-    if ranges.iter().map(|r| r.1).sum::<u64>() >= MIN_ADVICE {
+    if ranges.iter().fold(0_u64, |sum, r| sum.saturating_add(r.1)) >= MIN_ADVICE {
         advise_ranges(path, &merge(ranges));
     }
 }
@@ -76,8 +79,11 @@ fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
     for (offset, length) in ranges {
         match merged.last_mut() {
-            Some((start, len)) if offset <= *start + *len + MERGE_GAP => {
-                *len = (*len).max(offset + length - *start);
+            // Saturating: the offsets and sizes come from the file.
+            Some((start, len))
+                if offset <= start.saturating_add(*len).saturating_add(MERGE_GAP) =>
+            {
+                *len = (*len).max(offset.saturating_add(length) - *start);
             }
             _ => merged.push((offset, length)),
         }
@@ -250,6 +256,11 @@ mod tests {
         assert_eq!(
             merge(ranges),
             vec![(0, 1_510 + MERGE_GAP), (1_000_000, 100)],
+        );
+        // Sizes a damaged file could give do not overflow.
+        assert_eq!(
+            merge(vec![(u64::MAX - 10, 100), (10, u64::MAX)]),
+            vec![(10, u64::MAX)],
         );
     }
 }
