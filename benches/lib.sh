@@ -13,6 +13,27 @@ trap stop_server EXIT
 # The median of the numbers on stdin, one a line (the lower of the middle two).
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# A token for a new user of the API at $1 (…/planscape-backend); $2 names the bench in
+# the user's e-mail address.
+signup_token() {
+  curl -fsS "$1/auth/signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"${2:-bench}$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
+    | sed -n 's/.*"token":"\([^"]*\)".*/\1/p'
+}
+
+# A circle of $3 acres around longitude $1, latitude $2, as a GeoJSON geometry (PostGIS:
+# a geodesic buffer, 64 segments a quarter circle).
+circle_geojson() {
+  psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt($3 * 4046.8564224 / pi()), 64)::geometry, 9)"
+}
+
+# Drops the 30 m demo rasters' pages from the page cache: the next request that needs
+# them reads them from the disk.
+evict_30m_rasters() {
+  find .data/rasters-30m .data/conditions-30m -name '*.tif' \
+    -exec dd if='{}' iflag=nocache count=0 status=none ';'
+}
+
 # Waits up to 30 s for URL to answer 2xx.
 wait_for() {
   for _ in $(seq 1 150); do

@@ -23,11 +23,9 @@ PID=$!
 wait_for http://127.0.0.1:18096/ready
 API=http://127.0.0.1:18096/planscape-backend
 all="$(catalog_conditions "$API")"
-token="$(curl -fsS "$API/auth/signup" -H 'content-type: application/json' \
-  -d "{\"email\":\"memo$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
-  | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
-geometry="$(psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint(-120.2, 38.9), 4326)::geography, sqrt(100000 * 4046.8564224 / pi()), 64)::geometry, 9)")"
-echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$geometry}" > "$WORK/body.json"
+token="$(signup_token "$API" memo)"
+echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(circle_geojson -120.2 38.9 100000)}" \
+  > "$WORK/body.json"
 post() {
   curl -fsS -o /dev/null -w '%{time_total}\n' "$API/conditions/stats" -H "authorization: Bearer $token" \
     -H 'content-type: application/json' -d "@$WORK/body.json" | awk '{ printf "%.1f\n", $1 * 1000 }'

@@ -53,9 +53,7 @@ API="$BASE/planscape-backend"
 cache_mb="$(sed -n 's/^size_mb = \([0-9]*\).*/\1/p' "$WORK/soak.toml" | head -1)"
 cache_mb="${cache_mb:-512}"
 
-token="$(curl -fsS "$API/auth/signup" -H 'content-type: application/json' \
-  -d "{\"email\":\"soak$(date +%s%N)@example.org\",\"password\":\"a long soak password\",\"name\":\"Soak\"}" \
-  | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+token="$(signup_token "$API" soak)"
 conditions="$(catalog_conditions "$API")"
 # 24 circles over the Sierra Nevada, 2,000 to 200,000 acres (PostGIS makes them).
 psql "$DATABASE_URL" -Atc "

@@ -29,11 +29,8 @@ if [ "${2:-}" != "--30m" ]; then
 "$BIN" --config tiles/demo.toml conditions build >&2
 
 # Circles of 100,000 and 500,000 acres in the Sierra Nevada (radius from the area).
-circle() { # acres -> GeoJSON
-  psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint(-119.75, 37.55), 4326)::geography, sqrt($1 * 4046.8564224 / pi()), 64)::geometry, 9)"
-}
-circle 100000 > "$WORK/100k.geojson"
-circle 500000 > "$WORK/500k.geojson"
+circle_geojson -119.75 37.55 100000 > "$WORK/100k.geojson"
+circle_geojson -119.75 37.55 500000 > "$WORK/500k.geojson"
 
 echo "| tool | 30 m raster, 100,000 acres | median ms |"
 echo "|---|---|---:|"
@@ -93,9 +90,7 @@ PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do curl -fs -o /dev/null http://127.0.0.1:18090/ready && break; sleep 0.2; done
 API=http://127.0.0.1:18090/planscape-backend
-token="$(curl -fsS "$API/auth/signup" -H 'content-type: application/json' \
-  -d "{\"email\":\"bench$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
-  | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+token="$(signup_token "$API")"
 all="$(catalog_conditions "$API")"
 body="{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(cat "$WORK/100k.geojson")}"
 for _ in $(seq 1 "$RUNS"); do
@@ -153,9 +148,6 @@ if [ "${2:-}" = "--30m" ]; then
     "disk: $(du -sh .data/rasters-30m | cut -f1) metrics, $(du -sh .data/conditions-30m | cut -f1) elements and pillars"
   # The k-th of N centres along the range (inside the region).
   centre() { echo "$1 $2" | awk '{ t = ($1 + 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }'; }
-  circle_at() { # lon lat acres -> GeoJSON
-    psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt($3 * 4046.8564224 / pi()), 64)::geometry, 9)"
-  }
   start30() {
     # A server left on the port would answer instead (and this one fail to start).
     if ss -ltn | grep -q ':18091 '; then echo "port 18091 is in use" >&2; exit 1; fi
@@ -169,20 +161,13 @@ if [ "${2:-}" = "--30m" ]; then
       -H 'content-type: application/json' -d "@$1" | awk '{ print $1 * 1000 }'
   }
   body30() { # lon lat acres -> body file
-    echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(circle_at "$1" "$2" "$3")}" > "$WORK/body30.json"
+    echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(circle_geojson "$1" "$2" "$3")}" > "$WORK/body30.json"
     echo "$WORK/body30.json"
   }
   start30
   all="$(catalog_conditions "$API30")"
-  token30="$(curl -fsS "$API30/auth/signup" -H 'content-type: application/json' \
-    -d "{\"email\":\"bench30$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
-    | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')"
+  token30="$(signup_token "$API30" bench30)"
   echo
-  # Drops the 30 m rasters' pages from the page cache (a disk read for the next request).
-  evict30() {
-    find .data/rasters-30m .data/conditions-30m -name '*.tif' \
-      -exec dd if='{}' iflag=nocache count=0 status=none ';'
-  }
   echo "| 55 conditions at 30 m, POST /conditions/stats | new area, disk cold, median ms | new area, median ms | fresh server, median ms | memo, median ms | pixels read |"
   echo "|---|---:|---:|---:|---:|---:|"
   for acres in 100000 500000; do
@@ -191,7 +176,7 @@ if [ "${2:-}" = "--30m" ]; then
     : > "$WORK/cold.ms"; : > "$WORK/new.ms"; : > "$WORK/memo.ms"
     for k in $(seq 0 $((RUNS - 1))); do
       read -r lon lat <<< "$(centre "$k" "$RUNS")"
-      evict30
+      evict_30m_rasters
       post30 "$(body30 "$lon" "$lat" "$((acres + 2))")" >> "$WORK/cold.ms"
       b="$(body30 "$lon" "$lat" "$acres")"
       post30 "$b" >> "$WORK/new.ms"

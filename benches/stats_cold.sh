@@ -4,7 +4,8 @@
 # areas, taking turns. Before each request every 30 m raster's pages are dropped from the
 # page cache (`dd iflag=nocache`), so it reads from the disk what it needs; each area is
 # new to both servers (statistics memo and GDAL's block cache). Prints, per area, each
-# server's time and the bytes it read from the disk (/proc/PID/io), then the medians.
+# server's time and the bytes it read from the disk (/proc/PID/io), and the bytes of the
+# blocks under the area (benches/block_bytes.py), then the medians.
 #   benches/stats_cold.sh BIN_A BIN_B [ACRES] [AREAS]
 #   WARM=1 benches/stats_cold.sh ...   # the pages cached instead (a larger circle at the
 #                                      # same centre asked of both first)
@@ -44,18 +45,13 @@ for i in 0 1; do
   wait_for "http://127.0.0.1:$port/ready"
 done
 api() { echo "http://127.0.0.1:$((18094 + $1))/planscape-backend"; }
-token() {
-  curl -fsS "$(api "$1")/auth/signup" -H 'content-type: application/json' \
-    -d "{\"email\":\"cold$1-$(date +%s%N)@example.org\",\"password\":\"a long bench password\",\"name\":\"Bench\"}" \
-    | sed -n 's/.*"token":"\([^"]*\)".*/\1/p'
-}
-TOKENS=("$(token 0)" "$(token 1)")
+TOKENS=("$(signup_token "$(api 0)" cold0-)" "$(signup_token "$(api 1)" cold1-)")
 all="$(catalog_conditions "$(api 0)")"
 salt="$(date +%s)" # a circle no earlier run asked for (the memo)
-body() { # lon lat acres -> $WORK/body.json
-  local geometry
-  geometry="$(psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt(($3 + $salt % 997) * 4046.8564224 / pi()), 64)::geometry, 9)")"
-  echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$geometry}" > "$WORK/body.json"
+body() { # lon lat acres -> $WORK/body.json (and the circle alone, $WORK/area.json)
+  circle_geojson "$1" "$2" $(($3 + salt % 997)) > "$WORK/area.json"
+  echo "{\"region\":\"sierra_nevada\",\"conditions\":$all,\"geometry\":$(cat "$WORK/area.json")}" \
+    > "$WORK/body.json"
 }
 post() { # server -> "ms MB"
   local before after ms
@@ -66,17 +62,13 @@ post() { # server -> "ms MB"
   after="$(awk '/^read_bytes/ { print $2 }' "/proc/${PIDS[$1]}/io")"
   echo "$ms $(((after - before) / 1000000))"
 }
-evict() {
-  find .data/rasters-30m .data/conditions-30m -name '*.tif' \
-    -exec dd if='{}' iflag=nocache count=0 status=none ';'
-}
 # Both servers past their first request (datasets open, PROJ ready), on a small area.
 body -120.0 38.5 300
 post 0 > /dev/null
 post 1 > /dev/null
 : > "$WORK/a.ms"; : > "$WORK/b.ms"
-echo "| area | A ms | A MB read | B ms | B MB read |"
-echo "|---|---:|---:|---:|---:|"
+echo "| area | A ms | A MB read | B ms | B MB read | blocks under the area (benches/block_bytes.py) |"
+echo "|---|---:|---:|---:|---:|---|"
 for k in $(seq 1 "$AREAS"); do
   read -r lon lat <<< "$(echo "$k $AREAS" | awk '{ t = ($1 - 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }')"
   if [ -n "${WARM:-}" ]; then
@@ -87,12 +79,12 @@ for k in $(seq 1 "$AREAS"); do
   body "$lon" "$lat" "$ACRES"
   # Taking turns at going first.
   for i in $(if [ $((k % 2)) = 0 ]; then echo 0 1; else echo 1 0; fi); do
-    if [ -z "${WARM:-}" ]; then evict; fi
+    if [ -z "${WARM:-}" ]; then evict_30m_rasters; fi
     post "$i" > "$WORK/r$i"
   done
   read -r a_ms a_mb < "$WORK/r0"
   read -r b_ms b_mb < "$WORK/r1"
   echo "$a_ms" >> "$WORK/a.ms"; echo "$b_ms" >> "$WORK/b.ms"
-  echo "| $k | $a_ms | $a_mb | $b_ms | $b_mb |"
+  echo "| $k | $a_ms | $a_mb | $b_ms | $b_mb | $(/usr/bin/python3 benches/block_bytes.py "$WORK/area.json") |"
 done
-echo "| median | $(median < "$WORK/a.ms") | | $(median < "$WORK/b.ms") | |"
+echo "| median | $(median < "$WORK/a.ms") | | $(median < "$WORK/b.ms") | | |"

@@ -43,10 +43,10 @@ pub fn advise(dataset: &Dataset, band: &RasterBand, spans: &[RowSpan]) {
         return;
     }
     let description = dataset.description().unwrap_or_default();
-    let path = Path::new(&description);
-    if description.starts_with("/vsi") || !path.is_file() {
+    if description.is_empty() || description.starts_with("/vsi") {
         return;
     }
+    let path = Path::new(&description);
     let (block_width, _) = band.block_size();
     if block_width == 0 {
         return;
