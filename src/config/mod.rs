@@ -407,6 +407,18 @@ mod tests {
     }
 
     #[test]
+    fn io_threads_default_to_half_the_cores_and_zero_keeps_the_shared_workers() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let c = Config::load(None, |_| None).unwrap();
+        assert_eq!(c.http.io_threads, (cores / 2).max(1));
+        assert_eq!(HttpConfig::default().io_threads, c.http.io_threads);
+        let shared = load_str("[http]\nio_threads = 0\n", &[]).unwrap();
+        assert_eq!(shared.http.io_threads, 0);
+        let env = load_str("", &[("PLANSCAPE_IO_THREADS", "3")]).unwrap();
+        assert_eq!(env.http.io_threads, 3);
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = load_str("[layers.a]\ntype = \"vector\"\ntabel = \"t\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("tabel"), "{err}");

@@ -245,11 +245,11 @@ pub struct HttpConfig {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// Threads that serve connections, each with its own single-threaded runtime
-    /// ([`crate::io_threads`]); 0 (the default) serves them from the main runtime's
-    /// work-stealing workers. One I/O thread serves cache hits fastest on a host of two
-    /// cores, but a mixed soak was 3 % slower and 19 MiB larger with it
-    /// (docs/configuration.md, "I/O threads").
-    #[serde(default)]
+    /// ([`crate::io_threads`]); by default half the cores, at least one
+    /// ([`default_io_threads`]): the other half is left to the proxy or the clients on the
+    /// same host and to rendering. 0 serves connections from the main runtime's
+    /// work-stealing workers instead (docs/configuration.md, "I/O threads").
+    #[serde(default = "default_io_threads")]
     pub io_threads: usize,
 }
 
@@ -302,6 +302,13 @@ fn default_idle_timeout() -> u64 {
     75
 }
 
+/// The default of `[http] io_threads`: half the cores this process may use, at least one.
+/// On two cores that is one I/O thread, which answered cache hits at nginx's rate where
+/// the work-stealing workers reached 0.72-0.85x of it (docs/benchmarks.md).
+pub fn default_io_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
@@ -329,7 +336,7 @@ impl Default for HttpConfig {
             body_read_timeout_s: default_body_read_timeout(),
             idle_timeout_s: default_idle_timeout(),
             trusted_proxies: Vec::new(),
-            io_threads: 0,
+            io_threads: default_io_threads(),
         }
     }
 }
