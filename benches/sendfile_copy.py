@@ -10,7 +10,7 @@ in the CPU's caches, as in the server's tile cache), sent by one thread to a rea
 thread, alternating the ways; the figure is the sending thread's CPU time per body. A
 third way, `sendfile` from a regular file in the page cache, is what nginx does.
 
-    benches/sendfile_copy.py [BODY_BYTES] [BODIES] [SENDS_PER_ROUND] [ROUNDS]
+    cd .data && ../benches/sendfile_copy.py [BODY_BYTES] [BODIES] [SENDS_PER_ROUND] [ROUNDS]
 """
 
 import os
@@ -32,8 +32,9 @@ data = [os.urandom(size) for _ in range(bodies)]
 memfd = os.memfd_create("tiles")
 for i, body in enumerate(data):
     os.pwrite(memfd, body, i * slot)
-# The same layout in a regular file (the folder of this script's data: a disk file
-# system), read once so that its pages are cached.
+# The same layout in a regular file, in the current folder or TMPDIR_DISK (a disk file
+# system: /tmp may be tmpfs, which is a memory file again), read once so that its pages
+# are cached.
 disk = tempfile.TemporaryFile(dir=os.environ.get("TMPDIR_DISK", "."))
 for i, body in enumerate(data):
     os.pwrite(disk.fileno(), body, i * slot)
