@@ -228,7 +228,8 @@ fn codec_for(data_type: DataType, resolution: f64) -> Codec {
 }
 
 /// Makes the missing files of `jobs`: the region's mask once, then each field once for
-/// both twins (rows shared out to every core), and the twins' COGs side by side.
+/// both twins (rows shared out to every core), and the twins' COGs one after the other
+/// (each compressed on every core: [`crate::import::write_cog`]).
 fn run_jobs(
     jobs: Vec<Job>,
     resolution: f64,
@@ -279,22 +280,14 @@ fn run_jobs(
                 .into_iter()
                 .filter_map(|(p, v)| p.map(|p| (p, v)))
                 .collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = outputs
-                .iter()
-                .map(|(path, values)| {
-                    let grid = &grid;
-                    scope.spawn(move || grid.write_cog(values, path, data_type, codec))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(RasterDemoError("a writer panicked".into())))
-                })
-                .collect::<Result<Vec<()>, _>>()
-        })?;
+        // One writer at a time. Two GDAL datasets written at once from two threads share
+        // GDAL's process-wide block cache: once it is full, one writer flushes the other's
+        // dirty blocks and waits for that dataset's lock while the other, building its
+        // overviews, waits for its own jobs (GDAL issue #1488). With the small cache
+        // of `[memory] gdal_cache_mb` the 30 m demo hung that way after a few rasters.
+        for (path, values) in &outputs {
+            grid.write_cog(values, path, data_type, codec)?;
+        }
         tracing::info!(
             raster = %outputs.first().map_or(Path::new(""), |(p, _)| p.as_path()).display(),
             files = outputs.len(),
