@@ -27,10 +27,10 @@ circle_geojson() {
   psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt($3 * 4046.8564224 / pi()), 64)::geometry, 9)"
 }
 
-# Drops the 30 m demo rasters' pages from the page cache: the next request that needs
-# them reads them from the disk.
+# Drops the 30 m demo rasters' pages (and their copies', benches/recode_30m.sh) from the
+# page cache: the next request that needs them reads them from the disk.
 evict_30m_rasters() {
-  find .data/rasters-30m .data/conditions-30m -name '*.tif' \
+  find .data/rasters-30m* .data/conditions-30m* -name '*.tif' \
     -exec dd if='{}' iflag=nocache count=0 status=none ';'
 }
 

@@ -9,6 +9,8 @@
 #   benches/stats_cold.sh BIN_A BIN_B [ACRES] [AREAS]
 #   WARM=1 benches/stats_cold.sh ...   # the pages cached instead (a larger circle at the
 #                                      # same centre asked of both first)
+#   CONFIG_B=path benches/stats_cold.sh BIN BIN ...  # B serves other data, e.g. rasters
+#                                      # written with another codec (benches/recode_30m.sh)
 # The kernel's read-ahead for the disk matters: /sys/block/<disk>/queue/read_ahead_kb
 # (printed first).
 set -euo pipefail
@@ -38,8 +40,8 @@ PIDS=()
 stop_servers() { kill "${PIDS[@]}" 2>/dev/null || true; }
 trap stop_servers EXIT
 for i in 0 1; do
-  bin=("$A" "$B"); port=$((18094 + i))
-  PLANSCAPE_LISTEN=127.0.0.1:$port RUST_LOG=warn "${bin[$i]}" --config $CFG30 serve \
+  bin=("$A" "$B"); config=("$CFG30" "${CONFIG_B:-$CFG30}"); port=$((18094 + i))
+  PLANSCAPE_LISTEN=127.0.0.1:$port RUST_LOG=warn "${bin[$i]}" --config "${config[$i]}" serve \
     2>> "$WORK/server$i.log" &
   PIDS+=($!)
   wait_for "http://127.0.0.1:$port/ready"
