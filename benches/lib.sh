@@ -27,6 +27,12 @@ circle_geojson() {
   psql "$DATABASE_URL" -Atc "SELECT ST_AsGeoJSON(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography, sqrt($3 * 4046.8564224 / pi()), 64)::geometry, 9)"
 }
 
+# Whether the 30 m demo's rasters are made: its 25 built element and pillar rasters exist
+# (`conditions build` runs after `demo`, which makes the metrics).
+have_30m_rasters() {
+  [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -ge 25 ]
+}
+
 # Drops the 30 m demo rasters' pages (and their copies', benches/recode_30m.sh) from the
 # page cache: the next request that needs them reads them from the disk.
 evict_30m_rasters() {

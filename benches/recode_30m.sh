@@ -14,7 +14,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 NAME="${1:?usage: benches/recode_30m.sh NAME GDAL_COG_OPTIONS...}"
 shift
-if [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -lt 25 ]; then
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+if ! have_30m_rasters; then
   echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
   exit 1
 fi

@@ -139,7 +139,7 @@ if [ "${2:-}" = "--30m" ]; then
   t0="$(date +%s.%N)"
   nice -n 19 "$BIN" --config $CFG30 demo >&2
   t1="$(date +%s.%N)"
-  if [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -lt 25 ]; then
+  if ! have_30m_rasters; then
     nice -n 19 "$BIN" --config $CFG30 conditions build >&2
   fi
   t2="$(date +%s.%N)"

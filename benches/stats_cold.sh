@@ -26,7 +26,7 @@ ACRES="${3:-100000}"
 AREAS="${4:-8}"
 BIN="$A" bench_setup postgis curl
 CFG30=tiles/demo-30m.toml
-if [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -lt 25 ]; then
+if ! have_30m_rasters; then
   echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
   exit 1
 fi
