@@ -77,7 +77,8 @@ async fn import_makes_a_servable_cog_and_registers_it() {
     let layout = cog.metadata_item("LAYOUT", "IMAGE_STRUCTURE");
     assert_eq!(layout.as_deref(), Some("COG"));
     let band = cog.rasterband(1).expect("band");
-    assert_eq!(band.block_size(), (256, 256));
+    let side = planscape::import::COG_BLOCK_SIZE;
+    assert_eq!(band.block_size(), (side, side));
     assert!(band.overview_count().expect("overviews") >= 1);
     assert_eq!(band.no_data_value(), Some(-999.0));
     let original = gdal::Dataset::open(out.join("imported.source.tif")).expect("open original");

@@ -9,7 +9,7 @@ pub mod raster;
 pub mod register;
 pub mod vector;
 
-pub use raster::{Codec, ImportOptions, Imported, import_raster, write_cog};
+pub use raster::{COG_BLOCK_SIZE, Codec, ImportOptions, Imported, import_raster, write_cog};
 pub use vector::{VectorImportOptions, VectorImported, import_vector};
 
 /// An import failure.

@@ -63,6 +63,16 @@ pub fn build(catalog: &Catalog, built_dir: &Path) -> Result<Vec<PathBuf>, Catalo
     Ok(written)
 }
 
+/// The block side of a built raster: the first input's, when its blocks are squares
+/// GeoTIFF can write (a multiple of 16 pixels up to 1,024), so a built condition is read
+/// as its metrics are; else [`crate::import::COG_BLOCK_SIZE`].
+fn block_side(first: &gdal::Dataset) -> usize {
+    match first.rasterband(1).map(|b| b.block_size()) {
+        Ok((w, h)) if w == h && w % 16 == 0 && (16..=1024).contains(&w) => w,
+        _ => crate::import::COG_BLOCK_SIZE,
+    }
+}
+
 /// Output nodata of built rasters.
 pub const BUILT_NODATA: f64 = -9999.0;
 
@@ -102,12 +112,13 @@ fn combine(inputs: &[PathBuf], op: Operation, out: &Path) -> Result<(), String> 
     // where decoding is cheap either way and an open ZSTD handle holds its ~0.9 MiB
     // decompression context for its whole life (docs/loadtest.md).
     let [compress, predictor] = Codec::of(first).gtiff_float_options();
+    let block = block_side(first);
     let options = RasterCreationOptions::from_iter([
         "TILED=YES",
         compress,
         predictor,
-        "BLOCKXSIZE=256",
-        "BLOCKYSIZE=256",
+        &format!("BLOCKXSIZE={block}"),
+        &format!("BLOCKYSIZE={block}"),
         // No NUM_THREADS: GDAL 3.6's threaded GTiff compression deadlocks when the block
         // cache fills while it writes (a compression worker flushes a dirty block and
         // waits on its own queue); with `[memory] gdal_cache_mb = 16` every build hung.
@@ -182,12 +193,15 @@ mod tests {
     use gdal::Metadata;
     use gdal::raster::{Buffer, RasterCreationOptions};
 
-    /// A 300 x 300 Float32 GeoTIFF of `value` compressed with `compress`.
-    fn raster(path: &Path, compress: &str, value: f32) {
+    /// A 300 x 300 Float32 GeoTIFF of `value` compressed with `compress`, in blocks of
+    /// `block` px.
+    fn raster(path: &Path, compress: &str, block: usize, value: f32) {
         let driver = gdal::DriverManager::get_driver_by_name("GTiff").expect("GTiff");
         let options = RasterCreationOptions::from_iter([
             "TILED=YES".to_owned(),
             format!("COMPRESS={compress}"),
+            format!("BLOCKXSIZE={block}"),
+            format!("BLOCKYSIZE={block}"),
         ]);
         let mut ds = driver
             .create_with_band_type_with_options::<f32, _>(path, 300, 300, 1, &options)
@@ -202,20 +216,20 @@ mod tests {
     }
 
     #[test]
-    fn built_rasters_are_compressed_as_their_inputs() {
+    fn built_rasters_are_compressed_and_blocked_as_their_inputs() {
         let dir = std::env::temp_dir().join(format!("planscape-build-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        for (compress, expected) in [
-            ("ZSTD", "ZSTD"),
-            ("DEFLATE", "DEFLATE"),
-            ("NONE", "DEFLATE"),
+        for (compress, expected, block) in [
+            ("ZSTD", "ZSTD", 128),
+            ("DEFLATE", "DEFLATE", 256),
+            ("NONE", "DEFLATE", 64),
         ] {
             let inputs = [
                 dir.join(format!("{compress}-a.tif")),
                 dir.join(format!("{compress}-b.tif")),
             ];
-            raster(&inputs[0], compress, 0.25);
-            raster(&inputs[1], compress, 0.75);
+            raster(&inputs[0], compress, block, 0.25);
+            raster(&inputs[1], compress, block, 0.75);
             let out = dir.join(format!("{compress}-mean.tif"));
             combine(&inputs, Operation::Mean, &out).expect("combine");
             let built = gdal::Dataset::open(&out).expect("open");
@@ -226,6 +240,8 @@ mod tests {
                 Some(expected),
                 "inputs {compress}"
             );
+            let built_block = built.rasterband(1).expect("band").block_size();
+            assert_eq!(built_block, (block, block), "blocks as the inputs'");
             let values = built
                 .rasterband(1)
                 .and_then(|b| b.read_as::<f32>((0, 0), (300, 300), (300, 300), None))
