@@ -6,9 +6,10 @@
 #   e.g. benches/recode_30m.sh p2 -co COMPRESS=ZSTD -co LEVEL=1 -co PREDICTOR=STANDARD
 #   then CONFIG_B=.data/bench/recode/demo-30m-p2.toml benches/stats_cold.sh BIN BIN
 #
-# Writes .data/rasters-30m-NAME/ and .data/conditions-30m-NAME/ (COGs with 256 px blocks,
-# the source's overviews kept, same values) and .data/bench/recode/demo-30m-NAME.toml
-# (tiles/demo-30m.toml reading them). Files already written are kept.
+# Writes .data/rasters-30m-NAME/ and .data/conditions-30m-NAME/ (COGs with the demo's
+# 128 px blocks, COG_BLOCK_SIZE, unless the options give -co BLOCKSIZE=...; the source's
+# overviews kept, same values) and .data/bench/recode/demo-30m-NAME.toml (tiles/demo-30m.toml
+# reading them). Files already written are kept.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -20,6 +21,10 @@ if ! have_30m_rasters; then
   echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
   exit 1
 fi
+# GDAL takes the first of repeated creation options: the default block size only when
+# none is given.
+block=(-co BLOCKSIZE=128)
+case " $* " in *" BLOCKSIZE="*) block=() ;; esac
 WORK="$ROOT/.data/bench/recode"
 mkdir -p "$WORK"
 for folder in rasters-30m conditions-30m; do
@@ -32,7 +37,7 @@ for folder in rasters-30m conditions-30m; do
   (cd "$from" && find . -type f -name '*.tif') | while read -r tif; do
     out="$to/$tif"
     if [ -f "$out" ]; then continue; fi
-    gdal_translate -q -of COG -co BLOCKSIZE=256 -co NUM_THREADS=ALL_CPUS "$@" "$from/$tif" "$out.partial.tif"
+    gdal_translate -q -of COG "${block[@]}" -co NUM_THREADS=ALL_CPUS "$@" "$from/$tif" "$out.partial.tif"
     mv "$out.partial.tif" "$out"
   done
   echo "$to: $(du -sh "$to" | cut -f1) (from $(du -sh "$from" | cut -f1))"
