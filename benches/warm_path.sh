@@ -5,6 +5,8 @@
 # more warm run, summarised by symbol.
 #
 #   benches/warm_path.sh [DURATION_SECONDS] [CONNECTIONS] [RUNS]
+#   NGINX_SENDFILE=off benches/warm_path.sh ...   # nginx copies each body into the socket
+#                                                 # (write from its buffers), as the server does
 #
 # Sets up what it needs (packages incl. wrk, nginx and perf, embedded PostGIS, demo data,
 # release build). nginx: the apt package, `worker_processes auto`, sendfile, an open-file
@@ -69,7 +71,7 @@ daemon off;
 events { worker_connections 4096; }
 http {
   access_log off;
-  sendfile on;
+  sendfile ${NGINX_SENDFILE:-on};
   tcp_nopush on;
   keepalive_requests 1000000;
   open_file_cache max=4096 inactive=60s;
