@@ -148,14 +148,16 @@ pub fn generate_wanted(
             normalized: pick(dir.join(format!("{}_normalized.tif", m.name))),
         })
         .collect();
-    let mut written = run_jobs(jobs, resolution, DataType::Float32)?;
+    let mut written = run_jobs(jobs, resolution, DataType::Float32, Stamp::Claim)?;
     if large {
         let job = Job {
             field: METRICS[0],
             raw: Some(dir.join("aboveground_biomass_30m.tif")),
             normalized: None,
         };
-        written.extend(run_jobs(vec![job], 30.0, DataType::Int16)?);
+        // Named for its resolution, beside rasters of any other: the folder's stamp is
+        // about the metrics.
+        written.extend(run_jobs(vec![job], 30.0, DataType::Int16, Stamp::Leave)?);
     }
     Ok(written)
 }
@@ -195,7 +197,16 @@ pub fn generate_catalog(
             }
         })
         .collect();
-    run_jobs(jobs, resolution, DataType::Float32)
+    run_jobs(jobs, resolution, DataType::Float32, Stamp::Claim)
+}
+
+/// Whether written files claim their folder for their resolution ([`claim_folder`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    /// Metric rasters: a folder holds one resolution.
+    Claim,
+    /// The benchmark raster, whose name gives its resolution.
+    Leave,
 }
 
 /// One field and the files to make of it (raw values, normalized twin).
@@ -234,6 +245,7 @@ fn run_jobs(
     jobs: Vec<Job>,
     resolution: f64,
     data_type: DataType,
+    stamp: Stamp,
 ) -> Result<Vec<PathBuf>, RasterDemoError> {
     let missing = |p: &Option<PathBuf>| p.as_ref().filter(|p| !p.exists()).cloned();
     let todo: Vec<(Metric, Option<PathBuf>, Option<PathBuf>)> = jobs
@@ -255,8 +267,10 @@ fn run_jobs(
                 .unwrap_or(Path::new("."))
         })
         .collect();
-    for dir in folders {
-        claim_folder(dir, resolution)?;
+    if stamp == Stamp::Claim {
+        for dir in folders {
+            claim_folder(dir, resolution)?;
+        }
     }
     let grid = Grid::around_region(resolution)?;
     let codec = codec_for(data_type, resolution);
@@ -595,5 +609,39 @@ mod tests {
         assert_eq!(codec_for(DataType::Float32, 250.0), Codec::Compact);
         // The Int16 benchmark raster is drawn as tiles, not summarized.
         assert_eq!(codec_for(DataType::Int16, 30.0), Codec::Compact);
+    }
+
+    #[test]
+    fn the_benchmark_raster_goes_beside_metrics_of_another_resolution() {
+        // A folder of 250 m metrics (its stamp), and coarse rasters to keep the test
+        // quick: a metric at another resolution is refused, a raster that leaves the
+        // stamp alone (the 30 m benchmark raster) is written, the stamp unchanged.
+        let dir = std::env::temp_dir().join(format!("planscape-stamp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join(RESOLUTION_STAMP), "250\n").expect("stamp");
+        let job = |name: &str| Job {
+            field: METRICS[0],
+            raw: Some(dir.join(name)),
+            normalized: None,
+        };
+        let refused = run_jobs(
+            vec![job("metric.tif")],
+            5_000.0,
+            DataType::Float32,
+            Stamp::Claim,
+        );
+        assert!(refused.is_err_and(|e| e.0.contains("holds demo rasters of 250 m")));
+        assert!(!dir.join("metric.tif").exists());
+        let written = run_jobs(
+            vec![job("bench.tif")],
+            5_000.0,
+            DataType::Int16,
+            Stamp::Leave,
+        )
+        .expect("written beside them");
+        assert_eq!(written, vec![dir.join("bench.tif")]);
+        let stamp = std::fs::read_to_string(dir.join(RESOLUTION_STAMP)).expect("stamp");
+        assert_eq!(stamp.trim(), "250");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
