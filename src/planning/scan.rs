@@ -24,12 +24,13 @@ use super::readahead::RowSpan;
 const STRIP_BYTES: usize = 8 << 20;
 
 /// Rows read at once from a band of `block_rows`-row blocks over `cols` columns: a whole
-/// block row (whole blocks of about 128 rows for a striped file), so that each block is decoded by one read whatever GDAL's block cache
-/// holds (with strips of half a block row, a 500,000-acre request over 55 rasters
-/// decoded blocks twice once four readers' strips outgrew the 8 MiB cache: 706 against
-/// 627 ms with a 64 MiB cache); halved while the buffer would pass [`STRIP_BYTES`]
-/// (then the block row's other strips find its blocks in the cache, or decode them
-/// again). Strips start at block row boundaries ([`scan`]).
+/// block row (whole blocks of about 128 rows for a striped file), so that each block is
+/// decoded by one read whatever GDAL's block cache holds (with strips of half a block
+/// row, a 500,000-acre request over 55 rasters decoded blocks twice once four readers'
+/// strips outgrew the 8 MiB cache: 706 against 627 ms with a 64 MiB cache); halved while
+/// the buffer would pass [`STRIP_BYTES`] (then the block row's other strips find its
+/// blocks in the cache, or decode them again). Strips start at block row boundaries
+/// ([`scan`]).
 fn strip_rows(block_rows: usize, cols: usize) -> usize {
     let mut rows = match block_rows {
         // Striped files (a block of a few rows): whole blocks, about 128 rows.
