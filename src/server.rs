@@ -176,6 +176,9 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
             stats_memo_mb.saturating_mul(1024 * 1024),
         ),
     });
+    if let Some(conditions) = &state.conditions {
+        tokio::spawn(crate::planning::warm_up::warm_up(Arc::clone(conditions)));
+    }
     let change_listener = changes::spawn_listener(state.config.database.clone(), tiles);
     let run_sweeper = crate::planning::runs::spawn_sweeper(state.pool.clone());
     let metrics_upkeep = crate::telemetry::spawn_upkeep();

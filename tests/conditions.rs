@@ -136,6 +136,10 @@ async fn catalog_build_stats_and_scores() {
     assert!(checked > 1000, "{checked} pixels checked");
 
     let server = TestServer::start(&toml).await;
+    // The start-up warm-up reads every condition raster of the region once (3 metrics,
+    // 2 elements, 1 pillar); the server also ran it in the background.
+    let conditions = server.state.conditions.clone().expect("conditions");
+    assert_eq!(planscape::planning::warm_up::warm_up(conditions).await, 6);
     // The tree and one node.
     let tree: Value = server
         .get(&format!("{API}/conditions"), &[])

@@ -1,7 +1,8 @@
 //! Planning: plans (planning areas) and their members, the conditions catalog, zonal
 //! statistics and plan scores, stands and scenarios. Each repository owns its SQL and
 //! reports [`crate::db::DbError`] (or its own error wrapping it); the raster kernels
-//! share one scan line ([`scan`]).
+//! share one scan line ([`scan`]); a fresh server reads its condition rasters once
+//! ([`warm_up`]).
 
 pub mod condition_layers;
 pub mod conditions;
@@ -18,3 +19,4 @@ pub mod stats;
 pub mod stats_memo;
 pub mod units;
 pub mod upload;
+pub mod warm_up;
