@@ -256,18 +256,18 @@ fn run_jobs(
     if todo.is_empty() {
         return Ok(Vec::new());
     }
-    // Each folder once (its stamp is read and written once, not once per file).
-    let folders: std::collections::BTreeSet<&Path> = todo
-        .iter()
-        .flat_map(|(_, r, n)| [r, n])
-        .flatten()
-        .map(|path| {
-            path.parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-        })
-        .collect();
     if stamp == Stamp::Claim {
+        // Each folder once (its stamp is read and written once, not once per file).
+        let folders: std::collections::BTreeSet<&Path> = todo
+            .iter()
+            .flat_map(|(_, r, n)| [r, n])
+            .flatten()
+            .map(|path| {
+                path.parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+            })
+            .collect();
         for dir in folders {
             claim_folder(dir, resolution)?;
         }

@@ -85,7 +85,15 @@ pub fn geo_transform(dataset: &Dataset) -> Result<[f64; 6], RasterError> {
 
 /// A transform from EPSG code `from` to `to`, both in longitude/easting-first order.
 pub fn transform(from: u32, to: &SpatialRef) -> Result<CoordTransform, RasterError> {
-    let mut source = SpatialRef::from_epsg(from)?;
+    transform_between(&SpatialRef::from_epsg(from)?, to)
+}
+
+/// A transform from `from` to `to`, both in longitude/easting-first order.
+pub fn transform_between(
+    from: &SpatialRef,
+    to: &SpatialRef,
+) -> Result<CoordTransform, RasterError> {
+    let mut source = from.clone();
     source.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     let mut target = to.clone();
     target.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);

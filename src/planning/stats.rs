@@ -83,17 +83,14 @@ pub fn window_pixels(path: &Path, shape: &MultiPolygon<f64>) -> Result<u64, Rast
 /// The centre of `path`'s extent as (longitude, latitude), from the process's raster
 /// handles. Blocking (GDAL, PROJ).
 pub fn centre_lonlat(path: &Path) -> Result<(f64, f64), RasterError> {
-    use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
     with_pooled(path, |dataset| {
         let gt = scan::geo_transform(dataset)?;
         let (width, height) = dataset.raster_size();
         let mut x = [gt[0] + gt[1] * width as f64 / 2.0];
         let mut y = [gt[3] + gt[5] * height as f64 / 2.0];
-        let mut source = dataset.spatial_ref().map_err(|_| RasterError::NoCrs)?;
-        source.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-        let mut lonlat = SpatialRef::from_epsg(4326)?;
-        lonlat.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
-        CoordTransform::new(&source, &lonlat)?.transform_coords(&mut x, &mut y, &mut [])?;
+        let crs = dataset.spatial_ref().map_err(|_| RasterError::NoCrs)?;
+        let lonlat = gdal::spatial_ref::SpatialRef::from_epsg(4326)?;
+        scan::transform_between(&crs, &lonlat)?.transform_coords(&mut x, &mut y, &mut [])?;
         Ok((x[0], y[0]))
     })
 }
