@@ -33,6 +33,25 @@ have_30m_rasters() {
   [ "$(find .data/conditions-30m -name '*.tif' 2>/dev/null | wc -l)" -ge 25 ]
 }
 
+# Exits unless the 30 m demo's rasters are made (benches that only read them).
+require_30m_rasters() {
+  if ! have_30m_rasters; then
+    echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
+    exit 1
+  fi
+}
+
+# Exits when a server already listens on port $1 (it would answer instead).
+require_free_port() {
+  if ss -ltn | grep -q ":$1 "; then echo "port $1 is in use" >&2; exit 1; fi
+}
+
+# The K-th ($1, from 1) of N ($2) centres along the Sierra Nevada demo range, as
+# "longitude latitude": every statistics bench asks new areas along the same line.
+range_centre() {
+  echo "$1 $2" | awk '{ t = ($1 - 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }'
+}
+
 # Drops the 30 m demo rasters' pages (and their copies', benches/recode_30m.sh) from the
 # page cache: the next request that needs them reads them from the disk.
 evict_30m_rasters() {

@@ -16,7 +16,7 @@ bench_setup wrk curl
 "$BIN" --config tiles/demo.toml demo >&2
 /usr/bin/python3 benches/tile_list.py 2000 7 13 | sed 's|^|/tiles/aboveground_biomass/|; s|$|.png|' \
   > "$WORK/paths.txt"
-if ss -ltn | grep -q ':18096 '; then echo "port 18096 is in use" >&2; exit 1; fi
+require_free_port 18096
 PLANSCAPE_LISTEN=127.0.0.1:18096 PLANSCAPE_CACHE_SIZE_MB=0 RUST_LOG=warn \
   "$BIN" --config tiles/demo.toml serve 2> "$WORK/server.log" &
 PID=$!

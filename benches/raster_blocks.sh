@@ -29,7 +29,7 @@ for f in "$A" "$B"; do
   if [ ! -f "$f" ]; then echo "$f is missing (benches/recode_30m.sh $NAME ...)" >&2; exit 1; fi
 done
 bench_setup wrk
-if ss -ltn | grep -q ':18097 '; then echo "port 18097 is in use" >&2; exit 1; fi
+require_free_port 18097
 
 layer() { # name path
   cat <<TOML

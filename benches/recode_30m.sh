@@ -17,10 +17,7 @@ NAME="${1:?usage: benches/recode_30m.sh NAME GDAL_COG_OPTIONS...}"
 shift
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
-if ! have_30m_rasters; then
-  echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
-  exit 1
-fi
+require_30m_rasters
 # GDAL takes the first of repeated creation options: the default block size only when
 # none is given.
 block=(-co BLOCKSIZE=128)

@@ -146,11 +146,9 @@ if [ "${2:-}" = "--30m" ]; then
   echo
   echo "30 m rasters: demo $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s, conditions build $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.0f", b - a }') s (about 0 when already made);" \
     "disk: $(du -sh .data/rasters-30m | cut -f1) metrics, $(du -sh .data/conditions-30m | cut -f1) elements and pillars"
-  # The k-th of N centres along the range (inside the region).
-  centre() { echo "$1 $2" | awk '{ t = ($1 + 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }'; }
   start30() {
     # A server left on the port would answer instead (and this one fail to start).
-    if ss -ltn | grep -q ':18091 '; then echo "port 18091 is in use" >&2; exit 1; fi
+    require_free_port 18091
     PLANSCAPE_LISTEN=127.0.0.1:18091 RUST_LOG=warn "$BIN" --config $CFG30 serve 2>>"$WORK/server30.log" &
     PID=$!
     wait_for http://127.0.0.1:18091/ready
@@ -175,7 +173,7 @@ if [ "${2:-}" = "--30m" ]; then
     start30
     : > "$WORK/cold.ms"; : > "$WORK/new.ms"; : > "$WORK/memo.ms"
     for k in $(seq 0 $((RUNS - 1))); do
-      read -r lon lat <<< "$(centre "$k" "$RUNS")"
+      read -r lon lat <<< "$(range_centre $((k + 1)) "$RUNS")"
       evict_30m_rasters
       post30 "$(body30 "$lon" "$lat" "$((acres + 2))")" >> "$WORK/cold.ms"
       b="$(body30 "$lon" "$lat" "$acres")"
@@ -185,7 +183,7 @@ if [ "${2:-}" = "--30m" ]; then
     pixels="$(/usr/bin/python3 -c "import json; print(sum(r['count'] + r['nodata'] for r in json.load(open('$WORK/out30.json'))['results']))")"
     : > "$WORK/fresh.ms"
     for k in $(seq 0 $((RUNS - 1))); do
-      read -r lon lat <<< "$(centre "$k" "$RUNS")"
+      read -r lon lat <<< "$(range_centre $((k + 1)) "$RUNS")"
       # The area's pages back in the page cache (the eviction above dropped them).
       post30 "$(body30 "$lon" "$lat" "$((acres + 3))")" > /dev/null
       kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true

@@ -26,12 +26,9 @@ ACRES="${3:-100000}"
 AREAS="${4:-8}"
 BIN="$A" bench_setup postgis curl
 CFG30=tiles/demo-30m.toml
-if ! have_30m_rasters; then
-  echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
-  exit 1
-fi
+require_30m_rasters
 for port in 18094 18095; do
-  if ss -ltn | grep -q ":$port "; then echo "port $port is in use" >&2; exit 1; fi
+  require_free_port "$port"
 done
 disk="$(df --output=source .data/rasters-30m | tail -1 | sed 's|/dev/||; s|[0-9]*$||')"
 echo "read-ahead of $disk: $(cat "/sys/block/$disk/queue/read_ahead_kb" 2>/dev/null || echo '?') KiB"
@@ -72,7 +69,7 @@ post 1 > /dev/null
 echo "| area | A ms | A MB read | B ms | B MB read | blocks under the area (benches/block_bytes.py) |"
 echo "|---|---:|---:|---:|---:|---|"
 for k in $(seq 1 "$AREAS"); do
-  read -r lon lat <<< "$(echo "$k $AREAS" | awk '{ t = ($1 - 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }')"
+  read -r lon lat <<< "$(range_centre "$k" "$AREAS")"
   if [ -n "${WARM:-}" ]; then
     body "$lon" "$lat" $((ACRES + 1000))
     post 0 > /dev/null

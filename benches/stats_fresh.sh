@@ -18,11 +18,8 @@ mkdir -p "$WORK"
 # shellcheck source=benches/lib.sh
 source "$ROOT/benches/lib.sh"
 BIN="$A" bench_setup postgis curl
-if ! have_30m_rasters; then
-  echo "the 30 m rasters are not made: run benches/stats.sh 1 --30m first" >&2
-  exit 1
-fi
-if ss -ltn | grep -q ':18099 '; then echo "port 18099 is in use" >&2; exit 1; fi
+require_30m_rasters
+require_free_port 18099
 API=http://127.0.0.1:18099/planscape-backend
 start() { # binary
   PLANSCAPE_LISTEN=127.0.0.1:18099 RUST_LOG=warn "$1" --config tiles/demo-30m.toml serve \
@@ -47,7 +44,7 @@ post() {
 echo "| area | A ms | B ms |"
 echo "|---|---:|---:|"
 for k in $(seq 1 "$AREAS"); do
-  read -r lon lat <<< "$(echo "$k $AREAS" | awk '{ t = ($1 - 0.5) / $2; printf "%.5f %.5f", -120.65 + t * 2.15, 39.6 - t * 3.7 }')"
+  read -r lon lat <<< "$(range_centre "$k" "$AREAS")"
   for i in 0 1; do
     bin=("$A" "$B")
     start "${bin[$i]}"
