@@ -6,8 +6,11 @@
 //! when the version changes, the layer's old entries are invalidated.
 //!
 //! Behind it, optionally, the [`shared`] level (Redis/Valkey) that all servers read and
-//! write; the tile service asks it on an in-process miss, before rendering.
+//! write; the tile service asks it on an in-process miss, before rendering. A server's
+//! cache keeps its larger bodies in a memory file ([`arena`]) so that a hit is sent with
+//! `sendfile`, as nginx sends a file.
 
+pub mod arena;
 mod entry;
 pub mod shared;
 
@@ -35,9 +38,12 @@ pub struct TileKey {
     pub scale: u8,
 }
 
-/// Bytes an entry is charged: both encodings and the bookkeeping.
-fn weight(tile: &EncodedTile) -> u32 {
-    let bytes = tile.raw.len() + tile.gzip.as_ref().map_or(0, bytes::Bytes::len) + ENTRY_OVERHEAD;
+/// Bytes an entry is charged: both encodings (as whole pages when `in_pages`, for
+/// bodies the [`arena`] keeps) and the bookkeeping.
+fn weight(tile: &EncodedTile, in_pages: bool) -> u32 {
+    let body = |len: usize| if in_pages { arena::footprint(len) } else { len };
+    let bytes =
+        body(tile.raw.len()) + tile.gzip.as_ref().map_or(0, |g| body(g.len())) + ENTRY_OVERHEAD;
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
@@ -45,19 +51,51 @@ fn weight(tile: &EncodedTile) -> u32 {
 #[derive(Clone)]
 pub struct TileCache {
     inner: Option<Cache<TileKey, Arc<EncodedTile>>>,
+    /// Where cached bodies are kept, when they are sent with `sendfile`.
+    arena: Option<arena::BodyArena>,
 }
 
 impl TileCache {
     /// A cache holding at most `max_bytes` of tiles; 0 disables caching.
     pub fn new(max_bytes: u64) -> Self {
-        let inner = (max_bytes > 0).then(|| {
+        Self {
+            inner: Self::build(max_bytes, false),
+            arena: None,
+        }
+    }
+
+    /// As [`TileCache::new`], keeping bodies of [`arena::MIN_BODY`] bytes and more in a
+    /// memory file of `max_bytes` for the connections' `sendfile` ([`Self::arena`]). If
+    /// the kernel refuses the file, a warning, and bodies stay in ordinary memory.
+    pub fn with_body_arena(max_bytes: u64) -> Self {
+        let arena = (max_bytes > 0)
+            .then(|| usize::try_from(max_bytes).unwrap_or(usize::MAX))
+            .and_then(|capacity| match arena::BodyArena::new(capacity) {
+                Ok(arena) => Some(arena),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no memory file for cached bodies; hits are copied");
+                    None
+                }
+            });
+        Self {
+            inner: Self::build(max_bytes, arena.is_some()),
+            arena,
+        }
+    }
+
+    fn build(max_bytes: u64, in_pages: bool) -> Option<Cache<TileKey, Arc<EncodedTile>>> {
+        (max_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_k: &TileKey, v: &Arc<EncodedTile>| weight(v))
+                .weigher(move |_k: &TileKey, v: &Arc<EncodedTile>| weight(v, in_pages))
                 .support_invalidation_closures()
                 .build()
-        });
-        Self { inner }
+        })
+    }
+
+    /// The memory file of cached bodies, if bodies are kept in one.
+    pub fn arena(&self) -> Option<&arena::BodyArena> {
+        self.arena.as_ref()
     }
 
     /// The cached tile of `key`, if any (the fast path of a hit: nothing else is built).
@@ -84,8 +122,11 @@ impl TileCache {
             Some(cache) => {
                 // By reference: the key is copied into an `Arc` only when a render inserts
                 // it, not on every hit (`try_get_with` allocates one per call).
+                let arena = self.arena.as_ref();
                 cache
-                    .try_get_with_by_ref(&key, async { render.await.map(Arc::new) })
+                    .try_get_with_by_ref(&key, async {
+                        render.await.map(|tile| Arc::new(keep(arena, tile)))
+                    })
                     .await
             }
             None => render.await.map(Arc::new).map_err(Arc::new),
@@ -122,6 +163,18 @@ impl TileCache {
     /// Approximate bytes held.
     pub fn weighted_size(&self) -> u64 {
         self.inner.as_ref().map_or(0, Cache::weighted_size)
+    }
+}
+
+/// `tile` with its bodies moved into `arena` (those it keeps), if any.
+fn keep(arena: Option<&arena::BodyArena>, tile: EncodedTile) -> EncodedTile {
+    match arena {
+        Some(arena) => EncodedTile {
+            raw: arena.adopt(tile.raw),
+            gzip: tile.gzip.map(|g| arena.adopt(g)),
+            ..tile
+        },
+        None => tile,
     }
 }
 

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::cache::arena::BodyArena;
 use crate::http::App;
 use crate::http::connection_timeouts::{
     Handed, MakeTracked, TimedListener, Timeouts, accept_error,
@@ -42,6 +43,7 @@ impl IoThreads {
         listener: TcpListener,
         app: App,
         timeouts: Timeouts,
+        arena: Option<BodyArena>,
         threads: usize,
         blocking: usize,
     ) -> std::io::Result<Self> {
@@ -54,6 +56,7 @@ impl IoThreads {
             let (give, connections) = mpsc::unbounded_channel();
             dealt.push(give);
             let app = app.clone();
+            let arena = arena.clone();
             let mut stopped = stopped.clone();
             let finished = finished.clone();
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -66,7 +69,7 @@ impl IoThreads {
                 .spawn(move || {
                     let result = runtime.block_on(async move {
                         let serve = axum::serve(
-                            TimedListener::handed(connections, local, timeouts),
+                            TimedListener::handed(connections, local, timeouts).sending_from(arena),
                             MakeTracked::new(app),
                         )
                         .with_graceful_shutdown(async move {

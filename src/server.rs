@@ -104,7 +104,12 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     changes::install_triggers(&client, &catalog.tables()).await;
     drop(client);
     let pool = db::create_pool(&config.database).await?;
-    let cache = TileCache::new(config.cache.size_mb.saturating_mul(1024 * 1024));
+    let cache_bytes = config.cache.size_mb.saturating_mul(1024 * 1024);
+    let cache = if config.cache.sendfile {
+        TileCache::with_body_arena(cache_bytes)
+    } else {
+        TileCache::new(cache_bytes)
+    };
     // Validated in `Config::validate`.
     let cache_control = HeaderValue::from_str(&config.http.cache_control)
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"));
@@ -310,6 +315,8 @@ impl Server {
             header_read: Duration::from_secs(http.header_read_timeout_s),
             idle: Duration::from_secs(http.idle_timeout_s),
         };
+        // Cached bodies kept in the cache's memory file go out with `sendfile`.
+        let arena = self.state.tiles.cache().arena().cloned();
         let grace = Duration::from_secs(self.state.config.shutdown_grace_s);
         let announce = move || {
             tracing::info!(
@@ -333,6 +340,7 @@ impl Server {
                 self.listener,
                 app,
                 timeouts,
+                arena,
                 http.io_threads,
                 blocking,
             )?;
@@ -348,7 +356,7 @@ impl Server {
                 }
             }
         } else {
-            let listener = TimedListener::new(self.listener, timeouts);
+            let listener = TimedListener::new(self.listener, timeouts).sending_from(arena);
             let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
             let serve =
                 axum::serve(listener, MakeTracked::new(app)).with_graceful_shutdown(async move {

@@ -8,7 +8,8 @@
 //! - `tile_cache_requests_total{layer, result="hit"|"miss"}`
 //! - `tile_render_seconds{layer}`: time spent rendering (misses only)
 //! - `tile_render_errors_total{layer, kind}`
-//! - `tile_cache_bytes`, `tile_cache_entries`, `db_pool_connections{state}`,
+//! - `tile_cache_bytes`, `tile_cache_entries`, `tile_cache_file_bytes` (the cache's
+//!   bodies in its memory file, whole pages), `db_pool_connections{state}`,
 //!   `db_pool_max_connections`, `process_resident_memory_bytes`, `gdal_cache_bytes`,
 //!   `gdal_cache_max_bytes`: gauges refreshed on every scrape
 

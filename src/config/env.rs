@@ -15,6 +15,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "database.statement_timeout_ms",
     ),
     ("PLANSCAPE_CACHE_SIZE_MB", "cache.size_mb"),
+    ("PLANSCAPE_CACHE_SENDFILE", "cache.sendfile"),
     ("PLANSCAPE_SHARED_CACHE_URL", "cache.shared.url"),
     ("PLANSCAPE_SHARED_CACHE_TTL_S", "cache.shared.ttl_s"),
     (
@@ -119,7 +120,10 @@ pub(super) fn env_value(key: &str, value: &str) -> toml::Value {
                 .collect(),
         );
     }
-    if key == "store.path_style" || key == "analytics.enabled" {
+    if matches!(
+        key,
+        "store.path_style" | "analytics.enabled" | "cache.sendfile"
+    ) {
         match value.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => return toml::Value::Boolean(true),
             "false" | "0" | "no" => return toml::Value::Boolean(false),

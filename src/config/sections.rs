@@ -212,6 +212,11 @@ pub struct CacheConfig {
     /// Maximum bytes of tiles held, in MiB; 0 turns the cache off.
     #[serde(default = "default_cache_size")]
     pub size_mb: u64,
+    /// Keep cached bodies of 8 KiB and more in a memory file and send hits of them with
+    /// `sendfile`, without copying them into the socket (on by default; `false` keeps
+    /// them in ordinary memory and copies them, as before).
+    #[serde(default = "default_sendfile")]
+    pub sendfile: bool,
     /// The shared second level (Redis/Valkey) and shared login limits; off without a URL.
     #[serde(default)]
     pub shared: SharedCacheConfig,
@@ -286,6 +291,9 @@ fn default_connect_timeout() -> u64 {
 fn default_cache_size() -> u64 {
     512
 }
+fn default_sendfile() -> bool {
+    true
+}
 fn default_cache_control() -> String {
     "public, max-age=300".to_owned()
 }
@@ -323,6 +331,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             size_mb: default_cache_size(),
+            sendfile: default_sendfile(),
             shared: SharedCacheConfig::default(),
         }
     }

@@ -36,6 +36,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, Sleep};
 
+use super::zero_copy;
+use crate::cache::arena::BodyArena;
+
 /// The two connection deadlines.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -46,10 +49,11 @@ pub struct Timeouts {
 }
 
 /// A TCP listener whose connections carry [`Timeouts`].
-#[derive(Debug)]
 pub struct TimedListener {
     inner: Source,
     timeouts: Timeouts,
+    /// The tile cache's memory file, whose bodies the connections send with `sendfile`.
+    arena: Option<BodyArena>,
 }
 
 /// Where a [`TimedListener`]'s connections come from.
@@ -75,6 +79,7 @@ impl TimedListener {
         Self {
             inner: Source::Socket(inner),
             timeouts,
+            arena: None,
         }
     }
 
@@ -89,7 +94,14 @@ impl TimedListener {
         Self {
             inner: Source::Handed { connections, local },
             timeouts,
+            arena: None,
         }
+    }
+
+    /// Connections that send bodies lying in `arena` from its file ([`zero_copy`]).
+    pub fn sending_from(mut self, arena: Option<BodyArena>) -> Self {
+        self.arena = arena;
+        self
     }
 }
 
@@ -108,7 +120,15 @@ impl Listener for TimedListener {
                 },
             };
             match accepted {
-                Ok((stream, addr)) => return (TimedStream::new(stream, self.timeouts), addr),
+                Ok((stream, addr)) => {
+                    // As nginx's `tcp_nodelay`: a response's last segment goes out at once,
+                    // not after the client's (delayed) acknowledgement of the one before.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(error = %e, "TCP_NODELAY refused");
+                    }
+                    let stream = TimedStream::new(stream, self.timeouts, self.arena.clone());
+                    return (stream, addr);
+                }
                 Err(e) => accept_error(e).await,
             }
         }
@@ -156,10 +176,11 @@ enum Phase {
     Idle,
 }
 
-/// An accepted connection with read deadlines (see the module documentation).
-#[derive(Debug)]
+/// An accepted connection with read deadlines (see the module documentation), whose
+/// writes send cached bodies from the cache's memory file when it has one.
 pub struct TimedStream {
     inner: TcpStream,
+    arena: Option<BodyArena>,
     timeouts: Timeouts,
     activity: Arc<Activity>,
     phase: Phase,
@@ -169,10 +190,11 @@ pub struct TimedStream {
 }
 
 impl TimedStream {
-    fn new(inner: TcpStream, timeouts: Timeouts) -> Self {
+    fn new(inner: TcpStream, timeouts: Timeouts, arena: Option<BodyArena>) -> Self {
         let now = Instant::now();
         Self {
             inner,
+            arena,
             timeouts,
             activity: Arc::default(),
             phase: Phase::Header,
@@ -262,7 +284,12 @@ impl AsyncWrite for TimedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let result = match &this.arena {
+            Some(arena) => {
+                zero_copy::poll_write(&mut this.inner, arena, cx, &[io::IoSlice::new(buf)])
+            }
+            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+        };
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             this.last_io = Instant::now();
         }
@@ -275,7 +302,10 @@ impl AsyncWrite for TimedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let result = match &this.arena {
+            Some(arena) => zero_copy::poll_write(&mut this.inner, arena, cx, bufs),
+            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+        };
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             this.last_io = Instant::now();
         }

@@ -117,6 +117,10 @@ pub async fn metrics(
     metrics::gauge!("db_pool_max_connections").set(status.max_size as f64);
     metrics::gauge!("tile_cache_bytes").set(cache.weighted_size() as f64);
     metrics::gauge!("tile_cache_entries").set(cache.entry_count() as f64);
+    let in_file = cache
+        .arena()
+        .map_or(0, crate::cache::arena::BodyArena::used_bytes);
+    metrics::gauge!("tile_cache_file_bytes").set(in_file as f64);
     crate::memory::record_gauges();
     (
         [(

@@ -12,6 +12,7 @@ pub mod tile_hits;
 pub mod tilejson;
 pub mod tiles;
 pub(crate) mod web;
+pub mod zero_copy;
 
 use std::sync::Arc;
 
