@@ -21,7 +21,7 @@ STAGES = [
     ("axum router, extractors", r"axum::routing|axum::extract|matchit|axum::handler|axum_core::extract"),
     ("CORS layer", r"tower_http::cors"),
     ("hyper HTTP/1 parse and encode", r"hyper::proto::h1::role|httparse|hyper::proto::h1::Http1Transaction"),
-    ("hyper write (writev)", r"hyper::proto::h1::io::Buffered<T,B>::poll_flush|__GI___writev|writev"),
+    ("hyper write (writev; or sendmsg + sendfile)", r"hyper::proto::h1::io::Buffered::poll_flush|planscape::http::zero_copy::|__GI___writev|writev|sendfile|sendmsg"),
     ("hyper read", r"hyper::proto::h1::io::Buffered<T,B>::poll_read_from_io|__libc_recv|recv"),
     ("tokio scheduler, epoll", r"epoll_wait|tokio::runtime::io::driver|tokio::runtime::scheduler::multi_thread::worker::Context::park"),
 ]

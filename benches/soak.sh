@@ -122,7 +122,8 @@ gdal_max="$(gauge gdal_cache_max_bytes)"
   echo
   echo "At the end (/metrics): tile cache $(gauge tile_cache_bytes) MiB held, GDAL block cache $(gauge gdal_cache_bytes) MiB of"
   echo "$gdal_max MiB; $samples one-second RSS samples in \`.data/bench/soak/rss.txt\`."
-  echo "RSS at the end by part: anonymous $(gauge process_resident_anonymous_bytes) MiB, mapped files $(gauge process_resident_file_bytes) MiB;"
+  echo "RSS at the end by part: anonymous $(gauge process_resident_anonymous_bytes) MiB, mapped files $(gauge process_resident_file_bytes) MiB,"
+  echo "shared memory (the tile cache's bodies in its memory file) $(gauge process_resident_shared_bytes) MiB;"
   echo "the C allocator: $(gauge allocator_in_use_bytes) MiB in use, $(gauge allocator_free_bytes) MiB free but kept."
 } > "$WORK/soak.md"
 # Replace the Soak section of docs/loadtest.md (benches/loadtest.sh keeps it).

@@ -6,7 +6,9 @@
 #
 #   benches/warm_path.sh [DURATION_SECONDS] [CONNECTIONS] [RUNS]
 #   NGINX_SENDFILE=off benches/warm_path.sh ...   # nginx copies each body into the socket
-#                                                 # (write from its buffers), as the server does
+#                                                 # (write from its buffers)
+#   PLANSCAPE_CACHE_SENDFILE=false benches/warm_path.sh ...  # the server copies each body
+#                                                 # into the socket instead of sendfile
 #
 # Sets up what it needs (packages incl. wrk, nginx and perf, embedded PostGIS, demo data,
 # release build). nginx: the apt package, `worker_processes auto`, sendfile, an open-file

@@ -127,9 +127,19 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages.saturating_mul(u64::try_from(page).ok()?))
 }
 
-/// The resident set's parts from `/proc/self/status`, in bytes: anonymous memory (the
-/// heap, stacks, GDAL's block cache) and mapped files (the binary and shared libraries).
-pub fn resident_parts() -> Option<(u64, u64)> {
+/// The resident set's parts from `/proc/self/status`, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct ResidentParts {
+    /// Anonymous memory: the heap, stacks, GDAL's block cache.
+    pub anonymous: u64,
+    /// Mapped files: the binary and shared libraries.
+    pub file: u64,
+    /// Shared memory: the tile cache's memory file of bodies ([`crate::cache::arena`]).
+    pub shared: u64,
+}
+
+/// The resident set's parts (see [`ResidentParts`]).
+pub fn resident_parts() -> Option<ResidentParts> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -141,7 +151,11 @@ pub fn resident_parts() -> Option<(u64, u64)> {
             .ok()?;
         Some(kib.saturating_mul(1024))
     };
-    Some((field("RssAnon:")?, field("RssFile:")?))
+    Some(ResidentParts {
+        anonymous: field("RssAnon:")?,
+        file: field("RssFile:")?,
+        shared: field("RssShmem:")?,
+    })
 }
 
 /// What the C allocator holds, in bytes: in use by the program (small chunks and mapped
@@ -168,9 +182,10 @@ pub fn record_gauges() {
     if let Some(rss) = resident_bytes() {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
     }
-    if let Some((anon, file)) = resident_parts() {
-        metrics::gauge!("process_resident_anonymous_bytes").set(anon as f64);
-        metrics::gauge!("process_resident_file_bytes").set(file as f64);
+    if let Some(parts) = resident_parts() {
+        metrics::gauge!("process_resident_anonymous_bytes").set(parts.anonymous as f64);
+        metrics::gauge!("process_resident_file_bytes").set(parts.file as f64);
+        metrics::gauge!("process_resident_shared_bytes").set(parts.shared as f64);
     }
     if let Some((in_use, free)) = allocator_bytes() {
         metrics::gauge!("allocator_in_use_bytes").set(in_use as f64);
@@ -219,13 +234,13 @@ mod tests {
         assert_eq!(max, 48 * 1024 * 1024);
         let rss = resident_bytes().expect("statm readable on Linux");
         assert!(rss > 1024 * 1024, "{rss}");
-        // The parts add up to the whole, give or take what changed between two reads
-        // (RssShmem is the rest).
-        let (anon, file) = resident_parts().expect("status readable on Linux");
+        // The parts add up to the whole, give or take what changed between two reads.
+        let parts = resident_parts().expect("status readable on Linux");
+        let (anon, file, shared) = (parts.anonymous, parts.file, parts.shared);
         assert!(anon > 0 && file > 0, "{anon} {file}");
         assert!(
-            anon + file <= rss + 64 * 1024 * 1024,
-            "{anon} + {file} vs {rss}"
+            anon + file + shared <= rss + 64 * 1024 * 1024,
+            "{anon} + {file} + {shared} vs {rss}"
         );
         // A live megabyte is counted as in use by the allocator.
         let block = vec![1u8; 1 << 20];

@@ -518,6 +518,19 @@ mod tests {
     }
 
     #[test]
+    fn sendfile_is_on_by_default_and_turned_off_by_file_or_environment() {
+        let defaults = Config::load(None, |_| None).expect("defaults");
+        assert!(defaults.cache.sendfile);
+        let c = load_str("[cache]\nsendfile = false\n", &[]).expect("file");
+        assert!(!c.cache.sendfile);
+        for value in ["false", "0", "no"] {
+            let c = load_str("", &[("PLANSCAPE_CACHE_SENDFILE", value)]).expect("env");
+            assert!(!c.cache.sendfile, "{value}");
+        }
+        assert!(load_str("", &[("PLANSCAPE_CACHE_SENDFILE", "maybe")]).is_err());
+    }
+
+    #[test]
     fn http_timeouts_and_trusted_proxies() {
         let defaults = Config::load(None, |_| None).unwrap();
         assert!(defaults.http.trusted_proxies.is_empty(), "none by default");
