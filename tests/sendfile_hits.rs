@@ -115,21 +115,11 @@ async fn bodies_sent_from_the_memory_file_are_the_copied_bytes() {
     // has no file.
     let file_bytes = |text: &str| common::sample(text, "tile_cache_file_bytes", &[]);
     // (One metrics registry per process: the gauge is the last scraped server's.)
-    let metrics = sending
-        .get("/metrics", &[])
-        .await
-        .text()
-        .await
-        .expect("text");
+    let metrics = sending.metrics().await;
     assert!(file_bytes(&metrics) > 0.0);
     assert!(file_bytes(&metrics) <= f64::from(1u32 << 20));
     assert!(copying.state.tiles.cache().arena().is_none());
-    let metrics = copying
-        .get("/metrics", &[])
-        .await
-        .text()
-        .await
-        .expect("text");
+    let metrics = copying.metrics().await;
     assert_eq!(file_bytes(&metrics), 0.0);
 
     copying.stop().await;

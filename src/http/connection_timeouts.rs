@@ -14,6 +14,9 @@
 //! handler is bounded by the database's statement timeout. Per request this costs two
 //! atomic counter updates and no allocation; per write, one clock read.
 //!
+//! Besides, accepted connections set `TCP_NODELAY`, and a [`TimedStream`] writes bodies
+//! lying in the tile cache's memory file with `sendfile` ([`zero_copy`]).
+//!
 //! hyper's own `header_read_timeout` is not used: its timer also runs while a kept-alive
 //! connection waits for its next request, which would close nginx's upstream
 //! connections after the (short) header timeout instead of the idle timeout.

@@ -217,6 +217,15 @@ impl TestServer {
         req.send().await.expect("request sent")
     }
 
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", &[])
+            .await
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
