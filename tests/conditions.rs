@@ -287,12 +287,7 @@ async fn catalog_build_stats_and_scores() {
     // A repeated request is answered from memory (the same body, a hit counted), and a
     // raster replaced on disk is read afresh (its mtime and size are in the key).
     let hits = || async {
-        let text = server
-            .get("/metrics", &[])
-            .await
-            .text()
-            .await
-            .expect("metrics");
+        let text = server.metrics().await;
         common::sample(&text, "area_stats_requests_total", &["result=\"hit\""])
     };
     let before = hits().await;

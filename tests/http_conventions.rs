@@ -334,12 +334,7 @@ async fn cache_hits_answer_as_the_routed_endpoint_does() {
         }
     }
     // Both paths counted their requests as hits, under the tile route.
-    let text = server
-        .get("/metrics", &[])
-        .await
-        .text()
-        .await
-        .expect("text");
+    let text = server.metrics().await;
     let this_layer = format!("layer=\"{layer}\"");
     assert_eq!(
         common::sample(

@@ -204,12 +204,7 @@ async fn me(server: &TestServer, token: &str) -> u16 {
 
 /// `password_reset_requests_total{outcome}` from `/metrics` (0 before the first).
 async fn outcomes(server: &TestServer, outcome: &str) -> u64 {
-    let text = server
-        .get("/metrics", &[])
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let text = server.metrics().await;
     let series = format!("password_reset_requests_total{{outcome=\"{outcome}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&series))

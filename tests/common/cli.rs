@@ -142,20 +142,12 @@ impl ServeProcess {
 
     /// GET `path` with optional headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut req = super::client().get(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().await.expect("request sent")
+        super::get_at(&self.base, path, headers).await
     }
 
     /// The server's `/metrics` text.
     pub async fn metrics(&self) -> String {
-        self.get("/metrics", &[])
-            .await
-            .text()
-            .await
-            .expect("metrics text")
+        super::metrics_at(&self.base).await
     }
 
     /// What the server logged so far.

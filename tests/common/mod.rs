@@ -210,20 +210,12 @@ impl TestServer {
 
     /// GET with optional headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut req = client().get(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        req.send().await.expect("request sent")
+        get_at(&self.base, path, headers).await
     }
 
     /// The text of `/metrics`.
     pub async fn metrics(&self) -> String {
-        self.get("/metrics", &[])
-            .await
-            .text()
-            .await
-            .expect("metrics text")
+        metrics_at(&self.base).await
     }
 
     /// Stops the server and waits for it.
@@ -251,6 +243,24 @@ pub fn client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// GET `path` from the server at `base` (`http://host:port`) with optional headers.
+pub async fn get_at(base: &str, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = client().get(format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("request sent")
+}
+
+/// The `/metrics` text of the server at `base`.
+pub async fn metrics_at(base: &str) -> String {
+    get_at(base, "/metrics", &[])
+        .await
+        .text()
+        .await
+        .expect("metrics text")
 }
 
 /// Decodes an MVT tile with GDAL's MVT driver (`ogr2ogr` to GeoJSON, EPSG:3857).
