@@ -12,6 +12,7 @@
 
 pub mod arena;
 mod entry;
+mod front;
 pub mod shared;
 
 use std::sync::Arc;
@@ -22,6 +23,12 @@ use crate::tile::{EncodedTile, TileFormat, TileId};
 
 /// Bytes of bookkeeping charged per entry on top of the tile bytes.
 const ENTRY_OVERHEAD: usize = 96;
+
+/// The front of the cache's hot tiles ([`front`]).
+type HotTiles = front::Front<TileKey, Arc<EncodedTile>>;
+
+/// The moka cache of tiles.
+type Tiles = Cache<TileKey, Arc<EncodedTile>>;
 
 /// What identifies a cached tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,7 +57,9 @@ fn weight(tile: &EncodedTile, in_pages: bool) -> u32 {
 /// The tile cache (or a pass-through when sized 0).
 #[derive(Clone)]
 pub struct TileCache {
-    inner: Option<Cache<TileKey, Arc<EncodedTile>>>,
+    inner: Option<Tiles>,
+    /// The hot tiles of `inner`, answered without it ([`front`]).
+    front: Option<Arc<HotTiles>>,
     /// Where cached bodies are kept, when they are sent with `sendfile`.
     arena: Option<arena::BodyArena>,
 }
@@ -58,8 +67,10 @@ pub struct TileCache {
 impl TileCache {
     /// A cache holding at most `max_bytes` of tiles; 0 disables caching.
     pub fn new(max_bytes: u64) -> Self {
+        let (inner, front) = Self::build(max_bytes, false);
         Self {
-            inner: Self::build(max_bytes, false),
+            inner,
+            front,
             arena: None,
         }
     }
@@ -77,20 +88,28 @@ impl TileCache {
                     None
                 }
             });
+        let (inner, front) = Self::build(max_bytes, arena.is_some());
         Self {
-            inner: Self::build(max_bytes, arena.is_some()),
+            inner,
+            front,
             arena,
         }
     }
 
-    fn build(max_bytes: u64, in_pages: bool) -> Option<Cache<TileKey, Arc<EncodedTile>>> {
-        (max_bytes > 0).then(|| {
-            Cache::builder()
-                .max_capacity(max_bytes)
-                .weigher(move |_k: &TileKey, v: &Arc<EncodedTile>| weight(v, in_pages))
-                .support_invalidation_closures()
-                .build()
-        })
+    /// The moka cache of `max_bytes` and its front, told of every entry moka drops.
+    fn build(max_bytes: u64, in_pages: bool) -> (Option<Tiles>, Option<Arc<HotTiles>>) {
+        if max_bytes == 0 {
+            return (None, None);
+        }
+        let front = Arc::new(HotTiles::new(front::slots_for(max_bytes)));
+        let told = Arc::clone(&front);
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(move |_k: &TileKey, v: &Arc<EncodedTile>| weight(v, in_pages))
+            .support_invalidation_closures()
+            .eviction_listener(move |key: Arc<TileKey>, _, _| told.forget(&*key))
+            .build();
+        (Some(cache), Some(front))
     }
 
     /// The memory file of cached bodies, if bodies are kept in one.
@@ -100,10 +119,16 @@ impl TileCache {
 
     /// The cached tile of `key`, if any (the fast path of a hit: nothing else is built).
     pub async fn get(&self, key: &TileKey) -> Option<Arc<EncodedTile>> {
-        match &self.inner {
-            Some(cache) => cache.get(key).await,
-            None => None,
+        let (Some(cache), Some(front)) = (&self.inner, &self.front) else {
+            return None;
+        };
+        if let Some(tile) = front.get(key) {
+            return Some(tile);
         }
+        let epoch = front.epoch();
+        let tile = cache.get(key).await?;
+        front.fill(*key, Arc::clone(&tile), epoch);
+        Some(tile)
     }
 
     /// Returns the cached tile, or runs `render` once for all concurrent callers of the
@@ -140,6 +165,9 @@ impl TileCache {
 
     /// Drops every entry of layer `layer` older than `version`.
     pub fn invalidate_layer(&self, layer: usize, version: u64) {
+        if let Some(front) = &self.front {
+            front.forget_where(|k| k.layer == layer && k.version < version);
+        }
         if let Some(cache) = &self.inner
             && let Err(e) =
                 cache.invalidate_entries_if(move |k, _| k.layer == layer && k.version < version)
@@ -217,6 +245,41 @@ mod tests {
             assert_eq!(tile.raw.len(), 100);
         }
         assert_eq!(renders.load(Ordering::SeqCst), 1);
+    }
+
+    /// The front answers only tiles the cache holds: not after an invalidation, nor
+    /// after an eviction.
+    #[tokio::test]
+    async fn the_front_answers_only_what_the_cache_holds() {
+        let cache = TileCache::new(1 << 20);
+        let render = || async { Ok::<_, &str>(EncodedTile::new(vec![7; 100], TileFormat::Mvt)) };
+        assert!(cache.get(&key(1)).await.is_none());
+        cache.get_or_render(key(1), render()).await.expect("render");
+        for _ in 0..20 {
+            assert_eq!(cache.get(&key(1)).await.map(|t| t.raw.len()), Some(100));
+        }
+        cache.invalidate_layer(0, 2);
+        assert!(cache.get(&key(1)).await.is_none());
+
+        let small = TileCache::new(10_000);
+        for v in 0..50 {
+            small
+                .get_or_render(key(v), async {
+                    Ok::<_, &str>(EncodedTile::new(vec![1; 1000], TileFormat::Png))
+                })
+                .await
+                .expect("render");
+            assert!(small.get(&key(v)).await.is_some());
+            assert!(small.get(&key(v)).await.is_some());
+        }
+        small.settle().await;
+        let mut held = 0;
+        for v in 0..50 {
+            let in_cache = small.contains(&key(v));
+            held += usize::from(in_cache);
+            assert_eq!(small.get(&key(v)).await.is_some(), in_cache, "version {v}");
+        }
+        assert!((1..50).contains(&held), "{held} of 50 held");
     }
 
     #[tokio::test]
