@@ -19,7 +19,7 @@ STAGES = [
     ("usage analytics count", r"planscape::analytics::"),
     ("tile handler, response headers", r"planscape::http::tiles::"),
     ("axum router, extractors", r"axum::routing|axum::extract|matchit|axum::handler|axum_core::extract"),
-    ("CORS layer", r"tower_http::cors"),
+    ("CORS layer", r"tower_http::cors|planscape::http::tile_hits::add_cors"),
     ("hyper HTTP/1 parse and encode", r"hyper::proto::h1::role|httparse|hyper::proto::h1::Http1Transaction"),
     ("hyper write (writev; or sendmsg + sendfile)", r"hyper::proto::h1::io::Buffered::poll_flush|planscape::http::zero_copy::|__GI___writev|writev|sendfile|sendmsg"),
     ("hyper read", r"hyper::proto::h1::io::Buffered<T,B>::poll_read_from_io|__libc_recv|recv"),

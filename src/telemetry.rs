@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
@@ -27,7 +27,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 
 /// The request id header.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn handle() -> &'static PrometheusHandle {
@@ -81,7 +81,7 @@ impl RequestLog {
         let method = request.method().clone();
         let id = request
             .headers()
-            .get(REQUEST_ID)
+            .get(&REQUEST_ID)
             .filter(|v| {
                 let b = v.as_bytes();
                 !b.is_empty() && b.len() <= 64 && b.iter().all(u8::is_ascii_graphic)
@@ -103,6 +103,20 @@ impl RequestLog {
     /// Logs the request (a warning for a 5xx), counts and times it under `route`, and adds
     /// its id to `response`.
     pub fn finish(self, route: &str, response: &mut Response) {
+        let (seconds, code, method) = self.finish_quietly(response);
+        record(route, &method, code, seconds);
+    }
+
+    /// As [`RequestLog::finish`], counted and timed with the handles of `route` (of the
+    /// request's route).
+    pub fn finish_on(self, route: &RouteHandles, response: &mut Response) {
+        let (seconds, code, method) = self.finish_quietly(response);
+        route.record(&method, code, seconds);
+    }
+
+    /// Logs the request and adds its id to `response`: its duration in seconds, its
+    /// status code and its method, to be recorded.
+    fn finish_quietly(self, response: &mut Response) -> (f64, u16, Method) {
         let elapsed = self.started.elapsed();
         let code = response.status().as_u16();
         self.span.in_scope(|| {
@@ -116,8 +130,46 @@ impl RequestLog {
                 tracing::debug!(status = code, ms = elapsed.as_secs_f64() * 1e3, "request");
             }
         });
-        record(route, &self.method, code, elapsed.as_secs_f64());
         response.headers_mut().insert(REQUEST_ID, self.id);
+        (elapsed.as_secs_f64(), code, self.method)
+    }
+}
+
+/// The metric handles of one route's `GET` requests answering 200, 204 or 304, resolved
+/// once (a path that knows its route, as the cache hits do, skips [`record`]'s lookup by
+/// route name); other methods and statuses are recorded as any request is.
+pub struct RouteHandles {
+    route: &'static str,
+    duration: Histogram,
+    get: [(u16, Counter); 3],
+}
+
+impl RouteHandles {
+    /// The handles of `route` (a pattern of the router).
+    pub fn new(route: &'static str) -> Self {
+        handle();
+        let get = |status: u16| {
+            let counter = metrics::counter!("http_requests_total", "route" => route, "method" => "GET", "status" => status.to_string());
+            (status, counter)
+        };
+        Self {
+            route,
+            duration: metrics::histogram!("http_request_duration_seconds", "route" => route),
+            get: [get(200), get(204), get(304)],
+        }
+    }
+
+    fn record(&self, method: &Method, status: u16, seconds: f64) {
+        let known = (*method == Method::GET)
+            .then(|| self.get.iter().find(|(s, _)| *s == status))
+            .flatten();
+        match known {
+            Some((_, counter)) => {
+                self.duration.record(seconds);
+                counter.increment(1);
+            }
+            None => record(self.route, method, status, seconds),
+        }
     }
 }
 
@@ -198,21 +250,21 @@ pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// A new request id: 16 hex digits from the time, a counter and the process id.
+/// A new request id: 16 hex digits, a hash of a counter keyed by the process's start
+/// (its time and id), so ids differ across requests, processes and restarts.
 fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // The process id, read once: glibc does not cache `getpid`, so reading it per request
-    // was a system call on every request (`strace -c` under the warm-path load).
-    static PID: std::sync::LazyLock<u32> = std::sync::LazyLock::new(std::process::id);
+    // Read once: the clock and, in glibc, `getpid` (a system call) cost more per request
+    // than the rest of the id (`strace -c` and `perf` under the warm-path load).
+    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        xxhash_rust::xxh3::xxh3_64_with_seed(&nanos.to_le_bytes(), u64::from(std::process::id()))
+    });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut seed = [0u8; 24];
-    seed[..16].copy_from_slice(&nanos.to_le_bytes());
-    seed[16..].copy_from_slice(&n.to_le_bytes());
-    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&seed, u64::from(*PID));
+    let hash = xxhash_rust::xxh3::xxh3_64_with_seed(&n.to_le_bytes(), *SEED);
     let mut hex = [0u8; 16];
     for (i, digit) in hex.iter_mut().enumerate() {
         *digit = b"0123456789abcdef"[((hash >> (60 - 4 * i)) & 0xf) as usize];

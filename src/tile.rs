@@ -212,9 +212,15 @@ impl TileFormat {
 
 impl FromStr for TileFormat {
     type Err = TileIdError;
+    /// The names `clap` knows ([`clap::ValueEnum`]), matched here directly: this runs on
+    /// every tile request, and clap's lookup walks every name and alias.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        <Self as clap::ValueEnum>::from_str(s, false)
-            .map_err(|_| TileIdError::UnknownFormat(s.chars().take(16).collect()))
+        match s {
+            "mvt" | "pbf" => Ok(Self::Mvt),
+            "png" => Ok(Self::Png),
+            "webp" => Ok(Self::Webp),
+            _ => Err(TileIdError::UnknownFormat(s.chars().take(16).collect())),
+        }
     }
 }
 
@@ -331,6 +337,29 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_parse_as_clap_names_them() {
+        use clap::ValueEnum;
+        for format in TileFormat::value_variants() {
+            let value = format.to_possible_value().expect("named");
+            for name in value.get_name_and_aliases() {
+                assert_eq!(name.parse::<TileFormat>(), Ok(*format), "{name}");
+                assert_eq!(
+                    <TileFormat as ValueEnum>::from_str(name, false),
+                    Ok(*format),
+                    "{name}"
+                );
+            }
+        }
+        for bad in ["MVT", "jpg", "", "png ", "webp2"] {
+            assert!(bad.parse::<TileFormat>().is_err(), "{bad}");
+            assert!(
+                <TileFormat as ValueEnum>::from_str(bad, false).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn parses_valid_ids_and_rejects_bad_ones() {

@@ -287,10 +287,19 @@ async fn head_cors_and_health() {
 async fn cache_hits_answer_as_the_routed_endpoint_does() {
     let scratch = Scratch::new().await;
     scratch.load_counties("counties").await;
+    // Any origin allowed (the default), and a list of origins: the hit path works out
+    // the CORS headers once where it can.
+    for cors in ["", "cors_origins = [\"https://app.example.org\"]\n"] {
+        hits_answer_as_routed(&scratch, cors).await;
+    }
+    scratch.cleanup().await;
+}
+
+async fn hits_answer_as_routed(scratch: &Scratch, cors: &str) {
     // A layer name of this test alone: the metrics registry is shared by the process.
     let layer = common::unique("hits").replace('_', "-");
     let config = format!(
-        "[http]\ncache_control = \"public, max-age=42\"\n[layers.{layer}]\ntype = \"vector\"\ntable = \"{}.counties\"\nproperties = [\"name\"]\n",
+        "[http]\ncache_control = \"public, max-age=42\"\n{cors}[layers.{layer}]\ntype = \"vector\"\ntable = \"{}.counties\"\nproperties = [\"name\"]\n",
         scratch.schema
     );
     let server = TestServer::start(&config).await;
@@ -304,10 +313,11 @@ async fn cache_hits_answer_as_the_routed_endpoint_does() {
         let first = server.get(&path, &[]).await;
         assert!([200, 204].contains(&first.status().as_u16()), "{path}");
         let etag = first.headers()["etag"].to_str().expect("etag").to_owned();
-        let cases: [&[(&str, &str)]; 5] = [
+        let cases: [&[(&str, &str)]; 6] = [
             &[],
             &[("accept-encoding", "gzip, br")],
             &[("origin", "https://app.example.org")],
+            &[("origin", "https://elsewhere.example.org")],
             &[("if-none-match", &etag)],
             &[("x-request-id", "client-id-7")],
         ];
@@ -342,7 +352,7 @@ async fn cache_hits_answer_as_the_routed_endpoint_does() {
             "tile_cache_requests_total",
             &[&this_layer, "result=\"hit\""]
         ),
-        20.0
+        24.0
     );
     assert_eq!(
         common::sample(
@@ -350,7 +360,7 @@ async fn cache_hits_answer_as_the_routed_endpoint_does() {
             "tiles_served_total",
             &[&this_layer, "zoom=\"7\"", "format=\"mvt\""]
         ),
-        22.0
+        26.0
     );
     assert!(
         common::sample(
@@ -360,5 +370,4 @@ async fn cache_hits_answer_as_the_routed_endpoint_does() {
         ) >= 4.0
     );
     server.stop().await;
-    scratch.cleanup().await;
 }

@@ -328,10 +328,17 @@ impl AsyncWrite for TimedStream {
     }
 }
 
+/// A service told the peer's address with each request.
+pub trait PeerService: tower::Service<Request> {
+    /// Serves `request` of the connection from `peer`; the address goes into the
+    /// request's extensions (`ConnectInfo<SocketAddr>`, as
+    /// `into_make_service_with_connect_info` puts it) if anything reads it.
+    fn call_from(&mut self, request: Request, peer: ConnectInfo<SocketAddr>) -> Self::Future;
+}
+
 /// Makes the per-connection service for `axum::serve`: the app `S` (the server's
-/// [`App`](crate::http::App)), given the peer's address (`ConnectInfo<SocketAddr>`, as
-/// `into_make_service_with_connect_info` does) and counting its requests for the
-/// connection's [`TimedStream`].
+/// [`App`](crate::http::App)), given the peer's address ([`PeerService`]) and counting
+/// its requests for the connection's [`TimedStream`].
 #[derive(Clone)]
 pub struct MakeTracked<S> {
     app: S,
@@ -370,7 +377,7 @@ pub struct Tracked<S> {
     activity: Arc<Activity>,
 }
 
-impl<S: tower::Service<Request>> tower::Service<Request> for Tracked<S> {
+impl<S: PeerService> tower::Service<Request> for Tracked<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = TrackedFuture<S::Future>;
@@ -379,12 +386,11 @@ impl<S: tower::Service<Request>> tower::Service<Request> for Tracked<S> {
         self.app.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&mut self, req: Request) -> Self::Future {
         self.activity.in_flight.fetch_add(1, Ordering::AcqRel);
         self.activity.started.fetch_add(1, Ordering::AcqRel);
-        req.extensions_mut().insert(self.peer);
         TrackedFuture {
-            inner: self.app.call(req),
+            inner: self.app.call_from(req, self.peer),
             in_flight: Some(InFlight(Arc::clone(&self.activity))),
         }
     }

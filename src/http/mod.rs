@@ -117,7 +117,17 @@ impl tower::Service<axum::extract::Request> for App {
     }
 
     fn call(&mut self, request: axum::extract::Request) -> Self::Future {
-        tile_hits::serve(&self.hits, &mut self.router, request)
+        tile_hits::serve(&self.hits, &mut self.router, request, None)
+    }
+}
+
+impl connection_timeouts::PeerService for App {
+    fn call_from(
+        &mut self,
+        request: axum::extract::Request,
+        peer: axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ) -> Self::Future {
+        tile_hits::serve(&self.hits, &mut self.router, request, Some(peer))
     }
 }
 

@@ -8,20 +8,26 @@
 //! body and headers ([`tiles::respond`]), CORS from the same layer, a request id, and the
 //! same metrics under the tile route. Anything else goes to the router untouched: a miss,
 //! a malformed or escaped path, `HEAD`, another route.
+//!
+//! What does not change from hit to hit is worked out once: the CORS headers (the layer's
+//! answer to a `GET`, which depends only on the request's `Origin`, and not even on that
+//! when any origin is allowed) and the metric handles of the route.
 
 use std::convert::Infallible;
 use std::future::{Future, ready};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::{HeaderMap, Method};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
 
 use super::{AppState, tiles};
-use crate::telemetry::RequestLog;
+use crate::telemetry::{RequestLog, RouteHandles};
 use crate::tile::{TileId, parse_y_segment};
 
 /// The router's pattern of the tile endpoint: the `route` label of a hit's metrics.
@@ -34,13 +40,25 @@ pub type HitFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> +
 pub struct TileHits {
     state: Arc<AppState>,
     cors: CorsLayer,
+    /// The headers `cors` adds to a `GET` without `Origin`, if worked out.
+    cors_without_origin: Option<HeaderMap>,
+    /// Whether any origin is allowed: `cors_without_origin` is then every `GET`'s.
+    any_origin: bool,
+    metrics: RouteHandles,
 }
 
 impl TileHits {
     /// The hit path of `state`'s tiles, with its CORS configuration.
     pub fn new(state: Arc<AppState>) -> Self {
-        let cors = super::cors_layer(&state.config.http.cors_origins);
-        Self { state, cors }
+        let origins = &state.config.http.cors_origins;
+        let cors = super::cors_layer(origins);
+        Self {
+            cors_without_origin: headers_added(&cors),
+            any_origin: origins.iter().any(|o| o == "*"),
+            cors,
+            metrics: RouteHandles::new(ROUTE),
+            state,
+        }
     }
 
     /// The response to `request` if it asks for a cached layer tile; otherwise the
@@ -59,13 +77,23 @@ impl TileHits {
         let Some(response) = self.cached(path, request.headers()).await else {
             return Err(request);
         };
-        // The CORS headers of the routed path, from the same layer.
-        let mut prepared = Some(response);
-        let mut cors = self.cors.layer(tower::service_fn(move |_: Request| {
-            ready(Ok::<_, Infallible>(prepared.take().unwrap_or_default()))
-        }));
-        let Ok(mut response) = cors.call(request).await;
-        log.finish(ROUTE, &mut response);
+        // The CORS headers of the routed path: worked out once, or from the same layer.
+        let mut response = match &self.cors_without_origin {
+            Some(fixed) if self.any_origin || !request.headers().contains_key(header::ORIGIN) => {
+                let mut response = response;
+                add_cors(response.headers_mut(), fixed);
+                response
+            }
+            _ => {
+                let mut prepared = Some(response);
+                let mut cors = self.cors.layer(tower::service_fn(move |_: Request| {
+                    ready(Ok::<_, Infallible>(prepared.take().unwrap_or_default()))
+                }));
+                let Ok(response) = cors.call(request).await;
+                response
+            }
+        };
+        log.finish_on(&self.metrics, &mut response);
         Ok(response)
     }
 
@@ -95,19 +123,64 @@ impl TileHits {
     }
 }
 
-/// Serves one request of a connection: a `GET` under `/tiles/` goes to `hits` first, and
-/// to `router` when it is not a cached layer tile; every other request goes to `router`
-/// directly.
-pub fn serve(hits: &Arc<TileHits>, router: &mut axum::Router, request: Request) -> HitFuture {
+/// The headers `cors` adds to the response of a `GET` without `Origin` (`None` if its
+/// answer were not immediate, which tower-http's is).
+fn headers_added(cors: &CorsLayer) -> Option<HeaderMap> {
+    let mut service = cors.layer(tower::service_fn(|_: Request| {
+        ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+    }));
+    let request = Request::get("/tiles/layer/0/0/0.mvt")
+        .body(Body::empty())
+        .ok()?;
+    let mut answer = std::pin::pin!(service.call(request));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match answer.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(Ok(response)) => Some(response.headers().clone()),
+        _ => None,
+    }
+}
+
+/// Adds CORS headers as tower-http's layer does: `Vary` values appended to the
+/// response's own, the others replacing any of the same name.
+fn add_cors(headers: &mut HeaderMap, cors: &HeaderMap) {
+    for name in cors.keys() {
+        let mut values = cors.get_all(name).iter().cloned();
+        if name != header::VARY
+            && let Some(first) = values.next()
+        {
+            headers.insert(name, first);
+        }
+        for value in values {
+            headers.append(name, value);
+        }
+    }
+}
+
+/// Serves one request of a connection from `peer` (if known): a `GET` under `/tiles/`
+/// goes to `hits` first, and to `router` when it is not a cached layer tile; every other
+/// request goes to `router` directly. The peer's address goes into the extensions of
+/// requests routed (handlers may read it); a hit does without.
+pub fn serve(
+    hits: &Arc<TileHits>,
+    router: &mut axum::Router,
+    request: Request,
+    peer: Option<ConnectInfo<SocketAddr>>,
+) -> HitFuture {
+    let routed = move |mut request: Request| {
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
+        request
+    };
     if request.method() != Method::GET || !request.uri().path().starts_with("/tiles/") {
-        return Box::pin(router.call(request));
+        return Box::pin(router.call(routed(request)));
     }
     let hits = Arc::clone(hits);
     let mut router = router.clone();
     Box::pin(async move {
         match hits.answer(request).await {
             Ok(response) => Ok(response),
-            Err(request) => router.call(request).await,
+            Err(request) => router.call(routed(request)).await,
         }
     })
 }
@@ -116,16 +189,30 @@ pub fn serve(hits: &Arc<TileHits>, router: &mut axum::Router, request: Request) 
 /// and without percent-escapes.
 fn tile_path(path: &str) -> Option<(&str, &str, &str, &str)> {
     let rest = path.strip_prefix("/tiles/")?;
-    if rest.contains('%') {
-        return None;
+    // One pass over the bytes (this runs on every tile request): the three slashes, and
+    // no escape.
+    let mut slashes = [0; 3];
+    let mut found = 0;
+    for (i, byte) in rest.bytes().enumerate() {
+        match byte {
+            b'%' => return None,
+            b'/' => {
+                *slashes.get_mut(found)? = i;
+                found += 1;
+            }
+            _ => {}
+        }
     }
-    let mut segments = rest.split('/');
-    let layer = segments.next()?;
-    let z = segments.next()?;
-    let x = segments.next()?;
-    let y = segments.next()?;
-    let none_empty = [layer, z, x, y].iter().all(|s| !s.is_empty());
-    (segments.next().is_none() && none_empty).then_some((layer, z, x, y))
+    let [a, b, c] = slashes;
+    let segments = (
+        rest.get(..a)?,
+        rest.get(a + 1..b)?,
+        rest.get(b + 1..c)?,
+        rest.get(c + 1..)?,
+    );
+    let (layer, z, x, y) = segments;
+    let none_empty = found == 3 && [layer, z, x, y].iter().all(|s| !s.is_empty());
+    none_empty.then_some(segments)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::AppState;
 use super::error::ApiError;
@@ -64,17 +64,18 @@ pub fn respond(
     } else {
         &tile.etag
     };
-    let mut headers = HeaderMap::with_capacity(6);
+    // Room for these, the CORS headers and the request id: no growing on the way out.
+    let mut headers = HeaderMap::with_capacity(12);
     headers.insert(header::CACHE_CONTROL, cache_control.clone());
     if compressible {
         headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     headers.insert(header::ETAG, etag.clone());
     if if_none_match(request, etag.to_str().unwrap_or_default()) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
+        return response(StatusCode::NOT_MODIFIED, headers, Body::empty());
     }
     if tile.is_empty() {
-        return (StatusCode::NO_CONTENT, headers).into_response();
+        return response(StatusCode::NO_CONTENT, headers, Body::empty());
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     let body = match gzip {
@@ -84,7 +85,16 @@ pub fn respond(
         }
         None => tile.raw.clone(),
     };
-    (StatusCode::OK, headers, Body::from(body)).into_response()
+    response(StatusCode::OK, headers, Body::from(body))
+}
+
+/// A response of `status` with `headers` as its header map (moved in, not copied into an
+/// empty one header by header, as `(status, headers, body).into_response()` does).
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// Whether `Accept-Encoding` allows gzip (`gzip` or `*` with a non-zero q).
