@@ -172,9 +172,16 @@ export class Dashboard {
       },
       onEachFeature: (f, layer) => layer.bindTooltip(`${f.properties.plans} plan${f.properties.plans === 1 ? '' : 's'}`),
     }).addTo(map);
-    if (cells.features.length) map.fitBounds(this.heatLayer.getBounds(), { maxZoom: 8, padding: [10, 10] });
-    // The card is laid out now: Leaflet measures it.
-    requestAnimationFrame(() => map.invalidateSize());
+    // Without animation: a redraw (a new range) or closing the dashboard removes this map,
+    // and a zoom animation still running then ends on a map without panes.
+    if (cells.features.length) {
+      map.fitBounds(this.heatLayer.getBounds(), { maxZoom: 8, padding: [10, 10], animate: false });
+    }
+    // The card is laid out now: Leaflet measures it, unless the map was removed meanwhile
+    // (a removed map keeps `_loaded` but not its panes: invalidateSize would throw).
+    requestAnimationFrame(() => {
+      if (this.heat === map) map.invalidateSize();
+    });
   }
 
   /** Takes the maps down (the dashboard is closed). */
