@@ -98,6 +98,35 @@ async fn kept_alive_requests_work_and_an_idle_connection_is_closed() {
     server.stop().await;
 }
 
+/// The server's timer is set no further ahead than the shorter timeout (the head's, one
+/// second) and set again when it fires early: requests spaced wider than that, and a
+/// head sent in two parts after a pause, keep the connection; once quiet, it is closed
+/// after the idle timeout (two seconds), not at the first firing of the timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_spaced_wider_than_the_head_timeout_keep_the_connection() {
+    let server = TestServer::start(CONFIG).await;
+    let mut stream = connect(&server).await;
+    for _ in 0..3 {
+        stream.write_all(HEALTH).await.expect("write");
+        assert_eq!(read_response(&mut stream).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    // A head in two parts, 600 ms apart: within the head's second from its first byte.
+    let (first, second) = HEALTH.split_at(10);
+    stream.write_all(first).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stream.write_all(second).await.expect("write");
+    assert_eq!(read_response(&mut stream).await.0, 200);
+    let quiet = std::time::Instant::now();
+    assert!(read_until_closed(&mut stream).await.is_empty());
+    let held = quiet.elapsed();
+    assert!(
+        held >= Duration::from_millis(1900),
+        "closed {held:?} after the last response, before the idle timeout"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfinished_request_head_is_closed() {
     let server = TestServer::start(CONFIG).await;

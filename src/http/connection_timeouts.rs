@@ -12,7 +12,9 @@
 //! While a request is in flight no read deadline applies: the request body has its own
 //! limit (`http.body_read_timeout_s`, enforced where bodies are read: 408), and a slow
 //! handler is bounded by the database's statement timeout. Per request this costs two
-//! atomic counter updates and no allocation; per write, one clock read.
+//! atomic counter updates and no allocation; per write, one clock read. The timer is not
+//! moved per request: it is set no further ahead than the shorter timeout, and when it
+//! fires before what is then due, it is set again.
 //!
 //! Besides, accepted connections set `TCP_NODELAY`, and a [`TimedStream`] writes bodies
 //! lying in the tile cache's memory file with `sendfile` ([`zero_copy`]).
@@ -189,6 +191,11 @@ pub struct TimedStream {
     phase: Phase,
     seen_started: u64,
     last_io: Instant,
+    /// When the current request head began (the `Header` phase's start).
+    header_since: Instant,
+    /// The timer, set lazily: it never runs later than the phase's deadline ([`Self::due`]),
+    /// but it is not moved on every request (each move re-files it in the runtime's timer
+    /// wheel); when it fires early, it is set again for what is then due.
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -203,8 +210,28 @@ impl TimedStream {
             phase: Phase::Header,
             seen_started: 0,
             last_io: now,
-            deadline: Box::pin(tokio::time::sleep_until(now + timeouts.header_read)),
+            header_since: now,
+            deadline: Box::pin(tokio::time::sleep_until(
+                now + timeouts.header_read.min(timeouts.idle),
+            )),
         }
+    }
+
+    /// The current phase's deadline: the request head's, or the idle one (which writes
+    /// push back). Meaningless while `Busy`.
+    fn due(&self) -> Instant {
+        match self.phase {
+            Phase::Header => self.header_since + self.timeouts.header_read,
+            Phase::Busy | Phase::Idle => self.last_io + self.timeouts.idle,
+        }
+    }
+
+    /// When to set the timer at `now` for a deadline `due`: no further ahead than the
+    /// shorter timeout. A phase that begins later can only be due later than that (a head
+    /// begun at `now` or after is due `header_read` after it at the earliest, an idle
+    /// spell `idle` after), so the timer never fires after a deadline without being moved.
+    fn timer_for(&self, due: Instant, now: Instant) -> Instant {
+        due.min(now + self.timeouts.header_read.min(self.timeouts.idle))
     }
 
     /// Follows the requests [`Tracked`] counted since the last look.
@@ -218,9 +245,7 @@ impl TimedStream {
             // A request began (and has ended) since: the connection is between requests.
             self.seen_started = started;
             self.phase = Phase::Idle;
-            let now = Instant::now();
-            self.last_io = now;
-            self.deadline.as_mut().reset(now + self.timeouts.idle);
+            self.last_io = Instant::now();
         }
     }
 
@@ -230,9 +255,7 @@ impl TimedStream {
         if self.phase == Phase::Idle {
             // The first byte of the next request: its head has `header_read` to arrive.
             self.phase = Phase::Header;
-            self.deadline
-                .as_mut()
-                .reset(self.last_io + self.timeouts.header_read);
+            self.header_since = self.last_io;
         }
     }
 
@@ -243,10 +266,11 @@ impl TimedStream {
             return Poll::Pending;
         }
         while self.deadline.as_mut().poll(cx).is_ready() {
-            let extended = self.last_io + self.timeouts.idle;
-            if self.phase == Phase::Idle && extended > Instant::now() {
-                // Writes since (a response still streaming) keep the connection alive.
-                self.deadline.as_mut().reset(extended);
+            let (due, now) = (self.due(), Instant::now());
+            if due > now {
+                // Set for an earlier deadline that has moved on since (requests, writes).
+                let next = self.timer_for(due, now);
+                self.deadline.as_mut().reset(next);
                 continue;
             }
             let what = match self.phase {
