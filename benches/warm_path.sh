@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The warm path at the physical limit: Planscape serving the 2,000 tiles of benches/load.sh
-# from its cache, against nginx serving the very same bytes as static files, alternating
-# runs in one go; then (PROFILE=1, the default) a `perf` profile of the server during one
-# more warm run, summarised by symbol.
+# from its cache, against nginx serving the very same bytes as static files, in one go:
+# each run gives each server DURATION seconds of wrk in alternating slices; then
+# (PROFILE=1, the default) a `perf` profile of the server during one more warm run,
+# summarised by symbol.
 #
 #   benches/warm_path.sh [DURATION_SECONDS] [CONNECTIONS] [RUNS]
+#   SLICES=1 benches/warm_path.sh ...             # one block of DURATION s per server and
+#                                                 # run, instead of 4 alternating slices
 #   NGINX_SENDFILE=off benches/warm_path.sh ...   # nginx copies each body into the socket
 #                                                 # (write from its buffers)
 #   PLANSCAPE_CACHE_SENDFILE=false benches/warm_path.sh ...  # the server copies each body
@@ -119,27 +122,67 @@ cpu_ticks() {
 TICKS="$(getconf CLK_TCK)"
 NGINX_WORKERS=()
 mapfile -t NGINX_WORKERS < <(pgrep -u www-data -f "nginx: worker process")
-# One wrk run against a server; prints the wrk figures and, last, the server's CPU
-# microseconds per request (its processes' CPU time over the run / requests served).
-# Args: base URL, then the server's PIDs.
-measured_run() {
-  local url="$1" before after requests figures
-  shift
+# One slice: wrk for SLICE_S seconds against a server. Appends to the file named first
+# "requests seconds cpu_ticks p50_us p99_us" (the CPU time of the server's processes
+# over the slice). Args: that file, the base URL, then the server's PIDs.
+measured_slice() {
+  local out="$1" url="$2" before after
+  shift 2
   before="$(cpu_ticks "$@")"
-  figures="$(run_wrk "$url" "$WORK/paths.txt")"
+  wrk -t1 -c"$CONNECTIONS" -d"${SLICE_S}s" --timeout 30s --latency -s benches/paths.lua \
+    "$url" -- "$WORK/paths.txt" > "$WORK/wrk.out"
   after="$(cpu_ticks "$@")"
-  requests="$(awk '/requests in/ { print $1 }' "$WORK/wrk.out")"
-  echo "$figures|$(awk -v t="$((after - before))" -v hz="$TICKS" -v n="$requests" \
-    'BEGIN { printf "%.1f", t / hz / n * 1e6 }')"
+  awk -v ticks="$((after - before))" '
+    function us(v) {
+      if (v ~ /us$/) return v + 0
+      if (v ~ /ms$/) return v * 1000
+      if (v ~ /s$/) return v * 1e6
+      return v * 6e7
+    }
+    / requests in / { n = $1; t = $4; sub(/s,$/, "", t) }
+    $1 == "50%" { p50 = us($2) }
+    $1 == "99%" { p99 = us($2) }
+    END { print n, t, ticks, p50, p99 }' "$WORK/wrk.out" >> "$out"
 }
 
+# One server's figures over a run's slices: "req/s|p50|p99|CPU µs/req". The rate and the
+# CPU per request are totals over the slices; p50 is the median of the slices' p50, p99
+# the worst slice's (the run's own p99 is at most that). Args: the slices' file.
+run_figures() {
+  sort -n -k4 "$1" | awk -v hz="$TICKS" '
+    { n += $1; t += $2; c += $3; p50[NR] = $4; if ($5 > p99) p99 = $5 }
+    function fmt(v) { return v >= 1000 ? sprintf("%.2fms", v / 1000) : sprintf("%.0fus", v) }
+    END {
+      printf "%.0f|%s|%s|%.1f\n", n / t, fmt(p50[int((NR + 1) / 2)]), fmt(p99), c / hz / n * 1e6
+    }'
+}
+
+# Each run gives each server DURATION seconds in SLICES slices, alternating A B B A ...
+# (nginx first in every other pair), so that both are measured under the same drift of
+# the machine: on a shared VM the CPU a request costs moves by 20-50 % over tens of
+# seconds (docs/benchmarks.md), which sequential blocks of DURATION seconds measure as
+# much as the servers. SLICES=1 measures one block each, the server first.
+SLICES="${SLICES:-4}"
+SLICE_S="$(( (DURATION + SLICES - 1) / SLICES ))"
+echo "each run: $SLICES slice(s) of ${SLICE_S} s per server, alternating" >&2
 echo "| run | planscape req/s | p50 | p99 | CPU µs/req | nginx req/s | p50 | p99 | CPU µs/req | ratio |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for run in $(seq 1 "$RUNS"); do
-  IFS='|' read -r ours_rps ours_p50 ours_p99 _ ours_cpu <<< "$(measured_run http://127.0.0.1:18080 "$PID")"
-  IFS='|' read -r ng_rps ng_p50 ng_p99 _ ng_cpu <<< "$(measured_run http://127.0.0.1:18090 "${NGINX_WORKERS[@]}")"
+  : > "$WORK/ours.slices"
+  : > "$WORK/nginx.slices"
+  for slice in $(seq 1 "$SLICES"); do
+    if [ $((slice % 2)) = 1 ]; then
+      measured_slice "$WORK/ours.slices" http://127.0.0.1:18080 "$PID"
+      measured_slice "$WORK/nginx.slices" http://127.0.0.1:18090 "${NGINX_WORKERS[@]}"
+    else
+      measured_slice "$WORK/nginx.slices" http://127.0.0.1:18090 "${NGINX_WORKERS[@]}"
+      measured_slice "$WORK/ours.slices" http://127.0.0.1:18080 "$PID"
+    fi
+  done
+  IFS='|' read -r ours_rps ours_p50 ours_p99 ours_cpu <<< "$(run_figures "$WORK/ours.slices")"
+  IFS='|' read -r ng_rps ng_p50 ng_p99 ng_cpu <<< "$(run_figures "$WORK/nginx.slices")"
   ratio="$(awk -v a="$ours_rps" -v b="$ng_rps" 'BEGIN { printf "%.2fx", a / b }')"
-  echo "| $run |$ours_rps|$ours_p50|$ours_p99| $ours_cpu |$ng_rps|$ng_p50|$ng_p99| $ng_cpu | $ratio |"
+  echo "| $run | $ours_rps | $ours_p50 | $ours_p99 | $ours_cpu | $ng_rps | $ng_p50 | $ng_p99 | $ng_cpu | $ratio |"
 done
 
 if [ "$PROFILE" = 1 ]; then
