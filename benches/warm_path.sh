@@ -122,39 +122,38 @@ cpu_ticks() {
 TICKS="$(getconf CLK_TCK)"
 NGINX_WORKERS=()
 mapfile -t NGINX_WORKERS < <(pgrep -u www-data -f "nginx: worker process")
-# One slice: wrk for SLICE_S seconds against a server. Appends to the file named first
-# "requests seconds cpu_ticks p50_us p99_us" (the CPU time of the server's processes
-# over the slice). Args: that file, the base URL, then the server's PIDs.
+# One slice: wrk for SLICE_S seconds against a server. Appends "requests seconds
+# cpu_ticks" to NAME.slices (the CPU time of the server's processes over the slice) and
+# wrk's latency histogram to NAME.latency (benches/paths.lua). Args: NAME (a path without
+# extension), the base URL, then the server's PIDs.
 measured_slice() {
-  local out="$1" url="$2" before after
+  local name="$1" url="$2" before after
   shift 2
   before="$(cpu_ticks "$@")"
-  wrk -t1 -c"$CONNECTIONS" -d"${SLICE_S}s" --timeout 30s --latency -s benches/paths.lua \
-    "$url" -- "$WORK/paths.txt" > "$WORK/wrk.out"
+  WRK_LATENCY_OUT="$name.latency" wrk -t1 -c"$CONNECTIONS" -d"${SLICE_S}s" --timeout 30s \
+    -s benches/paths.lua "$url" -- "$WORK/paths.txt" > "$WORK/wrk.out"
   after="$(cpu_ticks "$@")"
   awk -v ticks="$((after - before))" '
-    function us(v) {
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /s$/) return v * 1e6
-      return v * 6e7
-    }
     / requests in / { n = $1; t = $4; sub(/s,$/, "", t) }
-    $1 == "50%" { p50 = us($2) }
-    $1 == "99%" { p99 = us($2) }
-    END { print n, t, ticks, p50, p99 }' "$WORK/wrk.out" >> "$out"
+    END { print n, t, ticks }' "$WORK/wrk.out" >> "$name.slices"
 }
 
 # One server's figures over a run's slices: "req/s|p50|p99|CPU µs/req". The rate and the
-# CPU per request are totals over the slices; p50 is the median of the slices' p50, p99
-# the worst slice's (the run's own p99 is at most that). Args: the slices' file.
+# CPU per request are totals over the slices; p50 and p99 come from the slices' latency
+# histograms merged. Args: NAME as for measured_slice.
 run_figures() {
-  sort -n -k4 "$1" | awk -v hz="$TICKS" '
-    { n += $1; t += $2; c += $3; p50[NR] = $4; if ($5 > p99) p99 = $5 }
-    function fmt(v) { return v >= 1000 ? sprintf("%.2fms", v / 1000) : sprintf("%.0fus", v) }
-    END {
-      printf "%.0f|%s|%s|%.1f\n", n / t, fmt(p50[int((NR + 1) / 2)]), fmt(p99), c / hz / n * 1e6
-    }'
+  local totals percentiles
+  totals="$(awk -v hz="$TICKS" '{ n += $1; t += $2; c += $3 }
+    END { printf "%.0f|%.1f", n / t, c / hz / n * 1e6 }' "$1.slices")"
+  percentiles="$(sort -n -k1 "$1.latency" | awk '
+    { v[NR] = $1; c[NR] = $2; total += $2 }
+    function fmt(x) { return x >= 1000 ? sprintf("%.2fms", x / 1000) : sprintf("%dus", x) }
+    function at(p,   i, seen) {
+      for (i = 1; i <= NR; i++) { seen += c[i]; if (seen >= p * total) return v[i] }
+      return v[NR]
+    }
+    END { printf "%s|%s", fmt(at(0.50)), fmt(at(0.99)) }')"
+  echo "${totals%|*}|${percentiles}|${totals#*|}"
 }
 
 # Each run gives each server DURATION seconds in SLICES slices, alternating A B B A ...
@@ -168,19 +167,19 @@ echo "each run: $SLICES slice(s) of ${SLICE_S} s per server, alternating" >&2
 echo "| run | planscape req/s | p50 | p99 | CPU µs/req | nginx req/s | p50 | p99 | CPU µs/req | ratio |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for run in $(seq 1 "$RUNS"); do
-  : > "$WORK/ours.slices"
-  : > "$WORK/nginx.slices"
+  : > "$WORK/ours.slices" && : > "$WORK/ours.latency"
+  : > "$WORK/nginx.slices" && : > "$WORK/nginx.latency"
   for slice in $(seq 1 "$SLICES"); do
     if [ $((slice % 2)) = 1 ]; then
-      measured_slice "$WORK/ours.slices" http://127.0.0.1:18080 "$PID"
-      measured_slice "$WORK/nginx.slices" http://127.0.0.1:18090 "${NGINX_WORKERS[@]}"
+      measured_slice "$WORK/ours" http://127.0.0.1:18080 "$PID"
+      measured_slice "$WORK/nginx" http://127.0.0.1:18090 "${NGINX_WORKERS[@]}"
     else
-      measured_slice "$WORK/nginx.slices" http://127.0.0.1:18090 "${NGINX_WORKERS[@]}"
-      measured_slice "$WORK/ours.slices" http://127.0.0.1:18080 "$PID"
+      measured_slice "$WORK/nginx" http://127.0.0.1:18090 "${NGINX_WORKERS[@]}"
+      measured_slice "$WORK/ours" http://127.0.0.1:18080 "$PID"
     fi
   done
-  IFS='|' read -r ours_rps ours_p50 ours_p99 ours_cpu <<< "$(run_figures "$WORK/ours.slices")"
-  IFS='|' read -r ng_rps ng_p50 ng_p99 ng_cpu <<< "$(run_figures "$WORK/nginx.slices")"
+  IFS='|' read -r ours_rps ours_p50 ours_p99 ours_cpu <<< "$(run_figures "$WORK/ours")"
+  IFS='|' read -r ng_rps ng_p50 ng_p99 ng_cpu <<< "$(run_figures "$WORK/nginx")"
   ratio="$(awk -v a="$ours_rps" -v b="$ng_rps" 'BEGIN { printf "%.2fx", a / b }')"
   echo "| $run | $ours_rps | $ours_p50 | $ours_p99 | $ours_cpu | $ng_rps | $ng_p50 | $ng_p99 | $ng_cpu | $ratio |"
 done
