@@ -117,6 +117,12 @@ impl TileCache {
         self.arena.as_ref()
     }
 
+    /// The tile of `key` if the front table answers for it now, without waiting (see
+    /// [`front`]): most hits of hot tiles. `None` does not mean uncached: ask [`Self::get`].
+    pub fn get_now(&self, key: &TileKey) -> Option<Arc<EncodedTile>> {
+        self.front.as_ref()?.get(key)
+    }
+
     /// The cached tile of `key`, if any (the fast path of a hit: nothing else is built).
     pub async fn get(&self, key: &TileKey) -> Option<Arc<EncodedTile>> {
         let (Some(cache), Some(front)) = (&self.inner, &self.front) else {

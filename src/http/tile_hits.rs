@@ -11,13 +11,17 @@
 //!
 //! What does not change from hit to hit is worked out once: the CORS headers (the layer's
 //! answer to a `GET`, which depends only on the request's `Origin`, and not even on that
-//! when any origin is allowed) and the metric handles of the route.
+//! when any origin is allowed) and the metric handles of the route. A hit that the
+//! cache's front table answers (a hot tile; [`crate::cache`]) with those fixed CORS
+//! headers is answered when the request comes, as a ready [`HitFuture`]: no future is
+//! built, boxed or moved for it. The others wait on the cache in a boxed future.
 
 use std::convert::Infallible;
 use std::future::{Future, ready};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -28,13 +32,32 @@ use tower_http::cors::CorsLayer;
 
 use super::{AppState, tiles};
 use crate::telemetry::{RequestLog, RouteHandles};
-use crate::tile::{TileId, parse_y_segment};
+use crate::tile::{EncodedTile, TileFormat, TileId, parse_y_segment};
 
 /// The router's pattern of the tile endpoint: the `route` label of a hit's metrics.
 pub const ROUTE: &str = "/tiles/{layer}/{z}/{x}/{y}";
 
-/// A response future of the hit path (a hit, or the router's answer after a miss).
-pub type HitFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+/// A response future of the hit path.
+pub enum HitFuture {
+    /// A hit answered from the cache's front table when the request came: nothing to
+    /// wait for, nothing allocated for the future.
+    Ready(Option<Response>),
+    /// Anything else: a hit found by waiting on the cache, or the router's answer.
+    Boxed(Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>),
+}
+
+impl Future for HitFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled once: a second poll (a contract breach of the caller) gets an empty
+            // response rather than a panic.
+            Self::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_default())),
+            Self::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// Answers cached layer tiles before routing (see the module's documentation).
 pub struct TileHits {
@@ -61,6 +84,26 @@ impl TileHits {
         }
     }
 
+    /// The response to `request` if it asks for a layer tile that the cache's front
+    /// table holds now and its CORS headers are the fixed ones (most hits): answered
+    /// without waiting. `None` leaves it to [`TileHits::answer`].
+    fn answer_now(&self, request: &Request) -> Option<Response> {
+        let (layer, z, x, y_segment) = tile_path(request.uri().path())?;
+        let cors = self.fixed_cors(request.headers())?;
+        // Timed from here, as the routed path is.
+        let log = RequestLog::start(request, ROUTE);
+        let segment = parse_y_segment(y_segment).ok()?;
+        let tile = TileId::parse(z, x, segment.y).ok()?;
+        let encoded = self
+            .state
+            .tiles
+            .cached_now(layer, tile, segment.format, segment.scale)?;
+        let mut response = self.respond(layer, tile, segment.format, &encoded, request.headers());
+        add_cors(response.headers_mut(), cors);
+        log.finish_on(&self.metrics, &mut response);
+        Some(response)
+    }
+
     /// The response to `request` if it asks for a cached layer tile; otherwise the
     /// request, unchanged, for the router. The path is parsed here once: a `GET` of
     /// `/tiles/{layer}/{z}/{x}/{y}` without percent-escapes (those are left to the router,
@@ -78,13 +121,13 @@ impl TileHits {
             return Err(request);
         };
         // The CORS headers of the routed path: worked out once, or from the same layer.
-        let mut response = match &self.cors_without_origin {
-            Some(fixed) if self.any_origin || !request.headers().contains_key(header::ORIGIN) => {
+        let mut response = match self.fixed_cors(request.headers()) {
+            Some(fixed) => {
                 let mut response = response;
                 add_cors(response.headers_mut(), fixed);
                 response
             }
-            _ => {
+            None => {
                 let mut prepared = Some(response);
                 let mut cors = self.cors.layer(tower::service_fn(move |_: Request| {
                     ready(Ok::<_, Infallible>(prepared.take().unwrap_or_default()))
@@ -97,6 +140,14 @@ impl TileHits {
         Ok(response)
     }
 
+    /// The CORS headers worked out once, if they are those of a request with `headers`:
+    /// always when any origin is allowed, otherwise for requests without `Origin`.
+    fn fixed_cors(&self, headers: &HeaderMap) -> Option<&HeaderMap> {
+        self.cors_without_origin
+            .as_ref()
+            .filter(|_| self.any_origin || !headers.contains_key(header::ORIGIN))
+    }
+
     /// The tile handler's response for the cached tile of a path's segments; `None` when
     /// they do not parse or the tile is not cached.
     async fn cached(
@@ -106,20 +157,31 @@ impl TileHits {
     ) -> Option<Response> {
         let segment = parse_y_segment(y_segment).ok()?;
         let tile = TileId::parse(z, x, segment.y).ok()?;
-        let format = segment.format;
         let encoded = self
             .state
             .tiles
-            .cached(layer, tile, format, segment.scale)
+            .cached(layer, tile, segment.format, segment.scale)
             .await?;
+        Some(self.respond(layer, tile, segment.format, &encoded, headers))
+    }
+
+    /// The tile handler's response for a cached tile, counted in the usage analytics.
+    fn respond(
+        &self,
+        layer: &str,
+        tile: TileId,
+        format: TileFormat,
+        encoded: &EncodedTile,
+        headers: &HeaderMap,
+    ) -> Response {
         self.state.analytics.count_tile(layer, tile.z);
-        Some(tiles::respond(
+        tiles::respond(
             &self.state.cache_control,
-            &encoded,
+            encoded,
             format.content_type(),
             format.compressible(),
             headers,
-        ))
+        )
     }
 }
 
@@ -157,8 +219,9 @@ fn add_cors(headers: &mut HeaderMap, cors: &HeaderMap) {
 }
 
 /// Serves one request of a connection from `peer` (if known): a `GET` under `/tiles/`
-/// goes to `hits` first, and to `router` when it is not a cached layer tile; every other
-/// request goes to `router` directly. The peer's address goes into the extensions of
+/// goes to `hits` first (answered at once when the cache's front table holds the tile),
+/// and to `router` when it is not a cached layer tile; every other request goes to
+/// `router` directly. The peer's address goes into the extensions of
 /// requests routed (handlers may read it); a hit does without.
 pub fn serve(
     hits: &Arc<TileHits>,
@@ -173,16 +236,19 @@ pub fn serve(
         request
     };
     if request.method() != Method::GET || !request.uri().path().starts_with("/tiles/") {
-        return Box::pin(router.call(routed(request)));
+        return HitFuture::Boxed(Box::pin(router.call(routed(request))));
+    }
+    if let Some(response) = hits.answer_now(&request) {
+        return HitFuture::Ready(Some(response));
     }
     let hits = Arc::clone(hits);
     let mut router = router.clone();
-    Box::pin(async move {
+    HitFuture::Boxed(Box::pin(async move {
         match hits.answer(request).await {
             Ok(response) => Ok(response),
             Err(request) => router.call(routed(request)).await,
         }
-    })
+    }))
 }
 
 /// The layer, z, x and `{y}.{ext}` segments of `/tiles/{layer}/{z}/{x}/{y}`, all non-empty

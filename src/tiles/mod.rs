@@ -193,6 +193,22 @@ impl TileService {
         Some(hit)
     }
 
+    /// As [`Tiles::cached`], answered only from the cache's front table, without waiting
+    /// (`None` when it does not answer now: [`Tiles::cached`] may still find the tile).
+    pub fn cached_now(
+        &self,
+        name: &str,
+        tile: TileId,
+        format: TileFormat,
+        scale: u8,
+    ) -> Option<Arc<EncodedTile>> {
+        let (layer, _, key) = self.key(name, tile, format, scale).ok()?;
+        let hit = self.cache.get_now(&key)?;
+        layer.metrics.cache_lookup(true);
+        layer.metrics.served(tile.z, format);
+        Some(hit)
+    }
+
     /// The layer, source and cache key of a tile, once the request is checked against the
     /// layer (format, scale, zoom range).
     fn key(
