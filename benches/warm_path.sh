@@ -8,6 +8,8 @@
 #   benches/warm_path.sh [DURATION_SECONDS] [CONNECTIONS] [RUNS]
 #   SLICES=1 benches/warm_path.sh ...             # one block of DURATION s per server and
 #                                                 # run, instead of 4 alternating slices
+#   NGINX_WORKER_PROCESSES=1 benches/warm_path.sh ...  # one nginx worker (default: auto,
+#                                                 # one per core)
 #   NGINX_SENDFILE=off benches/warm_path.sh ...   # nginx copies each body into the socket
 #                                                 # (write from its buffers)
 #   PLANSCAPE_CACHE_SENDFILE=false benches/warm_path.sh ...  # the server copies each body
@@ -68,7 +70,7 @@ primed="$(find "$NGINX_DIR/files" -type f | wc -l)"
 echo "tiles written for nginx: $primed of $(wc -l < "$WORK/paths.txt"), $(du -sh "$NGINX_DIR/files" | cut -f1)" >&2
 
 cat > "$NGINX_DIR/nginx.conf" <<CONF
-worker_processes auto;
+worker_processes ${NGINX_WORKER_PROCESSES:-auto};
 worker_rlimit_nofile 16384;
 pid $NGINX_DIR/nginx.pid;
 error_log $NGINX_DIR/error.log warn;
