@@ -83,14 +83,18 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String, Vec<u8>) {
 
 const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n";
 
+/// Sends `GET /health` on `stream` and reads the response: its status.
+async fn ask_health(stream: &mut TcpStream) -> u16 {
+    stream.write_all(HEALTH).await.expect("write");
+    read_response(stream).await.0
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_alive_requests_work_and_an_idle_connection_is_closed() {
     let server = TestServer::start(CONFIG).await;
     let mut stream = connect(&server).await;
     for _ in 0..3 {
-        stream.write_all(HEALTH).await.expect("write");
-        let (status, _, _) = read_response(&mut stream).await;
-        assert_eq!(status, 200);
+        assert_eq!(ask_health(&mut stream).await, 200);
     }
     // Then nothing: the server closes the idle connection, sending nothing more.
     let rest = read_until_closed(&mut stream).await;
@@ -107,8 +111,7 @@ async fn requests_spaced_wider_than_the_head_timeout_keep_the_connection() {
     let server = TestServer::start(CONFIG).await;
     let mut stream = connect(&server).await;
     for _ in 0..3 {
-        stream.write_all(HEALTH).await.expect("write");
-        assert_eq!(read_response(&mut stream).await.0, 200);
+        assert_eq!(ask_health(&mut stream).await, 200);
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     // A head in two parts, 600 ms apart: within the head's second from its first byte.
@@ -157,8 +160,7 @@ async fn an_unfinished_request_head_is_closed() {
     );
     // The server keeps serving.
     let mut fresh = connect(&server).await;
-    fresh.write_all(HEALTH).await.expect("write");
-    assert_eq!(read_response(&mut fresh).await.0, 200);
+    assert_eq!(ask_health(&mut fresh).await, 200);
     server.stop().await;
 }
 

@@ -94,10 +94,9 @@ impl TileHits {
         let log = RequestLog::start(request, ROUTE);
         let segment = parse_y_segment(y_segment).ok()?;
         let tile = TileId::parse(z, x, segment.y).ok()?;
-        let encoded = self
-            .state
-            .tiles
-            .cached_now(layer, tile, segment.format, segment.scale)?;
+        let tiles = &self.state.tiles;
+        let ask = tiles.hit_key(layer, tile, segment.format, segment.scale)?;
+        let encoded = tiles.cached_now(&ask)?;
         let mut response = self.respond(layer, tile, segment.format, &encoded, request.headers());
         add_cors(response.headers_mut(), cors);
         log.finish_on(&self.metrics, &mut response);
@@ -157,11 +156,9 @@ impl TileHits {
     ) -> Option<Response> {
         let segment = parse_y_segment(y_segment).ok()?;
         let tile = TileId::parse(z, x, segment.y).ok()?;
-        let encoded = self
-            .state
-            .tiles
-            .cached(layer, tile, segment.format, segment.scale)
-            .await?;
+        let tiles = &self.state.tiles;
+        let ask = tiles.hit_key(layer, tile, segment.format, segment.scale)?;
+        let encoded = tiles.cached(&ask).await?;
         Some(self.respond(layer, tile, segment.format, &encoded, headers))
     }
 

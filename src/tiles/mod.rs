@@ -175,38 +175,36 @@ impl TileService {
         Ok(encoded)
     }
 
-    /// The tile if the in-process cache holds it, counted as a hit and as served; `None`
-    /// for anything else (a miss, an unknown layer, a zoom out of range), which
-    /// [`TileService::tile`] then answers in full. The hit path of the server's
-    /// [`tile_hits`](crate::http::tile_hits), before any routing.
-    pub async fn cached(
+    /// The cache key of a tile for the hit path of the server's
+    /// [`tile_hits`](crate::http::tile_hits), before any routing: `None` for a request
+    /// [`TileService::tile`] must answer in full (an unknown layer, a zoom out of range).
+    pub fn hit_key(
         &self,
         name: &str,
         tile: TileId,
         format: TileFormat,
         scale: u8,
-    ) -> Option<Arc<EncodedTile>> {
+    ) -> Option<HitKey<'_>> {
         let (layer, _, key) = self.key(name, tile, format, scale).ok()?;
-        let hit = self.cache.get(&key).await?;
-        layer.metrics.cache_lookup(true);
-        layer.metrics.served(tile.z, format);
-        Some(hit)
+        Some(HitKey {
+            layer,
+            key,
+            zoom: tile.z,
+            format,
+        })
+    }
+
+    /// The tile if the in-process cache holds it, counted as a hit and as served; `None`
+    /// for a miss, which [`TileService::tile`] then answers in full.
+    pub async fn cached(&self, ask: &HitKey<'_>) -> Option<Arc<EncodedTile>> {
+        let hit = self.cache.get(&ask.key).await?;
+        Some(ask.counted(hit))
     }
 
     /// As [`Tiles::cached`], answered only from the cache's front table, without waiting
     /// (`None` when it does not answer now: [`Tiles::cached`] may still find the tile).
-    pub fn cached_now(
-        &self,
-        name: &str,
-        tile: TileId,
-        format: TileFormat,
-        scale: u8,
-    ) -> Option<Arc<EncodedTile>> {
-        let (layer, _, key) = self.key(name, tile, format, scale).ok()?;
-        let hit = self.cache.get_now(&key)?;
-        layer.metrics.cache_lookup(true);
-        layer.metrics.served(tile.z, format);
-        Some(hit)
+    pub fn cached_now(&self, ask: &HitKey<'_>) -> Option<Arc<EncodedTile>> {
+        self.cache.get_now(&ask.key).map(|hit| ask.counted(hit))
     }
 
     /// The layer, source and cache key of a tile, once the request is checked against the
@@ -564,5 +562,23 @@ async fn off_thread_if<T: Send + 'static>(
             .map_err(|e| SourceError::Internal(e.to_string()))?
     } else {
         work()
+    }
+}
+
+/// A tile request checked against its layer ([`Tiles::hit_key`]): what the hit path
+/// looks up in the cache.
+pub struct HitKey<'a> {
+    layer: &'a Layer,
+    key: TileKey,
+    zoom: u8,
+    format: TileFormat,
+}
+
+impl HitKey<'_> {
+    /// `hit`, counted in the layer's metrics as a cache hit and as served.
+    fn counted(&self, hit: Arc<EncodedTile>) -> Arc<EncodedTile> {
+        self.layer.metrics.cache_lookup(true);
+        self.layer.metrics.served(self.zoom, self.format);
+        hit
     }
 }
