@@ -132,8 +132,7 @@ measured_slice() {
   local name="$1" url="$2" before after
   shift 2
   before="$(cpu_ticks "$@")"
-  WRK_LATENCY_OUT="$name.latency" wrk -t1 -c"$CONNECTIONS" -d"${SLICE_S}s" --timeout 30s \
-    -s benches/paths.lua "$url" -- "$WORK/paths.txt" > "$WORK/wrk.out"
+  WRK_LATENCY_OUT="$name.latency" DURATION="$SLICE_S" run_wrk "$url" "$WORK/paths.txt" >/dev/null
   after="$(cpu_ticks "$@")"
   awk -v ticks="$((after - before))" '
     / requests in / { n = $1; t = $4; sub(/s,$/, "", t) }

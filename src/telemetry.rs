@@ -77,7 +77,12 @@ pub struct RequestLog {
 impl RequestLog {
     /// Starts the log of `request`, served by the route pattern `route`.
     pub fn start(request: &Request, route: &str) -> Self {
-        let started = Instant::now();
+        Self::start_at(request, route, Instant::now())
+    }
+
+    /// As [`RequestLog::start`], for a request that began at `started` (the clock read
+    /// before work that may turn out not to be this log's).
+    pub fn start_at(request: &Request, route: &str, started: Instant) -> Self {
         let method = request.method().clone();
         let id = request
             .headers()

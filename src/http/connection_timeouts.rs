@@ -53,6 +53,13 @@ pub struct Timeouts {
     pub idle: Duration,
 }
 
+impl Timeouts {
+    /// The shorter of the two: how far ahead a connection's timer is set at most.
+    fn shorter(&self) -> Duration {
+        self.header_read.min(self.idle)
+    }
+}
+
 /// A TCP listener whose connections carry [`Timeouts`].
 pub struct TimedListener {
     inner: Source,
@@ -211,9 +218,7 @@ impl TimedStream {
             seen_started: 0,
             last_io: now,
             header_since: now,
-            deadline: Box::pin(tokio::time::sleep_until(
-                now + timeouts.header_read.min(timeouts.idle),
-            )),
+            deadline: Box::pin(tokio::time::sleep_until(now + timeouts.shorter())),
         }
     }
 
@@ -231,7 +236,7 @@ impl TimedStream {
     /// begun at `now` or after is due `header_read` after it at the earliest, an idle
     /// spell `idle` after), so the timer never fires after a deadline without being moved.
     fn timer_for(&self, due: Instant, now: Instant) -> Instant {
-        due.min(now + self.timeouts.header_read.min(self.timeouts.idle))
+        due.min(now + self.timeouts.shorter())
     }
 
     /// Follows the requests [`Tracked`] counted since the last look.

@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -90,13 +91,15 @@ impl TileHits {
     fn answer_now(&self, request: &Request) -> Option<Response> {
         let (layer, z, x, y_segment) = tile_path(request.uri().path())?;
         let cors = self.fixed_cors(request.headers())?;
-        // Timed from here, as the routed path is.
-        let log = RequestLog::start(request, ROUTE);
+        // Timed from here, as the routed path is; the log itself (request id, span) is
+        // made only for a hit: a miss goes on to `answer`, which starts its own.
+        let started = Instant::now();
         let segment = parse_y_segment(y_segment).ok()?;
         let tile = TileId::parse(z, x, segment.y).ok()?;
         let tiles = &self.state.tiles;
         let ask = tiles.hit_key(layer, tile, segment.format, segment.scale)?;
         let encoded = tiles.cached_now(&ask)?;
+        let log = RequestLog::start_at(request, ROUTE, started);
         let mut response = self.respond(layer, tile, segment.format, &encoded, request.headers());
         add_cors(response.headers_mut(), cors);
         log.finish_on(&self.metrics, &mut response);
