@@ -12,7 +12,7 @@
 //! While a request is in flight no read deadline applies: the request body has its own
 //! limit (`http.body_read_timeout_s`, enforced where bodies are read: 408), and a slow
 //! handler is bounded by the database's statement timeout. Per request this costs two
-//! atomic counter updates and no allocation; per write, one clock read. The timer is not
+//! atomic counter updates, two clock reads and no allocation. The timer is not
 //! moved per request: it is set no further ahead than the shorter timeout, and when it
 //! fires before what is then due, it is set again.
 //!
@@ -239,8 +239,9 @@ impl TimedStream {
         due.min(now + self.timeouts.shorter())
     }
 
-    /// Follows the requests [`Tracked`] counted since the last look.
-    fn sync_phase(&mut self) {
+    /// Follows the requests [`Tracked`] counted since the last look; `now`, if the caller
+    /// has read the clock, saves reading it again.
+    fn sync_phase(&mut self, now: Option<Instant>) {
         if self.activity.in_flight.load(Ordering::Acquire) > 0 {
             self.phase = Phase::Busy;
             return;
@@ -250,13 +251,14 @@ impl TimedStream {
             // A request began (and has ended) since: the connection is between requests.
             self.seen_started = started;
             self.phase = Phase::Idle;
-            self.last_io = Instant::now();
+            self.last_io = now.unwrap_or_else(Instant::now);
         }
     }
 
     fn on_read(&mut self) {
-        self.last_io = Instant::now();
-        self.sync_phase();
+        let now = Instant::now();
+        self.last_io = now;
+        self.sync_phase(Some(now));
         if self.phase == Phase::Idle {
             // The first byte of the next request: its head has `header_read` to arrive.
             self.phase = Phase::Header;
@@ -264,9 +266,21 @@ impl TimedStream {
         }
     }
 
+    /// A write that took bytes pushes the idle deadline back. Only an `Idle` connection
+    /// reads the clock for it: in the other phases the deadline does not depend on
+    /// `last_io` (the head's runs from `header_since`; `Busy` has none), and the way out
+    /// of them to `Idle` ([`Self::sync_phase`]) sets `last_io` anew, later than any
+    /// write before it. A phase seen stale (a request that has ended since) is therefore
+    /// harmless, and a hit's response costs no clock read.
+    fn after_write(&mut self, result: &Poll<io::Result<usize>>) {
+        if self.phase == Phase::Idle && matches!(result, Poll::Ready(Ok(n)) if *n > 0) {
+            self.last_io = Instant::now();
+        }
+    }
+
     /// A read found nothing: fails once the phase's deadline has passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.sync_phase();
+        self.sync_phase(None);
         if self.phase == Phase::Busy {
             return Poll::Pending;
         }
@@ -322,9 +336,7 @@ impl AsyncWrite for TimedStream {
             }
             None => Pin::new(&mut this.inner).poll_write(cx, buf),
         };
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            this.last_io = Instant::now();
-        }
+        this.after_write(&result);
         result
     }
 
@@ -338,9 +350,7 @@ impl AsyncWrite for TimedStream {
             Some(arena) => zero_copy::poll_write(&mut this.inner, arena, cx, bufs),
             None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
         };
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            this.last_io = Instant::now();
-        }
+        this.after_write(&result);
         result
     }
 
