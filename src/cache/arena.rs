@@ -1,29 +1,45 @@
-//! Tile bodies in a memory file, so that a cache hit can be sent with `sendfile(2)`.
+//! Tile bodies in a file, so that a cache hit can be sent with `sendfile(2)`.
 //!
 //! A write of a body from ordinary memory makes the kernel copy it into the socket's
 //! buffers: on a warm cache that copy was a quarter of the server's CPU per hit
 //! (docs/benchmarks.md, "Bodies sent from the cache's memory file"). nginx serves files
 //! with `sendfile`, which hands the socket references to the file's pages instead. The
-//! [`BodyArena`] gives the cache the same: one `memfd` mapped into the process, in which
+//! [`BodyArena`] gives the cache the same: one file mapped into the process, in which
 //! every cached body of at least [`MIN_BODY`] bytes is kept in a run of whole pages. The
 //! connection's writer ([`crate::http::zero_copy`]) recognises a body slice lying in the
 //! mapping and sends it from the file.
+//!
+//! The file is an unlinked temporary file in a directory ([`BodyArena::new`]; the
+//! server's is `cache.body_dir`, by default the system's temporary directory), else a
+//! `memfd`. Which filesystem matters: `sendfile` from a disk filesystem's page cache
+//! looks pages up in batches, from shared memory (a `memfd`, tmpfs) one page at a time,
+//! which cost 10 % of the server's CPU per hit against 3.6 % (docs/benchmarks.md, "The
+//! body file on disk"). Bodies are written with `pwrite`, so that a full disk is an
+//! error (the body then stays in ordinary memory), not a fault in the mapping.
 //!
 //! A page the kernel still holds for a socket must not change. So a body's pages are
 //! never rewritten in place: when its last reference goes, its run is punched out of the
 //! file (`fallocate(PUNCH_HOLE)`), which detaches the old pages (a socket keeps them
 //! alive until it is done) before the run can be given to another body, which gets fresh
-//! pages. Only whole pages are punched, hence runs of whole pages.
+//! pages. Only whole pages are punched, hence runs of whole pages. Punching is work for
+//! the filesystem (a journal entry on a disk), so it is done on a thread of the arena's
+//! own: dropping a body's last reference (on a connection's thread, or in the cache's
+//! housekeeping) only queues its run, which is free again once punched.
 //!
 //! Memory: the file is sparse (its size is the cache's capacity, pages exist only under
-//! live bodies) and counts as shared memory in the process's RSS. The cache weighs a
+//! live bodies); its pages are page cache (a disk file's, written back and reclaimable)
+//! or shared memory (a `memfd`'s), in the process's RSS where mapped. The cache weighs a
 //! body by its [`footprint`], the whole pages it takes. When the file has no run free
 //! for a body (a burst of inserts before evictions catch up, or fragmentation), the body
 //! stays in ordinary memory and is written the ordinary way.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -61,15 +77,100 @@ pub struct BodyArena {
 }
 
 struct Inner {
-    file: OwnedFd,
+    file: Arc<File>,
     /// Start of the file's mapping.
     base: usize,
     /// Bytes mapped (the file's size, whole pages).
     len: usize,
+    /// To the thread that punches runs out and frees them (`None` if it could not be
+    /// started: runs are then punched where their body is dropped).
+    releases: Option<Sender<Run>>,
+    /// What the file is, for the logs.
+    described: String,
+}
+
+/// A run of pages: (first page, pages).
+type Run = (usize, usize);
+
+/// The file and its free runs, shared by the mapping's owner and the punching thread.
+struct File {
+    fd: OwnedFd,
     free: Mutex<FreeRuns>,
 }
 
+impl File {
+    /// Punches `run` out of the file and frees it. If the kernel refuses, the run is not
+    /// reused: it is lost to the arena (later bodies go to ordinary memory), never
+    /// overwritten under a socket.
+    fn release(&self, (first, pages): Run) {
+        if let Err(e) = punch(&self.fd, first * PAGE, pages * PAGE) {
+            tracing::warn!(error = %e, "could not release a cached body's pages; the run is not reused");
+            return;
+        }
+        if let Ok(mut free) = self.free.lock() {
+            free.give(first, pages);
+        }
+    }
+}
+
+/// `fallocate(PUNCH_HOLE)` of `len` bytes at `offset`: detaches the pages.
+fn punch(fd: &OwnedFd, offset: usize, len: usize) -> io::Result<()> {
+    let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "range too large");
+    let offset = libc::off_t::try_from(offset).map_err(|_| too_large())?;
+    let len = libc::off_t::try_from(len).map_err(|_| too_large())?;
+    // SAFETY: a valid descriptor; the kernel checks the range.
+    let done = unsafe {
+        libc::fallocate(
+            fd.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// An unlinked temporary file in `dir` (`O_TMPFILE`) whose filesystem can punch holes,
+/// of `len` bytes; or, without `dir`, a `memfd`.
+fn create_file(dir: Option<&Path>, len: usize) -> io::Result<OwnedFd> {
+    let fd = match dir {
+        Some(dir) => {
+            let path = CString::new(dir.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
+            // SAFETY: a NUL-terminated path and valid flags; the result is checked.
+            unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+                    0o600,
+                )
+            }
+        }
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
+        None => unsafe { libc::memfd_create(c"planscape-tiles".as_ptr(), libc::MFD_CLOEXEC) },
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let file = unsafe { OwnedFd::from_raw_fd(fd) };
+    let size = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "capacity too large"))?;
+    // SAFETY: a valid descriptor.
+    if unsafe { libc::ftruncate(file.as_raw_fd(), size) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // A filesystem that cannot punch holes could never reuse a run.
+    punch(&file, 0, PAGE)?;
+    Ok(file)
+}
+
 impl Drop for Inner {
+    // The punching thread ends when the sender goes, after the runs queued before.
     fn drop(&mut self) {
         // SAFETY: `base`/`len` are the mapping made in `BodyArena::new`; every body
         // referring to it holds an `Arc<Inner>`, so none is left.
@@ -78,28 +179,18 @@ impl Drop for Inner {
 }
 
 impl BodyArena {
-    /// A file of `capacity` bytes (rounded down to whole pages; sparse), mapped.
+    /// A file of `capacity` bytes (rounded down to whole pages; sparse), mapped: an
+    /// unlinked temporary file in `dir`, or without it a memory file (`memfd`).
     ///
     /// # Errors
-    /// When the kernel refuses the memory file or its mapping.
-    pub fn new(capacity: usize) -> io::Result<Self> {
+    /// When the kernel refuses the file (e.g. a read-only directory, a filesystem
+    /// without `O_TMPFILE` or hole punching) or its mapping.
+    pub fn new(capacity: usize, dir: Option<&Path>) -> io::Result<Self> {
         let len = capacity / PAGE * PAGE;
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no capacity"));
         }
-        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
-        let fd = unsafe { libc::memfd_create(c"planscape-tiles".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just created and is owned by nothing else.
-        let file = unsafe { OwnedFd::from_raw_fd(fd) };
-        let size = libc::off_t::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "capacity too large"))?;
-        // SAFETY: a valid descriptor.
-        if unsafe { libc::ftruncate(file.as_raw_fd(), size) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let file = create_file(dir, len)?;
         // SAFETY: a shared mapping of the whole file, checked below.
         let base = unsafe {
             libc::mmap(
@@ -114,12 +205,28 @@ impl BodyArena {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        let file = Arc::new(File {
+            fd: file,
+            free: Mutex::new(FreeRuns::new(len / PAGE)),
+        });
+        let (sender, queued) = channel::<Run>();
+        let punching = Arc::clone(&file);
+        let releases = std::thread::Builder::new()
+            .name("tile-body-release".into())
+            .spawn(move || queued.iter().for_each(|run| punching.release(run)))
+            .map_err(|e| tracing::warn!(error = %e, "no thread to release cached bodies"))
+            .ok()
+            .map(|_| sender);
         Ok(Self {
             inner: Arc::new(Inner {
                 file,
                 base: base as usize,
                 len,
-                free: Mutex::new(FreeRuns::new(len / PAGE)),
+                releases,
+                described: dir.map_or_else(
+                    || "a memory file".to_owned(),
+                    |dir| format!("a file in {}", dir.display()),
+                ),
             }),
         })
     }
@@ -131,19 +238,18 @@ impl BodyArena {
             return None;
         }
         let pages = bytes.len().div_ceil(PAGE);
-        let first = self.inner.free.lock().ok()?.take(pages)?;
+        let first = self.inner.file.free.lock().ok()?.take(pages)?;
+        // The slot owns the run from here: dropped, it gives the run back.
         let slot = Slot {
             arena: Arc::clone(&self.inner),
             first,
             pages,
             len: bytes.len(),
         };
-        // SAFETY: the run is this slot's alone until it is dropped (taken from the free
-        // runs; punched, so its pages are fresh), and lies inside the mapping.
-        let target = unsafe {
-            std::slice::from_raw_parts_mut((self.inner.base + first * PAGE) as *mut u8, slot.len)
-        };
-        target.copy_from_slice(bytes);
+        // The run is this slot's alone (taken from the free runs; punched, so its pages
+        // are fresh). Written through the file, not the mapping: no room on the disk is
+        // an error here, where a store into the mapping would fault.
+        write_all_at(&self.inner.file.fd, bytes, first * PAGE).ok()?;
         Some(Bytes::from_owner(slot))
     }
 
@@ -165,9 +271,14 @@ impl BodyArena {
                 .checked_add(slice.len())
                 .is_some_and(|end| end <= inner.base + inner.len);
         inside.then(|| FileRange {
-            fd: inner.file.as_raw_fd(),
+            fd: inner.file.fd.as_raw_fd(),
             offset: (start - inner.base) as u64,
         })
+    }
+
+    /// What the file is: "a file in DIR" or "a memory file".
+    pub fn describe(&self) -> &str {
+        &self.inner.described
     }
 
     /// Whether `slice` lies in the file.
@@ -178,10 +289,36 @@ impl BodyArena {
     /// Bytes of the file under live bodies (whole pages): what it adds to the RSS.
     pub fn used_bytes(&self) -> usize {
         self.inner
+            .file
             .free
             .lock()
             .map_or(0, |f| self.inner.len - f.free_pages * PAGE)
     }
+}
+
+/// `pwrite`s all of `bytes` at `offset` of `fd`.
+fn write_all_at(fd: &OwnedFd, bytes: &[u8], offset: usize) -> io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        let at = libc::off_t::try_from(offset + done)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+        let rest = &bytes[done..];
+        // SAFETY: a valid descriptor and a live buffer of the length given.
+        let written = unsafe { libc::pwrite(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), at) };
+        let written = match usize::try_from(written) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        done += written;
+    }
+    Ok(())
 }
 
 /// A body's run of pages; gives the run back, emptied, when dropped.
@@ -204,33 +341,11 @@ impl AsRef<[u8]> for Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let (Ok(offset), Ok(len)) = (
-            libc::off_t::try_from(self.first * PAGE),
-            libc::off_t::try_from(self.pages * PAGE),
-        ) else {
-            return;
-        };
-        // Detach the pages (a socket may still be sending them) before the run can be
-        // reused. If the kernel refuses, the run is not reused: it is lost to the arena
-        // (later bodies go to ordinary memory), never overwritten under a socket.
-        // SAFETY: a valid descriptor and a range inside the file.
-        let punched = unsafe {
-            libc::fallocate(
-                self.arena.file.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                offset,
-                len,
-            )
-        } == 0;
-        if !punched {
-            tracing::warn!(
-                error = %io::Error::last_os_error(),
-                "could not release a cached body's pages; the run is not reused"
-            );
-            return;
-        }
-        if let Ok(mut free) = self.arena.free.lock() {
-            free.give(self.first, self.pages);
+        // Queued for the punching thread; the run is free once punched out.
+        let run = (self.first, self.pages);
+        let queued = (self.arena.releases.as_ref()).is_some_and(|to| to.send(run).is_ok());
+        if !queued {
+            self.arena.file.release(run);
         }
     }
 }
@@ -306,6 +421,34 @@ mod tests {
             .collect()
     }
 
+    /// The arenas the tests run on: a file in the temporary directory (a disk
+    /// filesystem on the machines this runs on), and a memory file.
+    fn arenas(capacity: usize) -> [BodyArena; 2] {
+        [
+            BodyArena::new(capacity, Some(&std::env::temp_dir())).unwrap(),
+            BodyArena::new(capacity, None).unwrap(),
+        ]
+    }
+
+    /// Waits for the arena's thread to release what was dropped, until `used` bytes are
+    /// in use; whether they were.
+    fn settles_at(arena: &BodyArena, used: usize) -> bool {
+        for _ in 0..10_000 {
+            if arena.used_bytes() == used {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn a_directory_that_cannot_hold_the_file_is_an_error() {
+        let missing = std::env::temp_dir().join("planscape-no-such-directory");
+        assert!(BodyArena::new(16 * PAGE, Some(&missing)).is_err());
+        assert!(BodyArena::new(PAGE - 1, None).is_err(), "no whole page");
+    }
+
     #[test]
     fn runs_are_best_fit_and_merge_when_given_back() {
         let mut runs = FreeRuns::new(100);
@@ -330,7 +473,12 @@ mod tests {
 
     #[test]
     fn bodies_live_in_the_file_and_give_their_pages_back() {
-        let arena = BodyArena::new(64 * PAGE).unwrap();
+        for arena in arenas(64 * PAGE) {
+            bodies_live_in(&arena);
+        }
+    }
+
+    fn bodies_live_in(arena: &BodyArena) {
         assert_eq!(arena.used_bytes(), 0);
         // Short bodies stay out; long ones are kept, in whole pages.
         assert!(arena.store(&body(MIN_BODY - 1, 1)).is_none());
@@ -351,7 +499,7 @@ mod tests {
         drop(kept);
         assert_eq!(arena.used_bytes(), 4 * PAGE);
         drop(clone);
-        assert_eq!(arena.used_bytes(), 0);
+        assert!(settles_at(arena, 0));
         // Full: bodies that do not fit stay out (and adopt keeps them as they are).
         let big = Bytes::from(body(65 * PAGE, 3));
         let adopted = arena.adopt(big.clone());
@@ -364,7 +512,12 @@ mod tests {
     /// refilled with other bytes meanwhile.
     #[test]
     fn bytes_queued_in_a_socket_survive_the_reuse_of_their_run() {
-        let arena = BodyArena::new(16 * PAGE).unwrap();
+        for arena in arenas(16 * PAGE) {
+            bytes_survive_reuse_in(&arena);
+        }
+    }
+
+    fn bytes_survive_reuse_in(arena: &BodyArena) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut sender = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut receiver, _) = listener.accept().unwrap();
@@ -376,6 +529,7 @@ mod tests {
         let sent = unsafe { libc::sendfile(sender.as_raw_fd(), range.fd, &mut offset, kept.len()) };
         assert_eq!(usize::try_from(sent).unwrap(), first.len());
         drop(kept);
+        assert!(settles_at(arena, 0));
         let second = body(3 * PAGE, 99);
         let reused = arena.store(&second).unwrap();
         assert_eq!(
