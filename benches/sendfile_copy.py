@@ -8,11 +8,14 @@ page cache. This measures whether keeping cached bodies in a memfd and sending t
 sendfile would save that copy here: the same bodies (distinct, so that they are not all
 in the CPU's caches, as in the server's tile cache), sent by one thread to a reader
 thread, alternating the ways; the figure is the sending thread's CPU time per body. A
-third way, `sendfile` from a regular file in the page cache, is what nginx does.
+third way, `sendfile` from a regular file in the page cache, is what nginx does; the
+fourth and fifth fill such a file otherwise (through a shared mapping; `pwrite` a page
+at a time), which changes the folios the page cache holds the bodies in.
 
     cd .data && ../benches/sendfile_copy.py [BODY_BYTES] [BODIES] [SENDS_PER_ROUND] [ROUNDS]
 """
 
+import mmap
 import os
 import resource
 import socket
@@ -40,6 +43,23 @@ for i, body in enumerate(data):
     os.pwrite(disk.fileno(), body, i * slot)
 os.fsync(disk.fileno())
 os.pread(disk.fileno(), bodies * slot, 0)
+# The same again, written through a shared mapping instead of pwrite (the page cache
+# then holds the pages the faults made; pwrite on a filesystem with large folios makes
+# larger ones).
+mapped = tempfile.TemporaryFile(dir=os.environ.get("TMPDIR_DISK", "."))
+os.ftruncate(mapped.fileno(), bodies * slot)
+mapping = mmap.mmap(mapped.fileno(), bodies * slot)
+for i, body in enumerate(data):
+    mapping[i * slot : i * slot + size] = body
+mapping.flush()
+os.fsync(mapped.fileno())
+# And with pwrite, one page per call (the page cache then holds single pages, as after
+# the mapping's faults: the write path sizes its folios by the write).
+paged = tempfile.TemporaryFile(dir=os.environ.get("TMPDIR_DISK", "."))
+for i, body in enumerate(data):
+    for at in range(0, size, 4096):
+        os.pwrite(paged.fileno(), body[at : at + 4096], i * slot + at)
+os.fsync(paged.fileno())
 
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
@@ -83,6 +103,8 @@ for r in range(1, rounds + 1):
         ("send", send_all),
         ("sendfile (memfd)", sendfile_from(memfd)),
         ("sendfile (file in the page cache)", sendfile_from(disk.fileno())),
+        ("sendfile (file in the page cache, written through a mapping)", sendfile_from(mapped.fileno())),
+        ("sendfile (file in the page cache, pwrite page by page)", sendfile_from(paged.fileno())),
     )
     for name, way in ways:
         cpu0, wall0 = thread_cpu(), time.perf_counter()
