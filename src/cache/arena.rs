@@ -12,9 +12,9 @@
 //! The file is an unlinked temporary file in a directory ([`BodyArena::new`]; the
 //! server's is `cache.body_dir`, by default the system's temporary directory), else a
 //! `memfd`. Which filesystem matters: `sendfile` from a disk filesystem's page cache
-//! looks pages up in batches, from shared memory (a `memfd`, tmpfs) one page at a time,
-//! which cost 10 % of the server's CPU per hit against 3.6 % (docs/benchmarks.md, "The
-//! body file on disk"). Bodies are written with `pwrite`, so that a full disk is an
+//! looks pages up in batches, from shared memory (a `memfd`, tmpfs) one page at a time:
+//! 9.8 % of the server's CPU per hit against 3.6-5.9 % (docs/benchmarks.md, "The body
+//! file on disk"). Bodies are written with `pwrite`, so that a full disk is an
 //! error (the body then stays in ordinary memory), not a fault in the mapping.
 //!
 //! A page the kernel still holds for a socket must not change. So a body's pages are
