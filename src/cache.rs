@@ -15,7 +15,6 @@ mod entry;
 mod front;
 pub mod shared;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use moka::future::Cache;
@@ -77,27 +76,16 @@ impl TileCache {
     }
 
     /// As [`TileCache::new`], keeping bodies of [`arena::MIN_BODY`] bytes and more in a
-    /// file of `max_bytes` for the connections' `sendfile` ([`Self::arena`]): an unlinked
-    /// file in `dir`, or if it cannot be made there (a warning), a memory file. If the
-    /// kernel refuses both, a warning, and bodies stay in ordinary memory.
-    pub fn with_body_arena(max_bytes: u64, dir: &Path) -> Self {
+    /// memory file of `max_bytes` for the connections' `sendfile` ([`Self::arena`]). If
+    /// the kernel refuses the file, a warning, and bodies stay in ordinary memory.
+    pub fn with_body_arena(max_bytes: u64) -> Self {
         let arena = (max_bytes > 0)
             .then(|| usize::try_from(max_bytes).unwrap_or(usize::MAX))
-            .and_then(|capacity| {
-                let in_dir = arena::BodyArena::new(capacity, Some(dir));
-                if let Err(e) = &in_dir {
-                    tracing::warn!(dir = %dir.display(), error = %e,
-                        "no file for cached bodies in this directory; a memory file instead");
-                }
-                match in_dir.or_else(|_| arena::BodyArena::new(capacity, None)) {
-                    Ok(arena) => {
-                        tracing::info!(file = arena.describe(), "cached bodies kept for sendfile");
-                        Some(arena)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no file for cached bodies; hits are copied");
-                        None
-                    }
+            .and_then(|capacity| match arena::BodyArena::new(capacity) {
+                Ok(arena) => Some(arena),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no memory file for cached bodies; hits are copied");
+                    None
                 }
             });
         let (inner, front) = Self::build(max_bytes, arena.is_some());
@@ -322,19 +310,5 @@ mod tests {
             .run_pending_tasks()
             .await;
         assert!(cache.weighted_size() <= 10_000, "{}", cache.weighted_size());
-    }
-
-    #[test]
-    fn the_body_file_goes_to_its_directory_or_else_into_memory() {
-        let temp = std::env::temp_dir();
-        let cache = TileCache::with_body_arena(1 << 20, &temp);
-        let arena = cache.arena().expect("an arena");
-        assert_eq!(arena.describe(), format!("a file in {}", temp.display()));
-        // A directory where no file can be made: a memory file, not an error.
-        let cache = TileCache::with_body_arena(1 << 20, &temp.join("planscape-missing"));
-        let arena = cache.arena().expect("an arena");
-        assert_eq!(arena.describe(), "a memory file");
-        let body = vec![7u8; arena::MIN_BODY];
-        assert!(arena.contains(&arena.store(&body).expect("kept")));
     }
 }

@@ -106,8 +106,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let pool = db::create_pool(&config.database).await?;
     let cache_bytes = config.cache.size_mb.saturating_mul(1024 * 1024);
     let cache = if config.cache.sendfile {
-        let dir = (config.cache.body_dir.clone()).unwrap_or_else(std::env::temp_dir);
-        TileCache::with_body_arena(cache_bytes, &dir)
+        TileCache::with_body_arena(cache_bytes)
     } else {
         TileCache::new(cache_bytes)
     };

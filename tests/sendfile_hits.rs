@@ -1,4 +1,4 @@
-//! Tile bodies sent from the cache's body file with `sendfile` (`cache::arena`,
+//! Tile bodies sent from the cache's memory file with `sendfile` (`cache::arena`,
 //! `http::zero_copy`): what arrives is, byte for byte, what a server that copies its
 //! bodies sends, also while a small cache evicts bodies and gives their pages to others
 //! under concurrent requests.

@@ -1,45 +1,40 @@
-//! Tile bodies in a file, so that a cache hit can be sent with `sendfile(2)`.
+//! Tile bodies in a memory file, so that a cache hit can be sent with `sendfile(2)`.
 //!
 //! A write of a body from ordinary memory makes the kernel copy it into the socket's
 //! buffers: on a warm cache that copy was a quarter of the server's CPU per hit
 //! (docs/benchmarks.md, "Bodies sent from the cache's memory file"). nginx serves files
 //! with `sendfile`, which hands the socket references to the file's pages instead. The
-//! [`BodyArena`] gives the cache the same: one file mapped into the process, in which
+//! [`BodyArena`] gives the cache the same: one `memfd` mapped into the process, in which
 //! every cached body of at least [`MIN_BODY`] bytes is kept in a run of whole pages. The
 //! connection's writer ([`crate::http::zero_copy`]) recognises a body slice lying in the
 //! mapping and sends it from the file.
-//!
-//! The file is an unlinked temporary file in a directory ([`BodyArena::new`]; the
-//! server's is `cache.body_dir`, by default the system's temporary directory), else a
-//! `memfd`. Which filesystem matters: `sendfile` from a disk filesystem's page cache
-//! looks pages up in batches, from shared memory (a `memfd`, tmpfs) one page at a time:
-//! 9.8 % of the server's CPU per hit against 3.6-5.9 % (docs/benchmarks.md, "The body
-//! file on disk"). Bodies are written with `pwrite`, so that a full disk is an
-//! error (the body then stays in ordinary memory), not a fault in the mapping.
 //!
 //! A page the kernel still holds for a socket must not change. So a body's pages are
 //! never rewritten in place: when its last reference goes, its run is punched out of the
 //! file (`fallocate(PUNCH_HOLE)`), which detaches the old pages (a socket keeps them
 //! alive until it is done) before the run can be given to another body, which gets fresh
-//! pages. Only whole pages are punched, hence runs of whole pages. Punching is work for
-//! the filesystem (a journal entry on a disk), so it is done on a thread of the arena's
-//! own: dropping a body's last reference (on a connection's thread, or in the cache's
-//! housekeeping) only queues its run, which is free again once punched.
+//! pages. Only whole pages are punched, hence runs of whole pages.
+//!
+//! That holds only while the file's pages are single pages. A punch that covers part of
+//! a large folio (a transparent huge page of shared memory) zeroes that part in place,
+//! and the next body written there writes into the very pages a socket may still be
+//! sending. So the arena is refused when the kernel may give shared memory large folios
+//! (`transparent_hugepage/shmem_enabled`, or one of its per-size knobs, at `always`,
+//! `within_size` or `force`), and bodies stay in ordinary memory. For the same reason the
+//! file is a `memfd`, not a file on a disk filesystem: those keep their page cache in
+//! large folios on current kernels (ext4 from 6.16, XFS), and a test of it here sent
+//! pages changed after they were handed to the socket (docs/benchmarks.md, "The body
+//! file on disk, measured and withdrawn").
 //!
 //! Memory: the file is sparse (its size is the cache's capacity, pages exist only under
-//! live bodies); its pages are page cache (a disk file's, written back and reclaimable)
-//! or shared memory (a `memfd`'s), in the process's RSS where mapped. The cache weighs a
+//! live bodies) and counts as shared memory in the process's RSS. The cache weighs a
 //! body by its [`footprint`], the whole pages it takes. When the file has no run free
 //! for a body (a burst of inserts before evictions catch up, or fragmentation), the body
 //! stays in ordinary memory and is written the ordinary way.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -77,100 +72,15 @@ pub struct BodyArena {
 }
 
 struct Inner {
-    file: Arc<File>,
+    file: OwnedFd,
     /// Start of the file's mapping.
     base: usize,
     /// Bytes mapped (the file's size, whole pages).
     len: usize,
-    /// To the thread that punches runs out and frees them (`None` if it could not be
-    /// started: runs are then punched where their body is dropped).
-    releases: Option<Sender<Run>>,
-    /// What the file is, for the logs.
-    described: String,
-}
-
-/// A run of pages: (first page, pages).
-type Run = (usize, usize);
-
-/// The file and its free runs, shared by the mapping's owner and the punching thread.
-struct File {
-    fd: OwnedFd,
     free: Mutex<FreeRuns>,
 }
 
-impl File {
-    /// Punches `run` out of the file and frees it. If the kernel refuses, the run is not
-    /// reused: it is lost to the arena (later bodies go to ordinary memory), never
-    /// overwritten under a socket.
-    fn release(&self, (first, pages): Run) {
-        if let Err(e) = punch(&self.fd, first * PAGE, pages * PAGE) {
-            tracing::warn!(error = %e, "could not release a cached body's pages; the run is not reused");
-            return;
-        }
-        if let Ok(mut free) = self.free.lock() {
-            free.give(first, pages);
-        }
-    }
-}
-
-/// `fallocate(PUNCH_HOLE)` of `len` bytes at `offset`: detaches the pages.
-fn punch(fd: &OwnedFd, offset: usize, len: usize) -> io::Result<()> {
-    let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "range too large");
-    let offset = libc::off_t::try_from(offset).map_err(|_| too_large())?;
-    let len = libc::off_t::try_from(len).map_err(|_| too_large())?;
-    // SAFETY: a valid descriptor; the kernel checks the range.
-    let done = unsafe {
-        libc::fallocate(
-            fd.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            offset,
-            len,
-        )
-    };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// An unlinked temporary file in `dir` (`O_TMPFILE`) whose filesystem can punch holes,
-/// of `len` bytes; or, without `dir`, a `memfd`.
-fn create_file(dir: Option<&Path>, len: usize) -> io::Result<OwnedFd> {
-    let fd = match dir {
-        Some(dir) => {
-            let path = CString::new(dir.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the path"))?;
-            // SAFETY: a NUL-terminated path and valid flags; the result is checked.
-            unsafe {
-                libc::open(
-                    path.as_ptr(),
-                    libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
-                    0o600,
-                )
-            }
-        }
-        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
-        None => unsafe { libc::memfd_create(c"planscape-tiles".as_ptr(), libc::MFD_CLOEXEC) },
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and is owned by nothing else.
-    let file = unsafe { OwnedFd::from_raw_fd(fd) };
-    let size = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "capacity too large"))?;
-    // SAFETY: a valid descriptor.
-    if unsafe { libc::ftruncate(file.as_raw_fd(), size) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // A filesystem that cannot punch holes could never reuse a run.
-    punch(&file, 0, PAGE)?;
-    Ok(file)
-}
-
 impl Drop for Inner {
-    // The punching thread ends when the sender goes, after the runs queued before.
     fn drop(&mut self) {
         // SAFETY: `base`/`len` are the mapping made in `BodyArena::new`; every body
         // referring to it holds an `Arc<Inner>`, so none is left.
@@ -179,18 +89,35 @@ impl Drop for Inner {
 }
 
 impl BodyArena {
-    /// A file of `capacity` bytes (rounded down to whole pages; sparse), mapped: an
-    /// unlinked temporary file in `dir`, or without it a memory file (`memfd`).
+    /// A file of `capacity` bytes (rounded down to whole pages; sparse), mapped.
     ///
     /// # Errors
-    /// When the kernel refuses the file (e.g. a read-only directory, a filesystem
-    /// without `O_TMPFILE` or hole punching) or its mapping.
-    pub fn new(capacity: usize, dir: Option<&Path>) -> io::Result<Self> {
+    /// When the kernel refuses the memory file or its mapping.
+    pub fn new(capacity: usize) -> io::Result<Self> {
         let len = capacity / PAGE * PAGE;
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "no capacity"));
         }
-        let file = create_file(dir, len)?;
+        if shmem_may_use_large_folios() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "shared memory may use transparent huge pages \
+                 (/sys/kernel/mm/transparent_hugepage/shmem_enabled)",
+            ));
+        }
+        // SAFETY: a NUL-terminated name and valid flags; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"planscape-tiles".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let file = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size = libc::off_t::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "capacity too large"))?;
+        // SAFETY: a valid descriptor.
+        if unsafe { libc::ftruncate(file.as_raw_fd(), size) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         // SAFETY: a shared mapping of the whole file, checked below.
         let base = unsafe {
             libc::mmap(
@@ -205,28 +132,12 @@ impl BodyArena {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let file = Arc::new(File {
-            fd: file,
-            free: Mutex::new(FreeRuns::new(len / PAGE)),
-        });
-        let (sender, queued) = channel::<Run>();
-        let punching = Arc::clone(&file);
-        let releases = std::thread::Builder::new()
-            .name("tile-body-release".into())
-            .spawn(move || queued.iter().for_each(|run| punching.release(run)))
-            .map_err(|e| tracing::warn!(error = %e, "no thread to release cached bodies"))
-            .ok()
-            .map(|_| sender);
         Ok(Self {
             inner: Arc::new(Inner {
                 file,
                 base: base as usize,
                 len,
-                releases,
-                described: dir.map_or_else(
-                    || "a memory file".to_owned(),
-                    |dir| format!("a file in {}", dir.display()),
-                ),
+                free: Mutex::new(FreeRuns::new(len / PAGE)),
             }),
         })
     }
@@ -238,18 +149,19 @@ impl BodyArena {
             return None;
         }
         let pages = bytes.len().div_ceil(PAGE);
-        let first = self.inner.file.free.lock().ok()?.take(pages)?;
-        // The slot owns the run from here: dropped, it gives the run back.
+        let first = self.inner.free.lock().ok()?.take(pages)?;
         let slot = Slot {
             arena: Arc::clone(&self.inner),
             first,
             pages,
             len: bytes.len(),
         };
-        // The run is this slot's alone (taken from the free runs; punched, so its pages
-        // are fresh). Written through the file, not the mapping: no room on the disk is
-        // an error here, where a store into the mapping would fault.
-        write_all_at(&self.inner.file.fd, bytes, first * PAGE).ok()?;
+        // SAFETY: the run is this slot's alone until it is dropped (taken from the free
+        // runs; punched, so its pages are fresh), and lies inside the mapping.
+        let target = unsafe {
+            std::slice::from_raw_parts_mut((self.inner.base + first * PAGE) as *mut u8, slot.len)
+        };
+        target.copy_from_slice(bytes);
         Some(Bytes::from_owner(slot))
     }
 
@@ -271,14 +183,9 @@ impl BodyArena {
                 .checked_add(slice.len())
                 .is_some_and(|end| end <= inner.base + inner.len);
         inside.then(|| FileRange {
-            fd: inner.file.fd.as_raw_fd(),
+            fd: inner.file.as_raw_fd(),
             offset: (start - inner.base) as u64,
         })
-    }
-
-    /// What the file is: "a file in DIR" or "a memory file".
-    pub fn describe(&self) -> &str {
-        &self.inner.described
     }
 
     /// Whether `slice` lies in the file.
@@ -289,36 +196,10 @@ impl BodyArena {
     /// Bytes of the file under live bodies (whole pages): what it adds to the RSS.
     pub fn used_bytes(&self) -> usize {
         self.inner
-            .file
             .free
             .lock()
             .map_or(0, |f| self.inner.len - f.free_pages * PAGE)
     }
-}
-
-/// `pwrite`s all of `bytes` at `offset` of `fd`.
-fn write_all_at(fd: &OwnedFd, bytes: &[u8], offset: usize) -> io::Result<()> {
-    let mut done = 0;
-    while done < bytes.len() {
-        let at = libc::off_t::try_from(offset + done)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
-        let rest = &bytes[done..];
-        // SAFETY: a valid descriptor and a live buffer of the length given.
-        let written = unsafe { libc::pwrite(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), at) };
-        let written = match usize::try_from(written) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-        };
-        done += written;
-    }
-    Ok(())
 }
 
 /// A body's run of pages; gives the run back, emptied, when dropped.
@@ -341,11 +222,33 @@ impl AsRef<[u8]> for Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // Queued for the punching thread; the run is free once punched out.
-        let run = (self.first, self.pages);
-        let queued = (self.arena.releases.as_ref()).is_some_and(|to| to.send(run).is_ok());
-        if !queued {
-            self.arena.file.release(run);
+        let (Ok(offset), Ok(len)) = (
+            libc::off_t::try_from(self.first * PAGE),
+            libc::off_t::try_from(self.pages * PAGE),
+        ) else {
+            return;
+        };
+        // Detach the pages (a socket may still be sending them) before the run can be
+        // reused. If the kernel refuses, the run is not reused: it is lost to the arena
+        // (later bodies go to ordinary memory), never overwritten under a socket.
+        // SAFETY: a valid descriptor and a range inside the file.
+        let punched = unsafe {
+            libc::fallocate(
+                self.arena.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                offset,
+                len,
+            )
+        } == 0;
+        if !punched {
+            tracing::warn!(
+                error = %io::Error::last_os_error(),
+                "could not release a cached body's pages; the run is not reused"
+            );
+            return;
+        }
+        if let Ok(mut free) = self.arena.free.lock() {
+            free.give(self.first, self.pages);
         }
     }
 }
@@ -410,6 +313,47 @@ impl FreeRuns {
     }
 }
 
+/// The kernel's settings of transparent huge pages for shared memory.
+const THP: &str = "/sys/kernel/mm/transparent_hugepage";
+
+/// Whether the kernel may keep a `memfd`'s pages in large folios (see the module's
+/// documentation): its `shmem_enabled` settings, read now.
+fn shmem_may_use_large_folios() -> bool {
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).ok();
+    let per_size: Vec<String> = std::fs::read_dir(THP)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| read(entry.path().join("shmem_enabled")))
+        .collect();
+    large_folios_allowed(
+        read(std::path::Path::new(THP).join("shmem_enabled")).as_deref(),
+        &per_size,
+    )
+}
+
+/// From the contents of the global `shmem_enabled` (none: a kernel without transparent
+/// huge pages) and the per-size ones: whether a `memfd` written with `write`, never
+/// advised, may get large folios.
+fn large_folios_allowed(global: Option<&str>, per_size: &[String]) -> bool {
+    /// The value in brackets.
+    fn selected(setting: &str) -> Option<&str> {
+        let start = setting.find('[')? + 1;
+        let end = start + setting[start..].find(']')?;
+        Some(&setting[start..end])
+    }
+    let global = global.and_then(selected).unwrap_or("never");
+    match global {
+        "deny" => return false,
+        "always" | "within_size" | "force" => return true,
+        _ => {}
+    }
+    per_size
+        .iter()
+        .filter_map(|setting| selected(setting))
+        .any(|size| matches!(size, "always" | "within_size"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,32 +365,43 @@ mod tests {
             .collect()
     }
 
-    /// The arenas the tests run on: a file in the temporary directory (a disk
-    /// filesystem on the machines this runs on), and a memory file.
-    fn arenas(capacity: usize) -> [BodyArena; 2] {
-        [
-            BodyArena::new(capacity, Some(&std::env::temp_dir())).unwrap(),
-            BodyArena::new(capacity, None).unwrap(),
-        ]
-    }
-
-    /// Waits for the arena's thread to release what was dropped, until `used` bytes are
-    /// in use; whether they were.
-    fn settles_at(arena: &BodyArena, used: usize) -> bool {
-        for _ in 0..10_000 {
-            if arena.used_bytes() == used {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        false
-    }
-
     #[test]
-    fn a_directory_that_cannot_hold_the_file_is_an_error() {
-        let missing = std::env::temp_dir().join("planscape-no-such-directory");
-        assert!(BodyArena::new(16 * PAGE, Some(&missing)).is_err());
-        assert!(BodyArena::new(PAGE - 1, None).is_err(), "no whole page");
+    fn shared_memory_huge_pages_are_read_from_the_kernels_settings() {
+        let never = "always within_size advise [never] deny force";
+        let inherit = "always [inherit] within_size advise never";
+        let off = "always inherit within_size advise [never]";
+        // This machine's kind: no huge pages for shared memory, the arena is allowed.
+        assert!(!large_folios_allowed(
+            Some(never),
+            &[inherit.into(), off.into()]
+        ));
+        assert!(!large_folios_allowed(None, &[]));
+        assert!(!large_folios_allowed(
+            Some("always within_size [advise] never deny force"),
+            &[]
+        ));
+        for on in [
+            "[always] within_size advise never deny force",
+            "always [within_size] advise never deny force",
+            "always within_size advise never deny [force]",
+        ] {
+            assert!(large_folios_allowed(Some(on), &[]), "{on}");
+        }
+        // A per-size setting turns them on, unless the global one denies everything.
+        let sized = "always inherit [within_size] advise never".to_owned();
+        assert!(large_folios_allowed(
+            Some(never),
+            &[off.into(), sized.clone()]
+        ));
+        assert!(!large_folios_allowed(
+            Some("always within_size advise never [deny] force"),
+            &[sized]
+        ));
+        // Whatever this kernel says, the arena follows it.
+        assert_eq!(
+            BodyArena::new(16 * PAGE).is_err(),
+            shmem_may_use_large_folios()
+        );
     }
 
     #[test]
@@ -473,12 +428,7 @@ mod tests {
 
     #[test]
     fn bodies_live_in_the_file_and_give_their_pages_back() {
-        for arena in arenas(64 * PAGE) {
-            bodies_live_in(&arena);
-        }
-    }
-
-    fn bodies_live_in(arena: &BodyArena) {
+        let arena = BodyArena::new(64 * PAGE).unwrap();
         assert_eq!(arena.used_bytes(), 0);
         // Short bodies stay out; long ones are kept, in whole pages.
         assert!(arena.store(&body(MIN_BODY - 1, 1)).is_none());
@@ -499,7 +449,7 @@ mod tests {
         drop(kept);
         assert_eq!(arena.used_bytes(), 4 * PAGE);
         drop(clone);
-        assert!(settles_at(arena, 0));
+        assert_eq!(arena.used_bytes(), 0);
         // Full: bodies that do not fit stay out (and adopt keeps them as they are).
         let big = Bytes::from(body(65 * PAGE, 3));
         let adopted = arena.adopt(big.clone());
@@ -512,12 +462,7 @@ mod tests {
     /// refilled with other bytes meanwhile.
     #[test]
     fn bytes_queued_in_a_socket_survive_the_reuse_of_their_run() {
-        for arena in arenas(16 * PAGE) {
-            bytes_survive_reuse_in(&arena);
-        }
-    }
-
-    fn bytes_survive_reuse_in(arena: &BodyArena) {
+        let arena = BodyArena::new(16 * PAGE).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut sender = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut receiver, _) = listener.accept().unwrap();
@@ -529,7 +474,6 @@ mod tests {
         let sent = unsafe { libc::sendfile(sender.as_raw_fd(), range.fd, &mut offset, kept.len()) };
         assert_eq!(usize::try_from(sent).unwrap(), first.len());
         drop(kept);
-        assert!(settles_at(arena, 0));
         let second = body(3 * PAGE, 99);
         let reused = arena.store(&second).unwrap();
         assert_eq!(

@@ -16,7 +16,6 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ),
     ("PLANSCAPE_CACHE_SIZE_MB", "cache.size_mb"),
     ("PLANSCAPE_CACHE_SENDFILE", "cache.sendfile"),
-    ("PLANSCAPE_CACHE_BODY_DIR", "cache.body_dir"),
     ("PLANSCAPE_SHARED_CACHE_URL", "cache.shared.url"),
     ("PLANSCAPE_SHARED_CACHE_TTL_S", "cache.shared.ttl_s"),
     (

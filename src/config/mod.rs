@@ -528,12 +528,6 @@ mod tests {
             assert!(!c.cache.sendfile, "{value}");
         }
         assert!(load_str("", &[("PLANSCAPE_CACHE_SENDFILE", "maybe")]).is_err());
-        // The body file's directory: the system's temporary one unless set.
-        assert_eq!(defaults.cache.body_dir, None);
-        let c = load_str("[cache]\nbody_dir = \"/srv/tiles\"\n", &[]).expect("file");
-        assert_eq!(c.cache.body_dir, Some(PathBuf::from("/srv/tiles")));
-        let c = load_str("", &[("PLANSCAPE_CACHE_BODY_DIR", "/dev/shm")]).expect("env");
-        assert_eq!(c.cache.body_dir, Some(PathBuf::from("/dev/shm")));
     }
 
     #[test]

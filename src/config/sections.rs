@@ -217,12 +217,6 @@ pub struct CacheConfig {
     /// them in ordinary memory and copies them, as before).
     #[serde(default = "default_sendfile")]
     pub sendfile: bool,
-    /// Directory of that file (an unlinked temporary file, sparse, up to `size_mb`);
-    /// unset: the system's temporary directory (`TMPDIR`, else `/tmp`). A disk
-    /// filesystem serves hits for the least CPU (docs/benchmarks.md); a tmpfs directory
-    /// keeps the bodies in memory only. Where no file can be made, a memory file.
-    #[serde(default)]
-    pub body_dir: Option<PathBuf>,
     /// The shared second level (Redis/Valkey) and shared login limits; off without a URL.
     #[serde(default)]
     pub shared: SharedCacheConfig,
@@ -338,7 +332,6 @@ impl Default for CacheConfig {
         Self {
             size_mb: default_cache_size(),
             sendfile: default_sendfile(),
-            body_dir: None,
             shared: SharedCacheConfig::default(),
         }
     }

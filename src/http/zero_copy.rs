@@ -107,7 +107,7 @@ mod tests {
     /// in order.
     #[tokio::test]
     async fn heads_and_file_bodies_arrive_whole_and_in_order() {
-        let arena = BodyArena::new(4 << 20, Some(&std::env::temp_dir())).unwrap();
+        let arena = BodyArena::new(4 << 20).unwrap();
         let bodies: Vec<Bytes> = (0..6u8)
             .map(|k| {
                 let bytes: Vec<u8> = (0..(300_000 + usize::from(k) * 7))
