@@ -38,7 +38,11 @@ for i, body in enumerate(data):
 # The same layout in a regular file, in the current folder or TMPDIR_DISK (a disk file
 # system: /tmp may be tmpfs, which is a memory file again), read once so that its pages
 # are cached.
-disk = tempfile.TemporaryFile(dir=os.environ.get("TMPDIR_DISK", "."))
+def disk_file():
+    return tempfile.TemporaryFile(dir=os.environ.get("TMPDIR_DISK", "."))
+
+
+disk = disk_file()
 for i, body in enumerate(data):
     os.pwrite(disk.fileno(), body, i * slot)
 os.fsync(disk.fileno())
@@ -46,7 +50,7 @@ os.pread(disk.fileno(), bodies * slot, 0)
 # The same again, written through a shared mapping instead of pwrite (the page cache
 # then holds the pages the faults made; pwrite on a filesystem with large folios makes
 # larger ones).
-mapped = tempfile.TemporaryFile(dir=os.environ.get("TMPDIR_DISK", "."))
+mapped = disk_file()
 os.ftruncate(mapped.fileno(), bodies * slot)
 mapping = mmap.mmap(mapped.fileno(), bodies * slot)
 for i, body in enumerate(data):
@@ -55,7 +59,7 @@ mapping.flush()
 os.fsync(mapped.fileno())
 # And with pwrite, one page per call (the page cache then holds single pages, as after
 # the mapping's faults: the write path sizes its folios by the write).
-paged = tempfile.TemporaryFile(dir=os.environ.get("TMPDIR_DISK", "."))
+paged = disk_file()
 for i, body in enumerate(data):
     for at in range(0, size, 4096):
         os.pwrite(paged.fileno(), body[at : at + 4096], i * slot + at)
