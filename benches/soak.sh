@@ -11,8 +11,9 @@
 # Mix: the map views of benches/mix.py (vector and raster tiles, TileJSON, z7-z13) with,
 # every 16 requests, a planning request of a signed-in user: statistics of all catalog
 # conditions over one of 24 drawn areas (2,000 to 200,000 acres), a plan read, a plan's
-# scores. Writes the "Soak" section of docs/loadtest.md: requests, errors, the largest and
-# last RSS against the configured cache size, and the gauges of /metrics at the end.
+# scores. Reports (in .data/bench/soak/soak.md, and on standard output) requests, errors,
+# the largest and last RSS against the configured cache size, and the gauges of /metrics
+# at the end; docs/loadtest.md's "Soak" section keeps the runs' history by hand.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -126,12 +127,6 @@ gdal_max="$(gauge gdal_cache_max_bytes)"
   echo "shared memory (the tile cache's bodies in its memory file) $(gauge process_resident_shared_bytes) MiB;"
   echo "the C allocator: $(gauge allocator_in_use_bytes) MiB in use, $(gauge allocator_free_bytes) MiB free but kept."
 } > "$WORK/soak.md"
-# Replace the Soak section of docs/loadtest.md (benches/loadtest.sh keeps it).
-/usr/bin/python3 - "$WORK/soak.md" docs/loadtest.md <<'PY'
-import sys
-soak = open(sys.argv[1]).read()
-doc = open(sys.argv[2]).read()
-head = doc.split("\n## Soak\n")[0].rstrip("\n")
-open(sys.argv[2], "w").write(head + "\n\n" + soak)
-PY
+# The report goes to .data/bench/soak/soak.md and standard output, not into
+# docs/loadtest.md: its Soak section is a history of runs, to which a run is added by hand.
 cat "$WORK/soak.md"
